@@ -1,0 +1,54 @@
+"""Embedded bus: the two topics as in-process queues. Commands reach local workers by HTTP poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from queue_manager.domain.telemetry import Source
+from queue_manager.ports import Command, Message
+
+MAX_BATCH = 500
+
+
+@dataclass
+class _Batch:
+    messages: Sequence[Message]
+
+    async def commit(self) -> None:
+        """Nothing to acknowledge: an in-process message is gone once taken."""
+
+
+class MemoryBus:
+    name = "memory"
+
+    def __init__(self, *, max_pending: int = 100_000) -> None:
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=max_pending)
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        self._stopped.clear()
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+    async def ping(self) -> None:
+        """Always reachable: it lives in this process."""
+
+    async def send_command(self, command: Command) -> None:
+        # queue-control carries commands too; the dispatcher reads and ignores them, as on Kafka.
+        await self._inbox.put(Message(Source.CONTROL, orjson.dumps(command.as_message())))
+
+    async def send_telemetry(self, value: bytes) -> None:
+        await self._inbox.put(Message(Source.EVENTS, value))
+
+    async def batches(self) -> AsyncIterator[_Batch]:
+        while not self._stopped.is_set():
+            first = await self._inbox.get()
+            messages = [first]
+            while len(messages) < MAX_BATCH and not self._inbox.empty():
+                messages.append(self._inbox.get_nowait())
+            yield _Batch(messages)

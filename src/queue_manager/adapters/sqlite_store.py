@@ -1,0 +1,214 @@
+"""Embedded state store: one SQLite file in WAL mode, safe for several processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from queue_manager.adapters import cursor as cursors
+from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
+from queue_manager.ports import Page
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue_state (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    created TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS queue_state_created ON queue_state (created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status, created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS queue_state_symbol ON queue_state (symbol, created DESC, id DESC);
+CREATE TABLE IF NOT EXISTS idempotency_key (
+    key TEXT PRIMARY KEY,
+    queue_id TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _dump(queue: QueueState) -> bytes:
+    return queue.model_dump_json().encode()
+
+
+def _load(doc: bytes | str) -> QueueState:
+    return QueueState.model_validate_json(doc)
+
+
+class SQLiteStore:
+    name = "sqlite"
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        # One connection cannot hold two transactions: writers in this process take turns.
+        self._write_lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        await conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    async def open(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await self._connect()
+            await self._writer.executescript(SCHEMA)
+            self._reader = await self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise DependencyUnavailable("store", f"cannot open {self._path}: {exc}") from exc
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    def _conns(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+        if self._writer is None or self._reader is None:
+            raise DependencyUnavailable("store", "not open")
+        return self._writer, self._reader
+
+    async def ping(self) -> None:
+        _, reader = self._conns()
+        try:
+            await reader.execute_fetchall("SELECT 1")
+        except sqlite3.Error as exc:
+            raise DependencyUnavailable("store", str(exc)) from exc
+
+    async def insert(
+        self, queue: QueueState, idempotency_key: str | None
+    ) -> tuple[QueueState, bool]:
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    if idempotency_key is not None:
+                        rows: Any = await writer.execute_fetchall(
+                            "SELECT q.doc FROM idempotency_key k JOIN queue_state q "
+                            "ON q.id = k.queue_id WHERE k.key = ?",
+                            (idempotency_key,),
+                        )
+                        if rows:
+                            await writer.execute("ROLLBACK")
+                            return _load(rows[0][0]), False
+                        await writer.execute(
+                            "INSERT INTO idempotency_key (key, queue_id) VALUES (?, ?)",
+                            (idempotency_key, queue.id),
+                        )
+                    await writer.execute(
+                        "INSERT INTO queue_state (id, status, symbol, created, version, doc) "
+                        "VALUES (?, ?, ?, ?, 1, ?)",
+                        (
+                            queue.id,
+                            queue.status.value,
+                            queue.symbol,
+                            cursors.sort_key(queue.created_at),
+                            _dump(queue),
+                        ),
+                    )
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise DependencyUnavailable("store", str(exc)) from exc
+        return queue, True
+
+    async def get(self, queue_id: str) -> QueueState | None:
+        rows = await self._read("SELECT doc FROM queue_state WHERE id = ?", (queue_id,))
+        return _load(rows[0][0]) if rows else None
+
+    async def update(
+        self, queue_id: str, mutate: Callable[[QueueState], bool]
+    ) -> QueueState | None:
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                # IMMEDIATE takes the write lock before reading, so another process cannot
+                # write between our read and our write: no lost update.
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    found: Any = await writer.execute_fetchall(
+                        "SELECT doc FROM queue_state WHERE id = ?", (queue_id,)
+                    )
+                    if not found:
+                        await writer.execute("ROLLBACK")
+                        return None
+                    queue = _load(found[0][0])
+                    if mutate(queue):
+                        await writer.execute(
+                            "UPDATE queue_state SET status = ?, version = version + 1, doc = ? "
+                            "WHERE id = ?",
+                            (queue.status.value, _dump(queue), queue_id),
+                        )
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise DependencyUnavailable("store", str(exc)) from exc
+        return queue
+
+    async def page(
+        self,
+        *,
+        status: QueueStatus | None,
+        symbol: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        where: list[str] = []
+        args: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        if symbol is not None:
+            where.append("symbol = ?")
+            args.append(symbol)
+        if cursor is not None:
+            created, last_id = cursors.decode(cursor)
+            where.append("(created, id) < (?, ?)")
+            args += [created, last_id]
+        sql = "SELECT doc, created, id FROM queue_state"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, id DESC LIMIT ?"
+        rows = await self._read(sql, (*args, limit + 1))
+        items = [_load(row[0]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = cursors.encode(last[1], last[2])
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def list_active(self) -> list[QueueState]:
+        marks = ",".join("?" for _ in ACTIVE_QUEUE_STATUSES)
+        rows = await self._read(
+            f"SELECT doc FROM queue_state WHERE status IN ({marks})",
+            tuple(s.value for s in ACTIVE_QUEUE_STATUSES),
+        )
+        return [_load(row[0]) for row in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._read("SELECT status, COUNT(*) FROM queue_state GROUP BY status", ())
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def _read(self, sql: str, args: tuple[Any, ...]) -> Any:
+        _, reader = self._conns()
+        try:
+            return list(await reader.execute_fetchall(sql, args))
+        except sqlite3.Error as exc:
+            raise DependencyUnavailable("store", str(exc)) from exc

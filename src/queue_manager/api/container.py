@@ -1,0 +1,30 @@
+"""What the routes need, built once by the app factory and kept on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from queue_manager.api.hub import Hub
+from queue_manager.api.worker_auth import WorkerTokens
+from queue_manager.observability.metrics import Metrics
+from queue_manager.services.engine import Engine
+from queue_manager.services.queues import QueueService
+from queue_manager.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    queues: QueueService
+    hub: Hub
+    metrics: Metrics
+    tokens: WorkerTokens
+    started: bool = False
+
+
+def get_container(conn: HTTPConnection) -> Container:
+    container: Container = conn.app.state.container
+    return container

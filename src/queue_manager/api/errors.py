@@ -1,0 +1,78 @@
+"""The one place that turns errors into envelopes and HTTP codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from queue_manager.api.envelope import error
+from queue_manager.domain.errors import (
+    Conflict,
+    DependencyUnavailable,
+    DomainError,
+    InvalidRequest,
+    LaunchFailed,
+    QueueNotFound,
+)
+from queue_manager.domain.requests import PIPELINE_FIELDS, SINGLE_FIELDS, STEP_FIELDS
+
+log = structlog.get_logger(__name__)
+
+_STATUS: dict[type[DomainError], int] = {
+    QueueNotFound: 404,
+    Conflict: 409,
+    InvalidRequest: 422,
+    DependencyUnavailable: 503,
+    LaunchFailed: 422,
+}
+# Union tags pydantic puts in error locations; the client never wrote them.
+_TAGS = {"single", "pipeline", "body", "query", "header", "path"}
+
+
+def field_errors(errors: list[Any]) -> list[dict[str, str]]:
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if str(p) not in _TAGS]
+        field = ".".join(loc) or "body"
+        message = str(err.get("msg", "invalid"))
+        kind = err.get("type")
+        if kind == "extra_forbidden":
+            in_step = any(p in ("requests", "microservices") for p in loc[:-1])
+            allowed = STEP_FIELDS if in_step else sorted({*SINGLE_FIELDS, *PIPELINE_FIELDS})
+            message = f"unknown field; allowed fields: {', '.join(allowed)}"
+        elif kind == "missing":
+            message = "field required"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        out.append({"field": field, "message": message})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> Response:
+        code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 400)
+        headers = {"Retry-After": "5"} if code == 503 else None
+        return error(exc.message, code, exc.data, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error("Malformed JSON body", 400, {"errors": field_errors(errors)})
+        return error("Invalid request", 422, {"errors": field_errors(errors)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        return error(message, exc.status_code, None, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", path=request.url.path, exc_info=exc)
+        return error("Internal error", 500)

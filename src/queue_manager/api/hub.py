@@ -1,0 +1,109 @@
+"""WebSocket fan-out: each client has a bounded queue and its own sender task.
+
+`publish` never awaits, so a slow client cannot delay the dispatcher or the other clients;
+a client whose queue overflows is disconnected (it can reconnect and re-read state over REST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from queue_manager.observability.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+SLOW_CLIENT_CLOSE = 1013  # "try again later"
+
+
+@dataclass(eq=False)
+class _Client:
+    socket: WebSocket
+    queue_id: str | None
+    outbox: asyncio.Queue[bytes | None]
+    overflowed: bool = field(default=False)
+
+
+class Hub:
+    def __init__(self, metrics: Metrics, *, heartbeat: float, buffer: int) -> None:
+        self._metrics = metrics
+        self._heartbeat = heartbeat
+        self._buffer = buffer
+        self._clients: set[_Client] = set()
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def publish(self, update: dict[str, Any]) -> None:
+        if not self._clients:
+            return
+        payload = orjson.dumps(update)
+        queue_id = update.get("queue_id")
+        for client in list(self._clients):
+            if client.queue_id is not None and client.queue_id != queue_id:
+                continue
+            try:
+                client.outbox.put_nowait(payload)
+            except asyncio.QueueFull:
+                self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if client.overflowed:
+            return
+        client.overflowed = True
+        self._clients.discard(client)
+        self._metrics.websocket_clients.set(len(self._clients))
+        # Wake the sender so it closes the socket; make room for the sentinel.
+        with contextlib.suppress(asyncio.QueueEmpty):
+            client.outbox.get_nowait()
+        client.outbox.put_nowait(None)
+        log.warning("slow websocket client disconnected", queue_id=client.queue_id)
+
+    async def serve(self, socket: WebSocket, queue_id: str | None) -> None:
+        await socket.accept()
+        client = _Client(socket, queue_id, asyncio.Queue(maxsize=self._buffer))
+        self._clients.add(client)
+        self._metrics.websocket_clients.set(len(self._clients))
+        reader = asyncio.create_task(self._drain_incoming(socket))
+        try:
+            await self._send_loop(client, reader)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            self._clients.discard(client)
+            self._metrics.websocket_clients.set(len(self._clients))
+
+    async def _send_loop(self, client: _Client, reader: asyncio.Task[None]) -> None:
+        heartbeat = orjson.dumps({"event": "heartbeat"})
+        while not reader.done():
+            try:
+                payload = await asyncio.wait_for(client.outbox.get(), self._heartbeat)
+            except TimeoutError:
+                payload = heartbeat
+            if payload is None:
+                with contextlib.suppress(Exception):
+                    await client.socket.close(code=SLOW_CLIENT_CLOSE, reason="client too slow")
+                return
+            try:
+                await client.socket.send_text(payload.decode())
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                return
+
+    async def _drain_incoming(self, socket: WebSocket) -> None:
+        """Clients send nothing we need, but reading is how a disconnect is noticed."""
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                await socket.receive_text()
+
+    async def close(self) -> None:
+        for client in list(self._clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                client.outbox.put_nowait(None)

@@ -1,0 +1,114 @@
+"""Queue endpoints: start, stop, list, show."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from queue_manager.api.container import Container, get_container
+from queue_manager.api.envelope import Envelope, success
+from queue_manager.api.examples import START_EXAMPLES
+from queue_manager.domain.errors import InvalidRequest
+from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.requests import SYMBOL_RE, StartRequest
+
+router = APIRouter(prefix="/queues", tags=["queues"])
+
+Services = Annotated[Container, Depends(get_container)]
+QueueId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class StartData(BaseModel):
+    queue_id: str
+
+
+class StopBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue_id: QueueId
+    force: bool = False
+
+
+class StopData(BaseModel):
+    queue_id: str
+    status: QueueStatus
+
+
+class QueueList(Envelope[list[QueueState]]):
+    next_cursor: str | None = None
+
+
+@router.post(
+    "/start",
+    response_model=Envelope[StartData],
+    summary="Start a queue (single step or pipeline)",
+    responses={409: {}, 413: {}, 422: {}, 503: {}},
+)
+async def start_queue(
+    services: Services,
+    body: Annotated[StartRequest, Body(openapi_examples=START_EXAMPLES)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Retrying with the same key returns the same queue_id, launching nothing",
+        ),
+    ] = None,
+) -> Response:
+    queue = await services.queues.start(body, idempotency_key)
+    return success("Queue started", {"queue_id": queue.id})
+
+
+@router.post(
+    "/stop",
+    response_model=Envelope[StopData],
+    summary="Stop a queue: graceful, or at once with force=true",
+    responses={404: {}, 409: {}, 422: {}, 503: {}},
+)
+async def stop_queue(
+    services: Services,
+    queue_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    force: Annotated[bool, Query()] = False,
+    body: Annotated[StopBody | None, Body()] = None,
+) -> Response:
+    target = queue_id or (body.queue_id if body else None)
+    if target is None:
+        raise InvalidRequest(
+            [{"field": "queue_id", "message": "give queue_id as a query parameter or in the body"}]
+        )
+    queue = await services.queues.stop(target, force=force or bool(body and body.force))
+    return success("Queue stopped", {"queue_id": queue.id, "status": queue.status.value})
+
+
+@router.get("", response_model=QueueList, summary="List queues, newest first")
+async def list_queues(
+    services: Services,
+    status: Annotated[QueueStatus | None, Query()] = None,
+    symbol: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    wanted = symbol.upper() if symbol else None
+    if wanted is not None and not SYMBOL_RE.match(wanted):
+        raise InvalidRequest(
+            [{"field": "symbol", "message": "must be 2 to 20 letters or digits, e.g. BTCUSDT"}]
+        )
+    page = await services.queues.page(status=status, symbol=wanted, limit=limit, cursor=cursor)
+    data: list[Any] = [q.model_dump(mode="json") for q in page.items]
+    return success("Queues", data, next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{queue_id}",
+    response_model=Envelope[QueueState],
+    summary="One queue with its steps",
+    responses={404: {}},
+)
+async def show_queue(
+    services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]
+) -> Response:
+    queue = await services.queues.get(queue_id)
+    return success("Queue status", queue.model_dump(mode="json"))

@@ -1,0 +1,180 @@
+"""Composition root: `create_app` picks the adapters and wires everything; the lifespan opens and
+closes them and supervises the background loops. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from fastapi import FastAPI
+
+from queue_manager import __version__
+from queue_manager.api import errors, health, internal, live, queues
+from queue_manager.api.container import Container
+from queue_manager.api.hub import Hub
+from queue_manager.api.middleware import BodyLimit, HTTPMetrics
+from queue_manager.api.worker_auth import WorkerTokens
+from queue_manager.observability import logging as qm_logging
+from queue_manager.observability.metrics import Metrics
+from queue_manager.ports import Bus, Launcher, StateStore
+from queue_manager.services.engine import Deps, Engine
+from queue_manager.services.job_specs import JobConfig
+from queue_manager.services.queues import QueueService
+from queue_manager.services.reconciler import Reconciler
+from queue_manager.services.telemetry import Dispatcher
+from queue_manager.settings import BusBackend, LauncherBackend, Settings, StoreBackend
+from queue_manager.supervisor import Supervisor
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Adapters:
+    store: StateStore
+    bus: Bus
+    launcher: Launcher
+
+
+def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
+    store: StateStore
+    bus: Bus
+    launcher: Launcher
+    if settings.resolved_store is StoreBackend.ARANGO:
+        from queue_manager.adapters.arango_store import ArangoStore
+
+        store = ArangoStore.from_settings(settings)
+    else:
+        from queue_manager.adapters.sqlite_store import SQLiteStore
+
+        store = SQLiteStore(settings.sqlite_file)
+    if settings.resolved_bus is BusBackend.KAFKA:
+        from queue_manager.adapters.kafka_bus import KafkaBus
+
+        bus = KafkaBus.from_settings(settings)
+    else:
+        from queue_manager.adapters.memory_bus import MemoryBus
+
+        bus = MemoryBus()
+    if settings.resolved_launcher is LauncherBackend.KUBERNETES:
+        from queue_manager.adapters.kube_launcher import KubeLauncher
+
+        launcher = KubeLauncher.from_settings(settings)
+    else:
+        from queue_manager.adapters.local_launcher import LocalLauncher
+
+        def worker_env(queue_id: str) -> dict[str, str]:
+            return {"QM_URL": settings.worker_url, "QM_WORKER_TOKEN": tokens.token(queue_id)}
+
+        launcher = LocalLauncher(
+            settings.data_dir / "jobs",
+            worker_env=worker_env,
+            extra_args=settings.local_worker_args.split(),
+            kill_timeout=settings.local_kill_timeout_seconds,
+        )
+    return Adapters(store, bus, launcher)
+
+
+def job_config(settings: Settings) -> JobConfig:
+    secret_env: dict[str, tuple[str, str]] = {}
+    if settings.kafka_user:
+        secret_env["KAFKA_USER"] = (settings.kafka_secret_name, "username")
+        secret_env["KAFKA_PASSWORD"] = (settings.kafka_secret_name, "password")
+    if settings.arango_url:
+        secret_env["ARANGO_USER"] = (settings.arango_secret_name, "username")
+        secret_env["ARANGO_PASSWORD"] = (settings.arango_secret_name, "password")
+    targets = ("loader-producer", "arango-connector", "graph-builder", "gnn-trainer", "visualizer")
+    return JobConfig(
+        images={t: settings.image_for(t) for t in targets},
+        allowed_images=frozenset(settings.allowed_images),
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers or "",
+        arango_url=settings.arango_url or "",
+        arango_db=settings.arango_db,
+        control_topic=settings.queue_control_topic,
+        events_topic=settings.queue_events_topic,
+        secret_env=secret_env,
+    )
+
+
+def create_app(settings: Settings | None = None, adapters: Adapters | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    hub = Hub(metrics, heartbeat=settings.ws_heartbeat_seconds, buffer=settings.ws_client_buffer)
+    if settings.worker_token_secret is not None:
+        tokens = WorkerTokens(settings.worker_token_secret.get_secret_value().encode())
+    else:
+        tokens = WorkerTokens.from_file(settings.data_dir / "worker-token.secret")
+    adapters = adapters or build_adapters(settings, tokens)
+    deps = Deps(
+        store=adapters.store,
+        bus=adapters.bus,
+        launcher=adapters.launcher,
+        broadcaster=hub,
+        metrics=metrics,
+        jobs=job_config(settings),
+        stop_grace=timedelta(seconds=settings.stop_grace_seconds),
+        launch_grace=timedelta(seconds=settings.launch_grace_seconds),
+    )
+    engine = Engine(deps)
+    container = Container(
+        settings=settings,
+        engine=engine,
+        queues=QueueService(engine),
+        hub=hub,
+        metrics=metrics,
+        tokens=tokens,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        supervisor = Supervisor()
+        dispatcher = Dispatcher(engine)
+        reconciler = Reconciler(engine, settings.reconcile_seconds)
+        await deps.store.open()
+        await deps.bus.start()
+        await deps.launcher.start()
+        supervisor.start("dispatcher", dispatcher.run)
+        supervisor.start("job-watcher", reconciler.watch)
+        # Its first pass is the start-up reconcile: queues left running by a previous run resume.
+        supervisor.start("reconciler", reconciler.run)
+        container.started = True
+        log.info(
+            "queue-manager started",
+            store=deps.store.name,
+            bus=deps.bus.name,
+            launcher=deps.launcher.name,
+            version=__version__,
+        )
+        try:
+            yield
+        finally:
+            container.started = False
+            await hub.close()
+            await supervisor.stop()
+            await engine.close()
+            await deps.launcher.stop()
+            await deps.bus.stop()
+            await deps.store.close()
+            log.info("queue-manager stopped")
+
+    app = FastAPI(
+        title="queue-manager",
+        version=__version__,
+        description="Control plane of the StreamForge market-data platform: starts, stops and "
+        "tracks queues of microservice jobs. Every answer is the envelope "
+        '`{"status", "message", "data"}`.',
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    errors.install(app)
+    for router in (queues.router, health.router, live.router, internal.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HTTPMetrics, metrics=metrics)
+    return app
+
+
+def configure_logging(settings: Settings) -> None:
+    qm_logging.configure(settings.log_level, settings.log_format.value)

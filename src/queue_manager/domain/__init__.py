@@ -1,0 +1,1 @@
+"""Pure domain: models, rules and planning. No I/O, no framework."""

@@ -1,0 +1,47 @@
+"""Errors that carry a meaning for the client. `api/errors.py` maps each to an HTTP answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error the service means to tell a client about."""
+
+    def __init__(self, message: str, *, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class QueueNotFound(DomainError):
+    def __init__(self, queue_id: str) -> None:
+        super().__init__(f"Queue {queue_id} not found", data={"queue_id": queue_id})
+
+
+class Conflict(DomainError):
+    """The request is valid but contradicts the queue's current state."""
+
+
+class InvalidRequest(DomainError):
+    """Input that passed the schema but breaks a rule (a cycle, a missing parameter...).
+
+    `errors` uses the same item shape as schema errors: {"field", "message"}.
+    """
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("Invalid request", data={"errors": errors})
+        self.errors = errors
+
+
+class DependencyUnavailable(DomainError):
+    """An external system (store, bus, launcher) cannot be reached right now."""
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"{dependency} unavailable: {detail}", data={"dependency": dependency})
+        self.dependency = dependency
+        self.detail = detail
+
+
+class LaunchFailed(DomainError):
+    """The launcher refused a job for good (forbidden, invalid manifest...): the step fails."""

@@ -1,0 +1,141 @@
+"""Queue and step state as stored (SPEC §5). Field names are fixed by the platform."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Target(StrEnum):
+    LOADER = "loader-producer"
+    CONNECTOR = "arango-connector"
+    GRAPH_BUILDER = "graph-builder"
+    GNN_TRAINER = "gnn-trainer"
+    VISUALIZER = "visualizer"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    LAUNCHING = "launching"
+    STARTED = "started"
+    LOADING = "loading"
+    FINISHED = "finished"
+    ERROR = "error"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_STEP
+
+    @property
+    def running(self) -> bool:
+        return self in _RUNNING_STEP
+
+    @property
+    def rank(self) -> int:
+        """Progress order: a step only ever moves to a higher rank."""
+        return _STEP_RANK[self]
+
+
+_TERMINAL_STEP = frozenset(
+    {StepStatus.FINISHED, StepStatus.ERROR, StepStatus.STOPPED, StepStatus.SKIPPED}
+)
+_RUNNING_STEP = frozenset({StepStatus.LAUNCHING, StepStatus.STARTED, StepStatus.LOADING})
+_STEP_RANK = {
+    StepStatus.PENDING: 0,
+    StepStatus.LAUNCHING: 1,
+    StepStatus.STARTED: 2,
+    StepStatus.LOADING: 3,
+    StepStatus.FINISHED: 4,
+    StepStatus.ERROR: 4,
+    StepStatus.STOPPED: 4,
+    StepStatus.SKIPPED: 4,
+}
+
+
+class QueueStatus(StrEnum):
+    PENDING = "pending"
+    LOADING = "loading"
+    FINISHED = "finished"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (QueueStatus.FINISHED, QueueStatus.STOPPED, QueueStatus.ERROR)
+
+
+ACTIVE_QUEUE_STATUSES = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
+
+
+class LoaderType(StrEnum):
+    JOB = "job"
+    STREAM = "stream"
+    CONNECTOR = "connector"
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(validate_assignment=False)
+
+    index: int
+    target: Target
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[int] = Field(default_factory=list)
+    status: StepStatus = StepStatus.PENDING
+    job_name: str
+    telemetry_id: str
+    kafka_topic: str | None = None
+    collection_name: str | None = None
+    records_written: int = 0
+    last_loaded_timestamp: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    max_retries: int = 0
+    image: str | None = None
+    launched_at: datetime | None = None
+
+
+class QueueState(BaseModel):
+    id: str
+    symbol: str
+    type: str
+    status: QueueStatus = QueueStatus.PENDING
+    loader_type: LoaderType
+    time_range: str
+    start_time: datetime
+    end_time: datetime
+    last_loaded_timestamp: datetime | None = None
+    records_written: int = 0
+    error_message: str | None = None
+    kafka_topic: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    stop_requested_at: datetime | None = None
+    stop_deadline: datetime | None = None
+    steps: list[Step] = Field(default_factory=list)
+
+    def step_by_producer(self, producer: str) -> Step | None:
+        for step in self.steps:
+            if step.telemetry_id == producer:
+                return step
+        return None
+
+    def step_by_job(self, job_name: str) -> Step | None:
+        for step in self.steps:
+            if step.job_name == job_name:
+                return step
+        return None

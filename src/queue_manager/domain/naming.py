@@ -1,0 +1,68 @@
+"""Naming rules of SPEC §4 and §7: collections, topics, job names, streaming types."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+
+from queue_manager.domain.models import LoaderType, Target
+
+# Longest first, so FDUSD wins over USD and USDT over USD.
+QUOTE_CURRENCIES = tuple(
+    sorted(
+        ("USDT", "USDC", "BUSD", "FDUSD", "USD", "EUR", "BTC", "ETH", "BNB"), key=len, reverse=True
+    )
+)
+
+JOB_NAME_MAX = 63
+
+
+def is_streaming(step_type: str) -> bool:
+    return (
+        step_type.startswith("ws_")
+        or step_type.startswith("realtime_")
+        or step_type.endswith("_stream")
+        or step_type == "ws"
+    )
+
+
+def base_asset(symbol: str) -> str:
+    for quote in QUOTE_CURRENCIES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)]
+    return symbol
+
+
+def period_suffix(start: date, end: date) -> str:
+    if start == end:
+        return f"{start:%Y_%m_%d}"
+    last_day = calendar.monthrange(start.year, start.month)[1]
+    if start.day == 1 and end == start.replace(day=last_day):
+        return f"{start:%Y_%m}"
+    return f"{start:%Y_%m_%d}_{end:%Y_%m_%d}"
+
+
+def default_collection(symbol: str, step_type: str, start: date, end: date) -> str:
+    kind = step_type.removeprefix("api_")
+    return f"{base_asset(symbol).lower()}_{kind}_{period_suffix(start, end)}"
+
+
+def data_topic(queue_id: str, step_type: str) -> str:
+    return f"{queue_id}.{step_type}"
+
+
+def job_name(queue_id: str, index: int, target: Target) -> str:
+    name = f"qm-{queue_id[:8]}-{index}-{target.value}"
+    # Targets and indexes are bounded, so this holds for every accepted request.
+    assert len(name) <= JOB_NAME_MAX
+    return name
+
+
+def telemetry_id(queue_id: str, index: int, target: Target) -> str:
+    return f"{target.value}-{queue_id}-{index}"
+
+
+def loader_type_of(target: Target, step_type: str) -> LoaderType:
+    if target is Target.CONNECTOR:
+        return LoaderType.CONNECTOR
+    return LoaderType.STREAM if is_streaming(step_type) else LoaderType.JOB

@@ -1,0 +1,220 @@
+"""Turn a start request into a queue with ordered steps (SPEC §4).
+
+Order comes from the data flow: a step depends on the steps producing its inputs. Explicit
+`depends_on` overrides the inference for that step. Readiness then depends on the kind of edge:
+a connector starts together with the loader of its type, a streaming step as soon as its producers
+run, a batch step when they have finished.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from enum import Enum
+
+from queue_manager.domain import naming
+from queue_manager.domain.errors import InvalidRequest
+from queue_manager.domain.models import QueueState, Step, StepStatus, Target
+from queue_manager.domain.requests import (
+    PARAMETER_ENV,
+    PipelineCreate,
+    QueueCreate,
+    StepRequest,
+)
+
+REQUIRED: dict[Target, list[tuple[str, ...]]] = {
+    Target.GRAPH_BUILDER: [("collection_inputs",), ("collection_output",)],
+    Target.GNN_TRAINER: [("graph_collection",), ("model_output", "inference_interval")],
+    Target.VISUALIZER: [("source",)],
+}
+
+
+class Edge(Enum):
+    TOGETHER = "together"  # start with the producer (loader -> connector of the same type)
+    RUNNING = "running"  # start once the producer runs (streaming consumer)
+    FINISHED = "finished"  # start once the producer finished (batch consumer)
+
+
+def plan(request: QueueCreate | PipelineCreate, queue_id: str) -> QueueState:
+    start, end = request.dates
+    if isinstance(request, QueueCreate):
+        steps_in = [StepRequest(target=Target.LOADER, type=request.type)]
+    else:
+        steps_in = request.requests
+    _check_required(steps_in)
+
+    steps = [_step(queue_id, request.symbol, i, r, start, end) for i, r in enumerate(steps_in)]
+    _link(steps, steps_in)
+    first = steps[0]
+    return QueueState(
+        id=queue_id,
+        symbol=request.symbol,
+        type=first.type,
+        loader_type=naming.loader_type_of(first.target, first.type),
+        time_range=request.time_range,
+        start_time=datetime.combine(start, time.min, tzinfo=UTC),
+        end_time=datetime.combine(end, time.max, tzinfo=UTC).replace(microsecond=0),
+        kafka_topic=first.kafka_topic,
+        steps=steps,
+    )
+
+
+def _check_required(steps_in: list[StepRequest]) -> None:
+    errors = []
+    for i, req in enumerate(steps_in):
+        for alternatives in REQUIRED.get(req.target, []):
+            if all(getattr(req, name) in (None, []) for name in alternatives):
+                wanted = " or ".join(alternatives)
+                errors.append(
+                    {
+                        "field": f"requests.{i}.{alternatives[0]}",
+                        "message": f"{req.target.value} requires {wanted}",
+                    }
+                )
+    if errors:
+        raise InvalidRequest(errors)
+
+
+def _step(
+    queue_id: str, symbol: str, index: int, req: StepRequest, start: object, end: object
+) -> Step:
+    params = {
+        name: getattr(req, name)
+        for name in PARAMETER_ENV
+        if getattr(req, name) is not None and name != "collection_name"
+    }
+    collection = req.collection_name or req.collection_output or req.model_output
+    if collection is None and req.target in (Target.LOADER, Target.CONNECTOR):
+        collection = naming.default_collection(symbol, req.type, start, end)  # type: ignore[arg-type]
+    if collection is not None:
+        params["collection_name"] = collection
+    topic = (
+        naming.data_topic(queue_id, req.type)
+        if req.target in (Target.LOADER, Target.CONNECTOR)
+        else None
+    )
+    return Step(
+        index=index,
+        target=req.target,
+        type=req.type,
+        params=params,
+        depends_on=list(req.depends_on or []),
+        job_name=naming.job_name(queue_id, index, req.target),
+        telemetry_id=naming.telemetry_id(queue_id, index, req.target),
+        kafka_topic=topic,
+        collection_name=collection,
+        max_retries=req.max_retries,
+        image=req.image,
+    )
+
+
+def _outputs(step: Step) -> set[str]:
+    if step.target is Target.LOADER:
+        return set()
+    names = {step.collection_name} if step.collection_name else set()
+    for key in ("collection_output", "model_output"):
+        if key in step.params:
+            names.add(step.params[key])
+    return names
+
+
+def _inputs(step: Step) -> set[str]:
+    names = set(step.params.get("collection_inputs", []))
+    for key in ("graph_collection", "source"):
+        if key in step.params:
+            names.add(step.params[key])
+    return names
+
+
+def _link(steps: list[Step], steps_in: list[StepRequest]) -> None:
+    errors = []
+    for step, req in zip(steps, steps_in, strict=True):
+        if req.depends_on is not None:
+            for dep in req.depends_on:
+                if dep >= len(steps) or dep == step.index:
+                    errors.append(
+                        {
+                            "field": f"requests.{step.index}.depends_on",
+                            "message": f"{dep} is not the index of another step "
+                            f"(0..{len(steps) - 1})",
+                        }
+                    )
+            continue
+        deps = set()
+        wanted = _inputs(step)
+        for other in steps:
+            if other.index == step.index:
+                continue
+            feeds_connector = (
+                step.target is Target.CONNECTOR
+                and other.target is Target.LOADER
+                and other.type == step.type
+            )
+            if feeds_connector or wanted & _outputs(other):
+                deps.add(other.index)
+        step.depends_on = sorted(deps)
+    if errors:
+        raise InvalidRequest(errors)
+    cycle = _find_cycle(steps)
+    if cycle:
+        path = " -> ".join(str(i) for i in cycle)
+        raise InvalidRequest(
+            [{"field": "requests", "message": f"dependency cycle between steps {path}"}]
+        )
+
+
+def _find_cycle(steps: list[Step]) -> list[int] | None:
+    state: dict[int, int] = {}  # 1 visiting, 2 done
+    stack: list[int] = []
+
+    def visit(i: int) -> list[int] | None:
+        state[i] = 1
+        stack.append(i)
+        for dep in steps[i].depends_on:
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[i] = 2
+        return None
+
+    for step in steps:
+        if step.index not in state:
+            found = visit(step.index)
+            if found:
+                return found
+    return None
+
+
+def edge(producer: Step, consumer: Step) -> Edge:
+    if (
+        consumer.target is Target.CONNECTOR
+        and producer.target is Target.LOADER
+        and producer.type == consumer.type
+    ):
+        return Edge.TOGETHER
+    return Edge.RUNNING if naming.is_streaming(consumer.type) else Edge.FINISHED
+
+
+def ready_steps(queue: QueueState) -> list[Step]:
+    """Pending steps whose producers are far enough along for them to launch now."""
+    if queue.status.terminal or queue.stop_requested_at is not None:
+        return []
+    ready = []
+    for step in queue.steps:
+        if step.status is not StepStatus.PENDING:
+            continue
+        if all(_satisfied(queue.steps[d], step) for d in step.depends_on):
+            ready.append(step)
+    return ready
+
+
+def _satisfied(producer: Step, consumer: Step) -> bool:
+    kind = edge(producer, consumer)
+    if kind is Edge.TOGETHER:
+        return producer.status is not StepStatus.PENDING
+    if kind is Edge.RUNNING:
+        return producer.status in (StepStatus.STARTED, StepStatus.LOADING, StepStatus.FINISHED)
+    return producer.status is StepStatus.FINISHED

@@ -1,0 +1,158 @@
+"""What a client may send to start a queue (SPEC §3, §4): schema and field-level rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
+
+from queue_manager.domain.models import Target
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+TIME_RANGE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}):(\d{4}-\d{2}-\d{2})$")
+TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$"
+INTERVAL_PATTERN = r"^[1-9][0-9]{0,3}(s|m|h|d|w|M)$"
+SINGLE_TYPE_PREFIXES = ("api_", "ws_", "rest_")
+
+CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
+
+
+def parse_time_range(value: str) -> tuple[date, date]:
+    """`YYYY-MM-DD:YYYY-MM-DD`, real dates, start <= end."""
+    match = TIME_RANGE_RE.match(value)
+    if not match:
+        raise ValueError("must be YYYY-MM-DD:YYYY-MM-DD")
+    try:
+        start, end = date.fromisoformat(match.group(1)), date.fromisoformat(match.group(2))
+    except ValueError as exc:
+        raise ValueError(f"not a real date ({exc})") from None
+    if start > end:
+        raise ValueError("start date is after end date")
+    return start, end
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    symbol: str = Field(
+        description="Trading pair, e.g. BTCUSDT (upper-cased).", examples=["BTCUSDT"]
+    )
+    time_range: str = Field(
+        description="YYYY-MM-DD:YYYY-MM-DD, start <= end.", examples=["2024-01-01:2024-01-03"]
+    )
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        if not SYMBOL_RE.match(value):
+            raise ValueError("must be 2 to 20 letters or digits, e.g. BTCUSDT")
+        return value
+
+    @field_validator("time_range")
+    @classmethod
+    def _time_range(cls, value: str) -> str:
+        parse_time_range(value)
+        return value
+
+    @property
+    def dates(self) -> tuple[date, date]:
+        return parse_time_range(self.time_range)
+
+
+class QueueCreate(_Common):
+    """Single form: one loader-producer step."""
+
+    type: str = Field(
+        description="api, ws, rest or a full data type such as api_candles_5m",
+        examples=["api"],
+        max_length=48,
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value in ("api", "ws", "rest"):
+            return value
+        if re.match(TYPE_PATTERN, value) and value.startswith(SINGLE_TYPE_PREFIXES):
+            return value
+        raise ValueError("must be api, ws, rest or a data type starting with api_, ws_ or rest_")
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    target: Target
+    type: str = Field(pattern=TYPE_PATTERN, max_length=48, examples=["api_candles_5m"])
+    interval: str | None = Field(default=None, pattern=INTERVAL_PATTERN, examples=["5m"])
+    collection_name: CollectionName | None = None
+    collection_inputs: list[CollectionName] | None = Field(
+        default=None, min_length=1, max_length=32
+    )
+    collection_output: CollectionName | None = None
+    graph_collection: CollectionName | None = None
+    model_output: CollectionName | None = None
+    inference_interval: str | None = Field(default=None, pattern=INTERVAL_PATTERN)
+    source: CollectionName | None = None
+    depends_on: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None, max_length=64)
+    max_retries: int = Field(default=0, ge=0, le=10)
+    image: str | None = Field(default=None, max_length=256)
+
+
+PARAMETER_ENV = {
+    "interval": "INTERVAL",
+    "collection_name": "COLLECTION_NAME",
+    "collection_inputs": "COLLECTION_INPUTS",
+    "collection_output": "COLLECTION_OUTPUT",
+    "graph_collection": "GRAPH_COLLECTION",
+    "model_output": "MODEL_OUTPUT",
+    "inference_interval": "INFERENCE_INTERVAL",
+    "source": "SOURCE",
+}
+
+
+class PipelineCreate(_Common):
+    """Pipeline form: several steps whose order follows the data flow (SPEC §4)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    requests: list[StepRequest] = Field(
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("requests", "microservices"),
+        description="Steps; `microservices` is accepted as an alias.",
+    )
+
+
+def _form(value: Any) -> str:
+    if isinstance(value, dict) and ("requests" in value or "microservices" in value):
+        return "pipeline"
+    if isinstance(value, BaseModel):
+        return "pipeline" if isinstance(value, PipelineCreate) else "single"
+    return "single"
+
+
+StartRequest = Annotated[
+    Annotated[QueueCreate, Tag("single")] | Annotated[PipelineCreate, Tag("pipeline")],
+    Discriminator(_form),
+]
+
+SINGLE_FIELDS = sorted(QueueCreate.model_fields)
+PIPELINE_FIELDS = sorted([*PipelineCreate.model_fields, "microservices"])
+STEP_FIELDS = sorted(StepRequest.model_fields)
+TARGETS = [t.value for t in Target]

@@ -1,0 +1,225 @@
+"""The state machine of SPEC §5: every change to a queue goes through these functions.
+
+They mutate the queue in place (the store hands them a fresh copy inside its update) and report
+what changed, so the caller can broadcast it and act on it. Rules kept here, nowhere else:
+steps only move forward, terminal states are sticky, counters only grow, a failed step fails
+the queue fast, and the queue status is derived from its steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from queue_manager.domain.errors import Conflict
+from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
+from queue_manager.domain.planner import ready_steps
+from queue_manager.domain.telemetry import TelemetryEvent
+
+
+@dataclass
+class Outcome:
+    changed: bool = False
+    steps: set[int] = field(default_factory=set)
+    failed_fast: bool = False
+    #: steps whose jobs must go now (fail-fast, or a step stopped behind the service's back)
+    kill: set[int] = field(default_factory=set)
+
+    def touch(self, step: Step) -> None:
+        self.changed = True
+        self.steps.add(step.index)
+
+
+def _advance(step: Step, status: StepStatus, now: datetime, out: Outcome) -> bool:
+    if step.status.terminal or status.rank < step.status.rank or status is step.status:
+        return False
+    step.status = status
+    if status in (StepStatus.STARTED, StepStatus.LOADING) and step.started_at is None:
+        step.started_at = now
+    if status.terminal and step.finished_at is None:
+        step.finished_at = now
+    out.touch(step)
+    return True
+
+
+def _grow(step: Step, records: int | None, last_ts: datetime | None, out: Outcome) -> None:
+    if records is not None and records > step.records_written:
+        step.records_written = records
+        out.touch(step)
+    if last_ts is not None and (
+        step.last_loaded_timestamp is None or last_ts > step.last_loaded_timestamp
+    ):
+        step.last_loaded_timestamp = last_ts
+        out.touch(step)
+
+
+def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
+    if event.producer:
+        step = queue.step_by_producer(event.producer)
+        if step is not None:
+            return step
+    if len(queue.steps) == 1:
+        return queue.steps[0]
+    if event.step_type:
+        matching = [s for s in queue.steps if s.type == event.step_type]
+        if len(matching) == 1:
+            return matching[0]
+    return None
+
+
+def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
+    out = Outcome()
+    status = event.status.step_status()
+    _grow(step, event.records_written, event.last_loaded_timestamp, out)
+    if status is StepStatus.ERROR:
+        message = event.error_message or event.message or "worker reported an error"
+        if step.attempts <= step.max_retries:
+            # The job will be retried (backoffLimit / local restart): remember why, keep going.
+            if not step.status.terminal and step.error_message != message:
+                step.error_message = message
+                out.touch(step)
+        else:
+            _fail(queue, step, message, now, out)
+    elif status is StepStatus.STOPPED:
+        if _advance(step, StepStatus.STOPPED, now, out) and queue.stop_requested_at is None:
+            step.error_message = event.message or "interrupted"
+    elif status is not None:
+        _advance(step, status, now, out)
+    return _settle(queue, now, out)
+
+
+def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outcome) -> None:
+    if step.status.terminal:
+        return
+    step.error_message = message
+    _advance(step, StepStatus.ERROR, now, out)
+    if queue.stop_requested_at is not None or queue.status.terminal:
+        return
+    out.failed_fast = True
+    if queue.error_message is None:
+        queue.error_message = f"step {step.index} ({step.target.value}) failed: {message}"
+    for other in queue.steps:
+        if other.status is StepStatus.PENDING:
+            _advance(other, StepStatus.SKIPPED, now, out)
+        elif other.status.running:
+            other.error_message = f"stopped: step {step.index} failed"
+            _advance(other, StepStatus.STOPPED, now, out)
+            out.kill.add(other.index)
+
+
+def fail_step(queue: QueueState, index: int, message: str, now: datetime) -> Outcome:
+    out = Outcome()
+    _fail(queue, queue.steps[index], message, now, out)
+    return _settle(queue, now, out)
+
+
+def finish_step(queue: QueueState, index: int, now: datetime) -> Outcome:
+    """A job succeeded: the step is finished even if its last telemetry got lost."""
+    out = Outcome()
+    _advance(queue.steps[index], StepStatus.FINISHED, now, out)
+    return _settle(queue, now, out)
+
+
+def stop_step(queue: QueueState, index: int, message: str | None, now: datetime) -> Outcome:
+    out = Outcome()
+    step = queue.steps[index]
+    if _advance(step, StepStatus.STOPPED, now, out) and message:
+        step.error_message = message
+    return _settle(queue, now, out)
+
+
+def set_attempts(queue: QueueState, index: int, attempts: int) -> Outcome:
+    out = Outcome()
+    step = queue.steps[index]
+    if attempts > step.attempts and not step.status.terminal:
+        step.attempts = attempts
+        out.touch(step)
+    return out
+
+
+def claim_ready(queue: QueueState, now: datetime) -> tuple[Outcome, list[Step]]:
+    """Mark every step that may launch now as `launching`; the caller launches exactly those.
+
+    Loops because a connector becomes ready the moment its loader is claimed.
+    """
+    out = Outcome()
+    claimed: list[Step] = []
+    while True:
+        ready = ready_steps(queue)
+        if not ready:
+            break
+        for step in ready:
+            _advance(step, StepStatus.LAUNCHING, now, out)
+            step.attempts = max(step.attempts, 1)
+            step.launched_at = now
+            claimed.append(step)
+        _settle(queue, now, out)
+    return _settle(queue, now, out), claimed
+
+
+def request_stop(queue: QueueState, now: datetime, grace: timedelta) -> Outcome:
+    out = Outcome()
+    if queue.status in (QueueStatus.FINISHED, QueueStatus.ERROR):
+        raise Conflict(
+            f"Queue {queue.id} is already {queue.status.value}; "
+            "only a running queue can be stopped",
+            data={"queue_id": queue.id, "status": queue.status.value},
+        )
+    if queue.status.terminal or queue.stop_requested_at is not None:
+        return out  # stopping twice is fine and changes nothing
+    queue.stop_requested_at = now
+    queue.stop_deadline = now + grace
+    out.changed = True
+    for step in queue.steps:
+        if step.status is StepStatus.PENDING:
+            _advance(step, StepStatus.STOPPED, now, out)
+    return _settle(queue, now, out)
+
+
+def force_deadline(queue: QueueState, now: datetime) -> Outcome:
+    out = Outcome()
+    running = queue.stop_requested_at is not None and not queue.status.terminal
+    if running and (queue.stop_deadline is None or queue.stop_deadline > now):
+        queue.stop_deadline = now
+        out.changed = True
+    return out
+
+
+def derive_status(queue: QueueState) -> QueueStatus:
+    statuses = [s.status for s in queue.steps]
+    open_steps = any(not s.terminal for s in statuses)
+    if StepStatus.ERROR in statuses and queue.stop_requested_at is None:
+        return QueueStatus.ERROR
+    if queue.stop_requested_at is not None:
+        return QueueStatus.STOPPING if open_steps else QueueStatus.STOPPED
+    if not open_steps:
+        if all(s is StepStatus.FINISHED for s in statuses):
+            return QueueStatus.FINISHED
+        return QueueStatus.ERROR if StepStatus.ERROR in statuses else QueueStatus.STOPPED
+    if all(s is StepStatus.PENDING for s in statuses):
+        return QueueStatus.PENDING
+    return QueueStatus.LOADING
+
+
+def _settle(queue: QueueState, now: datetime, out: Outcome) -> Outcome:
+    """Recompute what derives from the steps. A terminal queue never changes status again."""
+    if not out.changed:
+        return out
+    if not queue.status.terminal:
+        status = derive_status(queue)
+        if status is not queue.status:
+            queue.status = status
+    loaders = [s for s in queue.steps if s.target is Target.LOADER] or queue.steps
+    queue.records_written = max(queue.records_written, sum(s.records_written for s in loaders))
+    stamps = [s.last_loaded_timestamp for s in queue.steps if s.last_loaded_timestamp]
+    if stamps and (
+        queue.last_loaded_timestamp is None or max(stamps) > queue.last_loaded_timestamp
+    ):
+        queue.last_loaded_timestamp = max(stamps)
+    starts = [s.started_at for s in queue.steps if s.started_at]
+    if queue.started_at is None and starts:
+        queue.started_at = min(starts)
+    if queue.status.terminal and queue.finished_at is None:
+        queue.finished_at = now
+    queue.updated_at = now
+    return out

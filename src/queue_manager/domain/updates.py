@@ -1,0 +1,49 @@
+"""The live update messages pushed to WebSocket clients (SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from queue_manager.domain.models import QueueState, Step
+
+
+def queue_update(queue: QueueState) -> dict[str, Any]:
+    return {
+        "event": "queue.updated",
+        "queue_id": queue.id,
+        "status": queue.status.value,
+        "records_written": queue.records_written,
+        "last_loaded_timestamp": _iso(queue.last_loaded_timestamp),
+        "error_message": queue.error_message,
+        "updated_at": _iso(queue.updated_at),
+        "text": f"Queue {queue.id} → {queue.status.value} ({queue.records_written} records)",
+    }
+
+
+def step_update(queue: QueueState, step: Step) -> dict[str, Any]:
+    return {
+        "event": "step.updated",
+        "queue_id": queue.id,
+        "step": step.index,
+        "target": step.target.value,
+        "type": step.type,
+        "status": step.status.value,
+        "records_written": step.records_written,
+        "last_loaded_timestamp": _iso(step.last_loaded_timestamp),
+        "error_message": step.error_message,
+        "updated_at": _iso(queue.updated_at),
+        "text": f"Queue {queue.id} step {step.index} {step.target.value} → "
+        f"{step.status.value} ({step.records_written} records)",
+    }
+
+
+def updates_for(queue: QueueState, step_indexes: Iterable[int]) -> list[dict[str, Any]]:
+    """Step updates first, then the queue's: a client sees the cause before the summary."""
+    out = [step_update(queue, queue.steps[i]) for i in sorted(step_indexes)]
+    out.append(queue_update(queue))
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

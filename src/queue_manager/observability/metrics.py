@@ -1,0 +1,52 @@
+"""Prometheus families of SPEC §8, on a registry of the app's own (no global state at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from queue_manager.domain.models import QueueStatus
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.queues_started = Counter("queue_manager_queues_started", "Queues started.", registry=r)
+        self.queues = Gauge(
+            "queue_manager_queues", "Stored queues by status.", ["status"], registry=r
+        )
+        self.jobs_launched = Counter(
+            "queue_manager_jobs_launched", "Jobs launched.", ["target", "result"], registry=r
+        )
+        self.telemetry_events = Counter(
+            "queue_manager_telemetry_events", "Telemetry applied.", ["source", "status"], registry=r
+        )
+        self.telemetry_rejected = Counter(
+            "queue_manager_telemetry_rejected", "Telemetry skipped.", ["reason"], registry=r
+        )
+        self.telemetry_lag = Histogram(
+            "queue_manager_telemetry_lag_seconds",
+            "Now minus the event's sent_at when applied.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.websocket_clients = Gauge(
+            "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
+        )
+        self.http_requests = Counter(
+            "queue_manager_http_requests", "HTTP requests.", ["method", "route", "code"], registry=r
+        )
+        self.http_latency = Histogram(
+            "queue_manager_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+
+    def set_queue_counts(self, counts: dict[str, int]) -> None:
+        for status in QueueStatus:
+            self.queues.labels(status=status.value).set(counts.get(status.value, 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

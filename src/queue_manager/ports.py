@@ -1,0 +1,180 @@
+"""The boundary to every external system (SPEC §1). Services depend on these, never on adapters.
+
+Every adapter raises `DependencyUnavailable` when its system cannot be reached, and only that:
+third-party errors are wrapped at the adapter boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.telemetry import Source
+
+# -- state store ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[QueueState]
+    next_cursor: str | None
+
+
+class StateStore(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def insert(
+        self, queue: QueueState, idempotency_key: str | None
+    ) -> tuple[QueueState, bool]:
+        """Store a new queue. With a key already used, return that queue and False instead."""
+        ...
+
+    async def get(self, queue_id: str) -> QueueState | None: ...
+
+    async def update(
+        self, queue_id: str, mutate: Callable[[QueueState], bool]
+    ) -> QueueState | None:
+        """Apply `mutate` to the freshest copy atomically (retrying on a concurrent write).
+
+        `mutate` returns whether it changed anything; nothing is written when it did not.
+        Returns the queue as stored afterwards, or None when it does not exist.
+        """
+        ...
+
+    async def page(
+        self,
+        *,
+        status: QueueStatus | None,
+        symbol: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page: ...
+
+    async def list_active(self) -> list[QueueState]:
+        """Every queue not yet terminal (pending, loading, stopping)."""
+        ...
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+
+# -- command / telemetry bus ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    queue_id: str
+    command: str  # start | stop | ping
+    command_id: str
+    sent_at: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "queue_id": self.queue_id,
+            "command": self.command,
+            "payload": self.payload,
+            "command_id": self.command_id,
+            "sent_at": self.sent_at,
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    source: Source
+    value: bytes
+
+
+class Batch(Protocol):
+    messages: Sequence[Message]
+
+    async def commit(self) -> None:
+        """Acknowledge the whole batch; call only after its effects are stored."""
+        ...
+
+
+class Bus(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def send_command(self, command: Command) -> None: ...
+    async def send_telemetry(self, value: bytes) -> None:
+        """Publish worker telemetry received another way (HTTP in embedded mode)."""
+        ...
+
+    def batches(self) -> AsyncIterator[Batch]:
+        """Telemetry from `queue-events` and `queue-control`, in batches, until stopped."""
+        ...
+
+
+# -- job launcher -----------------------------------------------------------------------------
+
+
+class JobPhase(StrEnum):
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    queue_id: str
+    step_index: int
+    target: str
+    image: str | None
+    env: dict[str, str]
+    #: env name -> (secret name, key): credentials never appear as literal values
+    secret_env: dict[str, tuple[str, str]]
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    name: str
+    queue_id: str
+    step_index: int
+    phase: JobPhase
+    attempts: int = 1
+    message: str | None = None
+
+
+class Launcher(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def launch(self, spec: JobSpec) -> None:
+        """Create the job; creating one that already exists is a success (retries are safe)."""
+        ...
+
+    async def delete(self, name: str) -> None:
+        """Remove the job and its processes/pods; deleting a missing job is a success."""
+        ...
+
+    async def list_jobs(self) -> list[JobStatus]:
+        """Every job this service manages, as the launcher sees it now."""
+        ...
+
+    def watch(self) -> AsyncIterator[JobStatus]:
+        """Changes of job status, until stopped."""
+        ...
+
+
+# -- live updates -----------------------------------------------------------------------------
+
+
+class Broadcaster(Protocol):
+    def publish(self, update: dict[str, Any]) -> None:
+        """Hand an update to every subscriber without ever waiting for one."""
+        ...

@@ -1,0 +1,227 @@
+"""The one path by which queue state changes: write, broadcast, then act on the outcome.
+
+Every use case (start, stop, telemetry, job events, reconcile) calls `apply` with a domain
+function. The store runs that function on the freshest copy inside its atomic update; afterwards
+the engine broadcasts what changed, deletes the jobs the outcome says must go, and launches the
+steps that became ready. Acting only after the write means a crash can repeat an action, never
+lose one; launches and deletes are idempotent for that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from queue_manager.domain import state
+from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
+from queue_manager.domain.models import QueueState
+from queue_manager.domain.state import Outcome
+from queue_manager.domain.updates import updates_for
+from queue_manager.observability.metrics import Metrics
+from queue_manager.ports import Broadcaster, Bus, Command, JobPhase, JobStatus, Launcher, StateStore
+from queue_manager.services.job_specs import JobConfig, job_spec
+
+log = structlog.get_logger(__name__)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    store: StateStore
+    bus: Bus
+    launcher: Launcher
+    broadcaster: Broadcaster
+    metrics: Metrics
+    jobs: JobConfig
+    stop_grace: timedelta
+    launch_grace: timedelta
+
+
+class Engine:
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def apply(
+        self, queue_id: str, change: Callable[[QueueState], Outcome]
+    ) -> tuple[QueueState | None, Outcome]:
+        outcomes: list[Outcome] = []
+
+        def mutate(queue: QueueState) -> bool:
+            outcome = change(queue)
+            outcomes.append(outcome)  # the store may retry: the last run is the one stored
+            return outcome.changed
+
+        queue = await self.d.store.update(queue_id, mutate)
+        outcome = outcomes[-1] if outcomes else Outcome()
+        if queue is not None and outcome.changed:
+            self.publish(queue, outcome.steps)
+        if queue is not None and outcome.kill:
+            await self.kill(queue, outcome.kill)
+        return queue, outcome
+
+    def publish(self, queue: QueueState, steps: set[int]) -> None:
+        for update in updates_for(queue, steps):
+            self.d.broadcaster.publish(update)
+
+    async def advance(self, queue_id: str) -> None:
+        """Launch every step whose producers are far enough along."""
+        claimed: list[int] = []
+
+        def claim(queue: QueueState) -> Outcome:
+            outcome, steps = state.claim_ready(queue, now())
+            claimed[:] = [s.index for s in steps]
+            return outcome
+
+        queue, _ = await self.apply(queue_id, claim)
+        if queue is None:
+            return
+        for index in claimed:
+            await self.launch(queue, index)
+
+    async def launch(self, queue: QueueState, index: int) -> None:
+        step = queue.steps[index]
+        bound = log.bind(queue_id=queue.id, step=index, target=step.target.value)
+        try:
+            await self.d.launcher.launch(job_spec(queue, step, self.d.jobs))
+        except LaunchFailed as exc:
+            reason = f"launch refused: {exc.message}"
+            self.d.metrics.jobs_launched.labels(target=step.target.value, result="refused").inc()
+            bound.warning("launch refused", reason=exc.message)
+            await self.apply(queue.id, lambda q: state.fail_step(q, index, reason, now()))
+            return
+        except DependencyUnavailable as exc:
+            # Left `launching`: the reconciler launches it again once the launcher is back.
+            self.d.metrics.jobs_launched.labels(target=step.target.value, result="error").inc()
+            bound.warning("launch failed, will retry", reason=exc.detail)
+            return
+        self.d.metrics.jobs_launched.labels(target=step.target.value, result="ok").inc()
+        bound.info("job launched", job=step.job_name)
+
+    async def kill(self, queue: QueueState, indexes: set[int]) -> None:
+        """Tell the steps' workers to stop, then delete their jobs at once (fail-fast)."""
+        await self.send_stop(queue.id)
+        for index in sorted(indexes):
+            await self._delete(queue.steps[index].job_name, queue.id, index)
+
+    async def send_stop(self, queue_id: str) -> None:
+        command = Command(
+            queue_id=queue_id,
+            command="stop",
+            command_id=str(uuid.uuid4()),
+            sent_at=now().isoformat(),
+        )
+        await self.d.bus.send_command(command)
+        log.info("stop command sent", queue_id=queue_id, command_id=command.command_id)
+
+    async def _delete(self, job_name: str, queue_id: str, step: int) -> None:
+        try:
+            await self.d.launcher.delete(job_name)
+        except DependencyUnavailable as exc:
+            log.warning(
+                "job delete failed, reconciler will retry",
+                job=job_name,
+                queue_id=queue_id,
+                step=step,
+                reason=exc.detail,
+            )
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def schedule_reap(self, queue_id: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            task = loop.create_task(self._reap_quietly(queue_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        handle = loop.call_later(max(delay, 0.0), fire)
+        self._timers.add(handle)
+
+    async def _reap_quietly(self, queue_id: str) -> None:
+        try:
+            await self.reap(queue_id)
+        except DependencyUnavailable as exc:
+            log.warning("stop deadline reap postponed", queue_id=queue_id, reason=exc.detail)
+
+    async def reap(self, queue_id: str) -> None:
+        """After the grace period: delete what still runs, every open step ends `stopped`."""
+        queue = await self.d.store.get(queue_id)
+        if queue is None or queue.stop_deadline is None or queue.status.terminal:
+            return
+        if queue.stop_deadline > now():
+            return
+        open_steps = [s.index for s in queue.steps if not s.status.terminal]
+        for index in open_steps:
+            await self._delete(queue.steps[index].job_name, queue_id, index)
+
+        def stop_all(q: QueueState) -> Outcome:
+            outcome = Outcome()
+            for index in open_steps:
+                step_outcome = state.stop_step(q, index, "stopped after the grace period", now())
+                outcome.changed |= step_outcome.changed
+                outcome.steps |= step_outcome.steps
+            return outcome
+
+        await self.apply(queue_id, stop_all)
+        log.info("queue stopped", queue_id=queue_id, deleted_jobs=len(open_steps))
+
+    # -- job events -------------------------------------------------------------------------
+
+    async def on_job(self, job: JobStatus) -> None:
+        queue = await self.d.store.get(job.queue_id)
+        if (
+            queue is None
+            or job.step_index >= len(queue.steps)
+            or (queue.steps[job.step_index].job_name != job.name)
+        ):
+            if job.phase is JobPhase.ACTIVE:
+                log.warning("deleting a job no queue knows", job=job.name, queue_id=job.queue_id)
+                await self._delete(job.name, job.queue_id, job.step_index)
+            return
+        index = job.step_index
+        step = queue.steps[index]
+        stopping = queue.stop_requested_at is not None
+        if job.phase is JobPhase.ACTIVE:
+            if step.status.terminal and step.status.value != "finished":
+                await self._delete(job.name, queue.id, index)
+            elif job.attempts > step.attempts:
+                await self.apply(queue.id, lambda q: state.set_attempts(q, index, job.attempts))
+            return
+        if step.status.terminal:
+            return
+        if job.phase is JobPhase.SUCCEEDED:
+            change = (
+                (lambda q: state.stop_step(q, index, None, now()))
+                if stopping
+                else (lambda q: state.finish_step(q, index, now()))
+            )
+        else:
+            reason = job.message or ("job vanished" if job.phase is JobPhase.GONE else "job failed")
+            change = (
+                (lambda q: state.stop_step(q, index, None, now()))
+                if stopping
+                else (lambda q: state.fail_step(q, index, reason, now()))
+            )
+        _, outcome = await self.apply(queue.id, change)
+        if outcome.changed:
+            await self.advance(queue.id)
+
+    async def close(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

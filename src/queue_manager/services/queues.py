@@ -1,0 +1,84 @@
+"""Use cases a client drives: start, stop, read and list queues."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+
+from queue_manager.domain import planner, state
+from queue_manager.domain.errors import QueueNotFound
+from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.requests import PipelineCreate, QueueCreate
+from queue_manager.ports import Command, Page
+from queue_manager.services.engine import Engine, now
+
+log = structlog.get_logger(__name__)
+
+
+class QueueService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.d = engine.d
+
+    async def start(
+        self, request: QueueCreate | PipelineCreate, idempotency_key: str | None = None
+    ) -> QueueState:
+        queue = planner.plan(request, str(uuid.uuid4()))
+        # A start the workers could never hear about must not be accepted: fail fast with 503.
+        await self.d.bus.ping()
+        stored, created = await self.d.store.insert(queue, idempotency_key)
+        if not created:
+            log.info("idempotent start replayed", queue_id=stored.id)
+            return stored
+        self.d.metrics.queues_started.inc()
+        log.info("queue created", queue_id=stored.id, steps=len(stored.steps), symbol=stored.symbol)
+        self.engine.publish(stored, {s.index for s in stored.steps})
+        await self.engine.advance(stored.id)
+        await self.d.bus.send_command(
+            Command(
+                queue_id=stored.id,
+                command="start",
+                command_id=str(uuid.uuid4()),
+                sent_at=now().isoformat(),
+            )
+        )
+        return await self.d.store.get(stored.id) or stored
+
+    async def stop(self, queue_id: str, *, force: bool = False) -> QueueState:
+        current = await self.get(queue_id)
+        if current.status in (QueueStatus.FINISHED, QueueStatus.ERROR):
+            state.request_stop(current, now(), self.d.stop_grace)  # raises the 409
+        if current.status is QueueStatus.STOPPED:
+            return current
+        # Command first: if the bus is down the client gets 503 and nothing has changed.
+        await self.engine.send_stop(queue_id)
+        queue, _ = await self.engine.apply(
+            queue_id, lambda q: state.request_stop(q, now(), self.d.stop_grace)
+        )
+        if queue is None:
+            raise QueueNotFound(queue_id)
+        if force:
+            queue, _ = await self.engine.apply(queue_id, lambda q: state.force_deadline(q, now()))
+            await self.engine.reap(queue_id)
+        elif queue.stop_deadline is not None:
+            delay = (queue.stop_deadline - now()).total_seconds()
+            self.engine.schedule_reap(queue_id, delay)
+        log.info("stop requested", queue_id=queue_id, force=force)
+        return await self.get(queue_id)
+
+    async def get(self, queue_id: str) -> QueueState:
+        queue = await self.d.store.get(queue_id)
+        if queue is None:
+            raise QueueNotFound(queue_id)
+        return queue
+
+    async def page(
+        self,
+        *,
+        status: QueueStatus | None,
+        symbol: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        return await self.d.store.page(status=status, symbol=symbol, limit=limit, cursor=cursor)

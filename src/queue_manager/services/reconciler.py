@@ -1,0 +1,79 @@
+"""Keeps the store and the launcher in agreement (SPEC §7), on start-up and periodically.
+
+Both directions: a step whose job failed or vanished fails (or ends `stopped` when its queue is
+stopping), a job that no queue knows is deleted, stop deadlines that passed are enforced, and
+pending steps whose producers are ready are launched — so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.models import StepStatus
+from queue_manager.ports import JobPhase, JobStatus
+from queue_manager.services.engine import Engine, now
+
+log = structlog.get_logger(__name__)
+
+
+class Reconciler:
+    def __init__(self, engine: Engine, period: float) -> None:
+        self.engine = engine
+        self.d = engine.d
+        self.period = period
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except DependencyUnavailable as exc:
+                log.warning("reconcile postponed", reason=exc.detail)
+            await asyncio.sleep(self.period)
+
+    async def watch(self) -> None:
+        async for job in self.d.launcher.watch():
+            try:
+                await self.engine.on_job(job)
+            except DependencyUnavailable as exc:
+                log.warning(
+                    "job event postponed to the next reconcile", job=job.name, reason=exc.detail
+                )
+
+    async def reconcile(self) -> None:
+        snapshot_at = now()
+        jobs = {job.name: job for job in await self.d.launcher.list_jobs()}
+        for job in jobs.values():
+            await self.engine.on_job(job)
+        at = now()
+        for queue in await self.d.store.list_active():
+            for step in queue.steps:
+                if not step.status.running or step.job_name in jobs:
+                    continue
+                if step.status is StepStatus.LAUNCHING:
+                    launched = step.launched_at or queue.updated_at
+                    if at - launched > self.d.launch_grace:
+                        log.info(
+                            "relaunching a step whose job never appeared",
+                            queue_id=queue.id,
+                            step=step.index,
+                        )
+                        await self.engine.launch(queue, step.index)
+                    continue
+                if step.launched_at is not None and step.launched_at >= snapshot_at:
+                    continue  # launched after the job list was taken
+                await self.engine.on_job(
+                    JobStatus(
+                        name=step.job_name,
+                        queue_id=queue.id,
+                        step_index=step.index,
+                        phase=JobPhase.GONE,
+                        message="job vanished without reporting an end",
+                    )
+                )
+            if queue.stop_deadline is not None and queue.stop_deadline <= at:
+                await self.engine.reap(queue.id)
+            else:
+                await self.engine.advance(queue.id)

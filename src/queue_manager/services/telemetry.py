@@ -1,0 +1,98 @@
+"""The dispatcher: applies worker telemetry from the bus, at least once and idempotently.
+
+A batch is grouped by queue so each queue is written once per batch (coalescing progress while
+keeping every status transition: the domain applies the events in order inside one update).
+Offsets are committed only after the writes; if the store is down the same batch is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import datetime
+
+import structlog
+
+from queue_manager.domain import state
+from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.models import QueueState
+from queue_manager.domain.state import Outcome
+from queue_manager.domain.telemetry import Ignored, Rejected, TelemetryEvent, parse
+from queue_manager.ports import Batch
+from queue_manager.services.engine import Engine, now
+
+log = structlog.get_logger(__name__)
+
+RETRY_MAX_SECONDS = 5.0
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.d = engine.d
+
+    async def run(self) -> None:
+        async for batch in self.d.bus.batches():
+            delay = 0.1
+            while True:
+                try:
+                    await self.handle(batch)
+                    await batch.commit()
+                    break
+                except DependencyUnavailable as exc:
+                    log.warning("telemetry batch postponed", reason=exc.detail, retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def handle(self, batch: Batch) -> None:
+        by_queue: dict[str, list[TelemetryEvent]] = defaultdict(list)
+        received = now()
+        for message in batch.messages:
+            try:
+                event = parse(message.value, message.source)
+            except Ignored:
+                continue
+            except Rejected as exc:
+                self.reject(exc.reason, exc.detail)
+                continue
+            by_queue[event.queue_id].append(event)
+            self.d.metrics.telemetry_events.labels(
+                source=message.source.value, status=event.status.value
+            ).inc()
+            if event.sent_at is not None:
+                self.d.metrics.telemetry_lag.observe(
+                    max((received - event.sent_at).total_seconds(), 0.0)
+                )
+        for queue_id, events in by_queue.items():
+            await self.apply_events(queue_id, events, received)
+
+    async def apply_events(self, queue_id: str, events: list[TelemetryEvent], at: datetime) -> None:
+        unknown: list[TelemetryEvent] = []
+
+        def change(queue: QueueState) -> Outcome:
+            unknown.clear()
+            total = Outcome()
+            for event in events:
+                step = state.find_step(queue, event)
+                if step is None:
+                    unknown.append(event)
+                    continue
+                outcome = state.apply_telemetry(queue, step, event, at)
+                total.changed |= outcome.changed
+                total.steps |= outcome.steps
+                total.kill |= outcome.kill
+                total.failed_fast |= outcome.failed_fast
+            return total
+
+        queue, outcome = await self.engine.apply(queue_id, change)
+        if queue is None:
+            self.reject("unknown_queue", queue_id, count=len(events))
+            return
+        for event in unknown:
+            self.reject("unknown_step", f"{queue_id} producer={event.producer}")
+        if outcome.changed and not queue.status.terminal:
+            await self.engine.advance(queue_id)
+
+    def reject(self, reason: str, detail: str, count: int = 1) -> None:
+        self.d.metrics.telemetry_rejected.labels(reason=reason).inc(count)
+        log.warning("telemetry rejected", reason=reason, detail=detail[:300])

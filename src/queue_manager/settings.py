@@ -1,0 +1,160 @@
+"""Configuration (SPEC §2): environment variables, with `.env` for local development.
+
+The platform's names are used verbatim. A missing or malformed value fails start-up with one
+line naming the variable (see `describe_error`).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StoreBackend(StrEnum):
+    AUTO = "auto"
+    SQLITE = "sqlite"
+    ARANGO = "arango"
+
+
+class BusBackend(StrEnum):
+    AUTO = "auto"
+    MEMORY = "memory"
+    KAFKA = "kafka"
+
+
+class LauncherBackend(StrEnum):
+    AUTO = "auto"
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str | None = None
+    kafka_user: str | None = None
+    kafka_password: SecretStr | None = None
+    ca_path: Path | None = None
+    queue_control_topic: str = "queue-control"
+    queue_events_topic: str = "queue-events"
+    kafka_group_id: str = "queue-manager"
+
+    # ArangoDB
+    arango_url: str | None = None
+    arango_db: str = "streamforge"
+    arango_user: str = "root"
+    arango_password: SecretStr | None = None
+
+    # Kubernetes
+    k8s_namespace: str = "default"
+    loader_image: str = "streamforge/loader-producer:latest"
+    consumer_image: str = "streamforge/arango-connector:latest"
+    graph_builder_image: str = "streamforge/graph-builder:latest"
+    gnn_trainer_image: str = "streamforge/gnn-trainer:latest"
+    visualizer_image: str = "streamforge/visualizer:latest"
+    allowed_images: list[str] = Field(default_factory=list)
+    kafka_secret_name: str = "kafka-credentials"
+    arango_secret_name: str = "arango-credentials"
+
+    # Backends: auto picks production when its settings are present.
+    store_backend: StoreBackend = StoreBackend.AUTO
+    bus_backend: BusBackend = BusBackend.AUTO
+    launcher_backend: LauncherBackend = LauncherBackend.AUTO
+
+    # Embedded mode
+    data_dir: Path = Path("data")
+    sqlite_path: Path | None = None
+    public_url: str | None = None
+    worker_token_secret: SecretStr | None = None
+    local_worker_args: str = ""
+    local_kill_timeout_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    # Behaviour
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    stop_grace_seconds: float = Field(default=30.0, ge=0, le=86400)
+    reconcile_seconds: float = Field(default=5.0, gt=0, le=3600)
+    launch_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    ws_heartbeat_seconds: float = Field(default=15.0, gt=0, le=20)
+    ws_client_buffer: int = Field(default=1000, ge=10)
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+
+    @field_validator("allowed_images", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @property
+    def resolved_store(self) -> StoreBackend:
+        if self.store_backend is not StoreBackend.AUTO:
+            return self.store_backend
+        return StoreBackend.ARANGO if self.arango_url else StoreBackend.SQLITE
+
+    @property
+    def resolved_bus(self) -> BusBackend:
+        if self.bus_backend is not BusBackend.AUTO:
+            return self.bus_backend
+        return BusBackend.KAFKA if self.kafka_bootstrap_servers else BusBackend.MEMORY
+
+    @property
+    def resolved_launcher(self) -> LauncherBackend:
+        if self.launcher_backend is not LauncherBackend.AUTO:
+            return self.launcher_backend
+        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        return (
+            LauncherBackend.KUBERNETES
+            if in_cluster or os.environ.get("KUBECONFIG")
+            else LauncherBackend.LOCAL
+        )
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.sqlite_path or self.data_dir / "queue-manager.db"
+
+    @property
+    def worker_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def image_for(self, target: str) -> str:
+        return {
+            "loader-producer": self.loader_image,
+            "arango-connector": self.consumer_image,
+            "graph-builder": self.graph_builder_image,
+            "gnn-trainer": self.gnn_trainer_image,
+            "visualizer": self.visualizer_image,
+        }[target]
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming each bad variable, as the operator typed it."""
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+        parts.append(f"{name}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
