@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -73,8 +74,19 @@ class Service:
                 env.pop(name, None)
         log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "queue_manager.app:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "queue_manager.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,8 +152,17 @@ class Service:
 
     # -- local workers ------------------------------------------------------------------------
 
+    def kill_workers(self) -> None:
+        for record in (self.data_dir / "jobs").glob("*.json"):
+            pid = orjson.loads(record.read_bytes()).get("pid")
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
     def job_record(self, job_name: str) -> dict[str, Any]:
-        data: dict[str, Any] = orjson.loads((self.data_dir / "jobs" / f"{job_name}.json").read_bytes())
+        data: dict[str, Any] = orjson.loads(
+            (self.data_dir / "jobs" / f"{job_name}.json").read_bytes()
+        )
         return data
 
 

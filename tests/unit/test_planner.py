@@ -103,14 +103,22 @@ def test_depends_on_must_name_another_step() -> None:
 @pytest.mark.parametrize(
     ("step", "missing"),
     [
-        ({"target": "graph-builder", "type": "gnn_graph", "collection_output": "x"},
-         "requests.0.collection_inputs"),
-        ({"target": "graph-builder", "type": "gnn_graph", "collection_inputs": ["a"]},
-         "requests.0.collection_output"),
-        ({"target": "gnn-trainer", "type": "gnn_train", "model_output": "m"},
-         "requests.0.graph_collection"),
-        ({"target": "gnn-trainer", "type": "gnn_train", "graph_collection": "g"},
-         "requests.0.model_output"),
+        (
+            {"target": "graph-builder", "type": "gnn_graph", "collection_output": "x"},
+            "requests.0.collection_inputs",
+        ),
+        (
+            {"target": "graph-builder", "type": "gnn_graph", "collection_inputs": ["a"]},
+            "requests.0.collection_output",
+        ),
+        (
+            {"target": "gnn-trainer", "type": "gnn_train", "model_output": "m"},
+            "requests.0.graph_collection",
+        ),
+        (
+            {"target": "gnn-trainer", "type": "gnn_train", "graph_collection": "g"},
+            "requests.0.model_output",
+        ),
         ({"target": "visualizer", "type": "graph_metrics_stream"}, "requests.0.source"),
     ],
 )

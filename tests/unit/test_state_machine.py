@@ -92,8 +92,12 @@ def test_fail_fast_stops_running_skips_pending_and_names_the_step(
     assert queue.status is QueueStatus.ERROR
     assert queue.error_message is not None and "step 3 (arango-connector)" in queue.error_message
     assert [s.status for s in queue.steps] == [
-        StepStatus.STOPPED, StepStatus.STOPPED, StepStatus.STOPPED, StepStatus.ERROR,
-        StepStatus.SKIPPED, StepStatus.SKIPPED,
+        StepStatus.STOPPED,
+        StepStatus.STOPPED,
+        StepStatus.STOPPED,
+        StepStatus.ERROR,
+        StepStatus.SKIPPED,
+        StepStatus.SKIPPED,
     ]
     assert outcome.kill == {0, 1, 2}
 

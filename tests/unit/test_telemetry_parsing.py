@@ -51,10 +51,14 @@ def test_control_shape_and_commands_on_the_control_topic() -> None:
         (b"[1, 2]", "not_an_object"),
         (b'{"event": "loading"}', "invalid_queue_id"),
         (b'{"event": "dancing", "queue_id": "q"}', "invalid_status"),
-        (b'{"event": "loading", "queue_id": "q", "records_written": "many"}',
-         "invalid_records_written"),
-        (b'{"event": "loading", "queue_id": "q", "records_written": -1}',
-         "invalid_records_written"),
+        (
+            b'{"event": "loading", "queue_id": "q", "records_written": "many"}',
+            "invalid_records_written",
+        ),
+        (
+            b'{"event": "loading", "queue_id": "q", "records_written": -1}',
+            "invalid_records_written",
+        ),
         (b"x" * (1024 * 1024), "too_large"),
     ],
 )

@@ -17,6 +17,17 @@ class Envelope(BaseModel, Generic[T]):
     data: T
 
 
+class ErrorEnvelope(BaseModel):
+    status: Literal["error"]
+    message: str
+    data: dict[str, Any] | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (all are envelopes)."""
+    return {code: {"model": ErrorEnvelope} for code in (*codes, 422)}
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

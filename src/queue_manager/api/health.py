@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from queue_manager.api.container import Container, get_container
-from queue_manager.api.envelope import Envelope, error, success
+from queue_manager.api.envelope import Envelope, ErrorEnvelope, error, success
 from queue_manager.domain.errors import DependencyUnavailable
 
 router = APIRouter(tags=["health"])
@@ -25,7 +25,9 @@ async def live() -> Response:
     return success("Alive")
 
 
-@router.get("/health/startup", response_model=Envelope[None], responses={503: {}})
+@router.get(
+    "/health/startup", response_model=Envelope[None], responses={503: {"model": ErrorEnvelope}}
+)
 async def startup(services: Services) -> Response:
     if not services.started:
         return error("Starting", 503)
@@ -52,7 +54,11 @@ async def readiness(services: Container) -> dict[str, dict[str, Any]]:
     return {c.pop("name"): c for c in checks}
 
 
-@router.get("/health/ready", response_model=Envelope[dict[str, Any]], responses={503: {}})
+@router.get(
+    "/health/ready",
+    response_model=Envelope[dict[str, Any]],
+    responses={503: {"model": ErrorEnvelope}},
+)
 async def ready(services: Services) -> Response:
     checks = await readiness(services)
     down = [name for name, check in checks.items() if not check["ok"]]

@@ -20,6 +20,7 @@ from queue_manager.observability.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 SLOW_CLIENT_CLOSE = 1013  # "try again later"
+GOING_AWAY = 1001
 
 
 @dataclass(eq=False)
@@ -28,6 +29,7 @@ class _Client:
     queue_id: str | None
     outbox: asyncio.Queue[bytes | None]
     overflowed: bool = field(default=False)
+    sender: asyncio.Task[None] | None = None
 
 
 class Hub:
@@ -60,10 +62,9 @@ class Hub:
         client.overflowed = True
         self._clients.discard(client)
         self._metrics.websocket_clients.set(len(self._clients))
-        # Wake the sender so it closes the socket; make room for the sentinel.
-        with contextlib.suppress(asyncio.QueueEmpty):
-            client.outbox.get_nowait()
-        client.outbox.put_nowait(None)
+        # Its sender may be stuck in a send that will never complete: cancel it outright.
+        if client.sender is not None:
+            client.sender.cancel()
         log.warning("slow websocket client disconnected", queue_id=client.queue_id)
 
     async def serve(self, socket: WebSocket, queue_id: str | None) -> None:
@@ -72,25 +73,34 @@ class Hub:
         self._clients.add(client)
         self._metrics.websocket_clients.set(len(self._clients))
         reader = asyncio.create_task(self._drain_incoming(socket))
+        client.sender = asyncio.create_task(self._send_loop(client, reader))
         try:
-            await self._send_loop(client, reader)
+            await asyncio.wait({client.sender, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            for task in (client.sender, reader):
+                task.cancel()
+            await asyncio.gather(client.sender, reader, return_exceptions=True)
             self._clients.discard(client)
             self._metrics.websocket_clients.set(len(self._clients))
+        if client.overflowed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    socket.close(code=SLOW_CLIENT_CLOSE, reason="client too slow"), 1.0
+                )
 
     async def _send_loop(self, client: _Client, reader: asyncio.Task[None]) -> None:
         heartbeat = orjson.dumps({"event": "heartbeat"})
         while not reader.done():
             try:
-                payload = await asyncio.wait_for(client.outbox.get(), self._heartbeat)
-            except TimeoutError:
-                payload = heartbeat
+                payload = client.outbox.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    payload = await asyncio.wait_for(client.outbox.get(), self._heartbeat)
+                except TimeoutError:
+                    payload = heartbeat
             if payload is None:
                 with contextlib.suppress(Exception):
-                    await client.socket.close(code=SLOW_CLIENT_CLOSE, reason="client too slow")
+                    await client.socket.close(code=GOING_AWAY, reason="server shutting down")
                 return
             try:
                 await client.socket.send_text(payload.decode())

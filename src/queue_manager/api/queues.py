@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from queue_manager.api.container import Container, get_container
-from queue_manager.api.envelope import Envelope, success
+from queue_manager.api.envelope import Envelope, error_responses, success
 from queue_manager.api.examples import START_EXAMPLES
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.models import QueueState, QueueStatus
@@ -45,7 +45,7 @@ class QueueList(Envelope[list[QueueState]]):
     "/start",
     response_model=Envelope[StartData],
     summary="Start a queue (single step or pipeline)",
-    responses={409: {}, 413: {}, 422: {}, 503: {}},
+    responses=error_responses(400, 409, 413, 503),
 )
 async def start_queue(
     services: Services,
@@ -66,7 +66,7 @@ async def start_queue(
     "/stop",
     response_model=Envelope[StopData],
     summary="Stop a queue: graceful, or at once with force=true",
-    responses={404: {}, 409: {}, 422: {}, 503: {}},
+    responses=error_responses(400, 404, 409, 503),
 )
 async def stop_queue(
     services: Services,
@@ -83,7 +83,12 @@ async def stop_queue(
     return success("Queue stopped", {"queue_id": queue.id, "status": queue.status.value})
 
 
-@router.get("", response_model=QueueList, summary="List queues, newest first")
+@router.get(
+    "",
+    response_model=QueueList,
+    summary="List queues, newest first",
+    responses=error_responses(503),
+)
 async def list_queues(
     services: Services,
     status: Annotated[QueueStatus | None, Query()] = None,
@@ -105,7 +110,7 @@ async def list_queues(
     "/{queue_id}",
     response_model=Envelope[QueueState],
     summary="One queue with its steps",
-    responses={404: {}},
+    responses=error_responses(404, 503),
 )
 async def show_queue(
     services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]

@@ -1,0 +1,203 @@
+"""Production bus on Apache Kafka (SPEC §6) with aiokafka.
+
+Commands go to `queue-control` keyed by queue id (acks=all, idempotent producer). Telemetry is
+consumed from `queue-events` and `queue-control` in one consumer group shared by every replica,
+so each event is applied once; offsets are committed by the dispatcher only after its writes.
+The broker may be down at start-up or later: the service stays live, calls fail fast with
+`DependencyUnavailable`, and clients reconnect by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.telemetry import Source
+from queue_manager.kafka_security import client_security
+from queue_manager.ports import Command, Message
+from queue_manager.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SEND_TIMEOUT = 5.0
+PING_TIMEOUT = 2.0
+MAX_BATCH = 1000
+RECONNECT_SECONDS = 1.0
+
+
+@dataclass
+class _Batch:
+    messages: Sequence[Message]
+    consumer: AIOKafkaConsumer
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+    async def commit(self) -> None:
+        if not self.offsets:
+            return
+        try:
+            await self.consumer.commit(self.offsets)
+        except KafkaError as exc:
+            # Not committed means redelivered: harmless, telemetry is idempotent.
+            raise DependencyUnavailable("bus", f"kafka commit failed: {exc}") from exc
+
+
+class KafkaBus:
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        security: dict[str, Any],
+        *,
+        control_topic: str,
+        events_topic: str,
+        group_id: str,
+    ) -> None:
+        self._servers = bootstrap_servers
+        self._security = security
+        self._control = control_topic
+        self._events = events_topic
+        self._group = group_id
+        self._producer: AIOKafkaProducer | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaBus:
+        if not settings.kafka_bootstrap_servers:
+            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is required for BUS_BACKEND=kafka")
+        password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+        return cls(
+            settings.kafka_bootstrap_servers,
+            client_security(settings.kafka_user, password, settings.ca_path),
+            control_topic=settings.queue_control_topic,
+            events_topic=settings.queue_events_topic,
+            group_id=settings.kafka_group_id,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopped.clear()
+        self._connecting = asyncio.create_task(self._connect_producer())
+
+    async def _connect_producer(self) -> None:
+        while not self._stopped.is_set():
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._servers,
+                acks="all",
+                enable_idempotence=True,
+                request_timeout_ms=int(SEND_TIMEOUT * 1000),
+                **self._security,
+            )
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka unreachable, retrying", reason=str(exc))
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
+            self._producer = producer
+            log.info("kafka producer connected")
+            return
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self._producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._producer.stop()
+            self._producer = None
+
+    async def ping(self) -> None:
+        producer = self._require_producer()
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), PING_TIMEOUT)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise DependencyUnavailable("bus", f"kafka unreachable: {exc!r}") from exc
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise DependencyUnavailable("bus", "kafka not connected yet")
+        return self._producer
+
+    # -- port -----------------------------------------------------------------------------------
+
+    async def send_command(self, command: Command) -> None:
+        await self._send(self._control, command.queue_id, orjson.dumps(command.as_message()))
+
+    async def send_telemetry(self, value: bytes) -> None:
+        try:
+            key = orjson.loads(value).get("queue_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            key = None
+        await self._send(self._events, key if isinstance(key, str) else None, value)
+
+    async def _send(self, topic: str, key: str | None, value: bytes) -> None:
+        producer = self._require_producer()
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(topic, value, key=key.encode() if key else None),
+                SEND_TIMEOUT,
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise DependencyUnavailable("bus", f"kafka send to {topic} failed: {exc!r}") from exc
+
+    async def batches(self) -> AsyncIterator[_Batch]:
+        consumer = await self._start_consumer()
+        sources = {self._events: Source.EVENTS, self._control: Source.CONTROL}
+        try:
+            while not self._stopped.is_set():
+                try:
+                    records = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
+                except KafkaError as exc:
+                    log.warning("kafka fetch failed, retrying", reason=str(exc))
+                    await asyncio.sleep(RECONNECT_SECONDS)
+                    continue
+                if not records:
+                    continue
+                messages: list[Message] = []
+                offsets: dict[TopicPartition, int] = {}
+                for tp, batch in records.items():
+                    for record in batch:
+                        messages.append(Message(sources[tp.topic], record.value or b""))
+                    offsets[tp] = batch[-1].offset + 1
+                yield _Batch(messages, consumer, offsets)
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        while True:
+            consumer = AIOKafkaConsumer(
+                self._events,
+                self._control,
+                bootstrap_servers=self._servers,
+                group_id=self._group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                **self._security,
+            )
+            try:
+                await consumer.start()
+                log.info("kafka consumer connected", group=self._group)
+                return consumer
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka consumer cannot connect, retrying", reason=str(exc))
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                await asyncio.sleep(RECONNECT_SECONDS)
