@@ -3,6 +3,7 @@ closes them and supervises the background loops. Nothing happens at import time.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
         launcher = LocalLauncher(
             settings.data_dir / "jobs",
             worker_env=worker_env,
-            extra_args=settings.local_worker_args.split(),
+            extra_args=shlex.split(settings.local_worker_args),
+            command=shlex.split(settings.local_worker_command) or None,
             kill_timeout=settings.local_kill_timeout_seconds,
         )
     return Adapters(store, bus, launcher)

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     sqlite_path: Path | None = None
     public_url: str | None = None
     worker_token_secret: SecretStr | None = None
+    #: the program run for every local job (default: the reference worker); the target is
+    #: appended, then LOCAL_WORKER_ARGS
+    local_worker_command: str = ""
     local_worker_args: str = ""
     local_kill_timeout_seconds: float = Field(default=5.0, ge=0, le=300)
 

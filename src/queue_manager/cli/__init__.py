@@ -1,0 +1,1 @@
+"""The `queue-manager` command line (typer + rich): serve, start, stop, list, show, watch."""

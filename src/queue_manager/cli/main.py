@@ -1,0 +1,330 @@
+"""The `queue-manager` command line: run the service, and drive it over its HTTP API.
+
+Exit codes: 0 success; 1 an error answer of the API, an unreachable service, or a watched queue
+that ended in error or was stopped; 2 bad usage or a bad setting; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.text import Text
+
+from queue_manager import __version__
+from queue_manager.cli.client import DEFAULT_API_URL, ApiClient, CliError, check_api_url
+from queue_manager.cli.render import (
+    make_console,
+    queue_summary,
+    queues_table,
+    status_text,
+    steps_table,
+)
+from queue_manager.domain.models import QueueStatus
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="queue-manager",
+    help="Control plane of the StreamForge market-data platform: run the service "
+    "(serve) or drive a running one (start, stop, list, show, watch).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    api_url: str
+    timeout: float
+
+
+def _fail(error: CliError) -> NoReturn:
+    typer.echo(f"error: {error.message}", err=True)
+    for line in error.details:
+        typer.echo(f"  {line}", err=True)
+    raise typer.Exit(error.code)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one client coroutine; a CliError becomes its message and exit code, Ctrl-C exits 130."""
+    try:
+        return asyncio.run(coro)
+    except CliError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _options(ctx: typer.Context) -> Options:
+    options = ctx.find_object(Options)
+    if options is None:  # a command invoked without the group callback (tests)
+        return Options(DEFAULT_API_URL, 30.0)
+    return options
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"queue-manager {__version__}")
+        raise typer.Exit()
+
+
+def _api_url(value: str) -> str:
+    try:
+        return check_api_url(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc}") from None
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str,
+        typer.Option(
+            "--api-url",
+            envvar="QM_API_URL",
+            callback=_api_url,
+            help="Base URL of the queue-manager service for the client commands.",
+        ),
+    ] = DEFAULT_API_URL,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for each API answer.")
+    ] = 30.0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = Options(api_url=api_url, timeout=timeout)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default: HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to listen on (default: PORT or 8000)."),
+    ] = None,
+) -> None:
+    """Run the service (settings from the environment and .env; Ctrl-C/SIGTERM stop it cleanly)."""
+    from queue_manager.cli.serve import serve as run_server
+
+    run_server(host, port)
+
+
+def _read_request(path: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise CliError(f"{path} must hold a JSON object (the body of POST /queues/start)")
+    return body
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="JSON body of POST /queues/start (single or pipeline form); '-' reads stdin.",
+            dir_okay=False,
+        ),
+    ] = None,
+    symbol: Annotated[str | None, typer.Option(help="e.g. BTCUSDT")] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", help="api, ws, rest or a full data type such as api_candles_5m"),
+    ] = None,
+    time_range: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD:YYYY-MM-DD, e.g. 2024-01-01:2024-01-03")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Retrying with the same key returns the same queue, launching nothing."),
+    ] = None,
+) -> None:
+    """Start a queue and print its id (qid=$(queue-manager start ...))."""
+    flags = {"--symbol": symbol, "--type": type_, "--time-range": time_range}
+    given = [name for name, value in flags.items() if value is not None]
+    if file is not None:
+        if given:
+            ctx.fail(f"{', '.join(given)} cannot be combined with --file")
+        try:
+            body = _read_request(file)
+        except CliError as exc:
+            _fail(exc)
+    else:
+        missing = [name for name, value in flags.items() if value is None]
+        if missing:
+            ctx.fail(
+                f"give --file, or all of --symbol, --type and --time-range "
+                f"(missing {', '.join(missing)})"
+            )
+        body = {"symbol": symbol, "type": type_, "time_range": time_range}
+    options = _options(ctx)
+
+    async def call() -> str:
+        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+            return await api.start(body, idempotency_key)
+
+    typer.echo(_run(call()))
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    queue_id: Annotated[str, typer.Argument(help="The queue to stop.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete the jobs now, without the grace period.")
+    ] = False,
+) -> None:
+    """Stop a queue: its jobs get STOP_GRACE_SECONDS to end by themselves (none with --force)."""
+    options = _options(ctx)
+
+    async def call() -> dict[str, Any]:
+        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+            return await api.stop(queue_id, force=force)
+
+    data = _run(call())
+    line = Text(f"Queue {data.get('queue_id', queue_id)} → ")
+    line.append_text(status_text(data.get("status", "stopping")))
+    make_console().print(line)
+
+
+@app.command("list")
+def list_queues(
+    ctx: typer.Context,
+    status: Annotated[QueueStatus | None, typer.Option(help="Only queues in this status.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Only queues of this symbol.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="Page size (default 100).")
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="The next cursor a previous page printed.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"queues": [...], "next_cursor": ...} as JSON.')
+    ] = False,
+) -> None:
+    """List queues, newest first."""
+    options = _options(ctx)
+
+    async def call() -> tuple[list[dict[str, Any]], str | None]:
+        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+            return await api.list(
+                status=status.value if status else None,
+                symbol=symbol,
+                limit=limit,
+                cursor=cursor,
+            )
+
+    queues, next_cursor = _run(call())
+    if as_json:
+        typer.echo(json.dumps({"queues": queues, "next_cursor": next_cursor}, indent=2))
+        return
+    console = make_console()
+    if queues:
+        console.print(queues_table(queues))
+    else:
+        console.print("No queues.")
+    if next_cursor:
+        console.print(Text(f"next cursor: {next_cursor}"))
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    queue_id: Annotated[str, typer.Argument(help="The queue to show.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full state as JSON.")] = False,
+) -> None:
+    """Show one queue and its steps."""
+    options = _options(ctx)
+
+    async def call() -> dict[str, Any]:
+        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+            return await api.get(queue_id)
+
+    queue = _run(call())
+    if as_json:
+        typer.echo(json.dumps(queue, indent=2))
+        return
+    console = make_console()
+    console.print(queue_summary(queue))
+    console.print()
+    steps = [s for s in queue.get("steps") or [] if isinstance(s, dict)]
+    console.print(steps_table(steps))
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    queue_id: Annotated[
+        str | None, typer.Argument(help="The queue to follow; without it, every queue.")
+    ] = None,
+    plain: Annotated[
+        bool,
+        typer.Option("--plain", help="One line per update instead of live progress bars."),
+    ] = False,
+) -> None:
+    """Follow live progress of one queue (progress bars) or of every queue (one line each).
+
+    With QUEUE_ID: exits when the queue ends, 0 if it finished, 1 on error or stop.
+    Without: prints every update until Ctrl-C.
+    """
+    from queue_manager.cli import watch as live
+
+    options = _options(ctx)
+    out = make_console()
+    err = make_console(stderr=True)
+    if queue_id is None:
+        err.print(Text(f"Watching all queues at {options.api_url} (Ctrl-C to stop)", style="dim"))
+        try:
+            asyncio.run(
+                live.watch_all(
+                    options.api_url,
+                    emit=lambda text: out.print(Text(text)),
+                    notice=lambda text: err.print(Text(text, style="yellow")),
+                )
+            )
+        except CliError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            return
+        return
+
+    display: live.Display = (
+        live.LiveDisplay(out) if out.is_terminal and not plain else live.LineDisplay(out, err)
+    )
+
+    async def follow() -> live.QueueView:
+        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+            with display:
+                return await live.watch_queue(api, queue_id, display)
+
+    view = _run(follow())
+    out.print(view.final_line())
+    if view.status != QueueStatus.FINISHED.value:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app(prog_name="queue-manager")

@@ -1,0 +1,151 @@
+"""Rich rendering of queues and steps for the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+# Wide enough that a queue id never wraps when the output goes to a pipe or a file.
+_PIPE_WIDTH = 200
+
+STATUS_STYLES = {
+    "pending": "dim",
+    "launching": "cyan",
+    "started": "cyan",
+    "loading": "bold cyan",
+    "finished": "bold green",
+    "stopping": "yellow",
+    "stopped": "yellow",
+    "skipped": "dim",
+    "error": "bold red",
+}
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or "COLUMNS" in os.environ else _PIPE_WIDTH
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def status_text(status: Any) -> Text:
+    value = str(status or "?")
+    return Text(value, style=STATUS_STYLES.get(value, ""))
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def format_time(value: Any) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def step_counts(queue: dict[str, Any]) -> str:
+    steps = queue.get("steps") or []
+    done = sum(1 for s in steps if isinstance(s, dict) and s.get("status") == "finished")
+    return f"{done}/{len(steps)}"
+
+
+def queues_table(queues: Iterable[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold", show_edge=False, pad_edge=False)
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("symbol", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("records_written", justify="right", no_wrap=True)
+    table.add_column("created_at", no_wrap=True)
+    for queue in queues:
+        table.add_row(
+            _text(queue.get("id")),
+            _text(queue.get("symbol")),
+            status_text(queue.get("status")),
+            step_counts(queue),
+            _text(queue.get("records_written", 0)),
+            format_time(queue.get("created_at")),
+        )
+    return table
+
+
+_SUMMARY_FIELDS = (
+    ("id", "id"),
+    ("symbol", "symbol"),
+    ("type", "type"),
+    ("status", "status"),
+    ("loader_type", "loader_type"),
+    ("time_range", "time_range"),
+    ("records_written", "records_written"),
+    ("last_loaded_timestamp", "last_loaded_timestamp"),
+    ("kafka_topic", "kafka_topic"),
+    ("created_at", "created_at"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+    ("error_message", "error_message"),
+)
+
+
+def queue_summary(queue: dict[str, Any]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, key in _SUMMARY_FIELDS:
+        value = queue.get(key)
+        if value is None and key in (
+            "error_message",
+            "started_at",
+            "finished_at",
+            "last_loaded_timestamp",
+            "kafka_topic",
+        ):
+            continue
+        if key == "status":
+            grid.add_row(label, status_text(value))
+        elif key.endswith(("_at", "_timestamp")):
+            grid.add_row(label, format_time(value))
+        elif key == "error_message":
+            grid.add_row(label, Text(_text(value), style="red"))
+        else:
+            grid.add_row(label, _text(value))
+    return grid
+
+
+def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold", show_edge=False, pad_edge=False)
+    table.add_column("index", justify="right", no_wrap=True)
+    table.add_column("target", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("records_written", justify="right", no_wrap=True)
+    table.add_column("job_name", no_wrap=True)
+    table.add_column("error_message", style="red")
+    for step in steps:
+        table.add_row(
+            _text(step.get("index")),
+            _text(step.get("target")),
+            _text(step.get("type")),
+            status_text(step.get("status")),
+            _text(step.get("records_written", 0)),
+            _text(step.get("job_name")),
+            _text(step.get("error_message")),
+        )
+    return table
