@@ -50,7 +50,7 @@ async def _until_ready(bus: Bus) -> None:
     await bus.ping()
 
 
-async def _collect(bus: Bus, count: int, timeout: float = 30) -> list[Message]:
+async def _collect(bus: Bus, count: int, within: float = 30) -> list[Message]:
     got: list[Message] = []
 
     async def run() -> None:
@@ -61,7 +61,7 @@ async def _collect(bus: Bus, count: int, timeout: float = 30) -> list[Message]:
                 if len(got) >= count:
                     return
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(run(), within)
     return got
 
 
