@@ -23,6 +23,7 @@ from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import Bus, Launcher, StateStore
 from queue_manager.services.engine import Deps, Engine
 from queue_manager.services.job_specs import JobConfig
+from queue_manager.services.live import UpdateRelay
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.telemetry import Dispatcher
@@ -109,11 +110,12 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     else:
         tokens = WorkerTokens.from_file(settings.data_dir / "worker-token.secret")
     adapters = adapters or build_adapters(settings, tokens)
+    relay = UpdateRelay(adapters.bus, hub)
     deps = Deps(
         store=adapters.store,
         bus=adapters.bus,
         launcher=adapters.launcher,
-        broadcaster=hub,
+        broadcaster=relay,
         metrics=metrics,
         jobs=job_config(settings),
         stop_grace=timedelta(seconds=settings.stop_grace_seconds),
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         await deps.bus.start()
         await deps.launcher.start()
         supervisor.start("dispatcher", dispatcher.run)
+        supervisor.start("update-sender", relay.send_loop)
+        supervisor.start("update-receiver", relay.receive_loop)
         supervisor.start("job-watcher", reconciler.watch)
         # Its first pass is the start-up reconcile: queues left running by a previous run resume.
         supervisor.start("reconciler", reconciler.run)

@@ -114,6 +114,14 @@ class Bus(Protocol):
         """Telemetry from `queue-events` and `queue-control`, in batches, until stopped."""
         ...
 
+    async def send_update(self, key: str, value: bytes) -> None:
+        """Publish a live update for every replica's WebSocket clients (ordered per key)."""
+        ...
+
+    def updates(self) -> AsyncIterator[bytes]:
+        """Every update any replica sent from now on (no consumer group: each replica sees all)."""
+        ...
+
 
 # -- job launcher -----------------------------------------------------------------------------
 

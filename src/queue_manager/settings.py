@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     ca_path: Path | None = None
     queue_control_topic: str = "queue-control"
     queue_events_topic: str = "queue-events"
+    queue_updates_topic: str = "queue-manager-updates"
     kafka_group_id: str = "queue-manager"
 
     # ArangoDB

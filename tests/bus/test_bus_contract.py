@@ -32,6 +32,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
             client_security(env.get("KAFKA_USER"), env.get("KAFKA_PASSWORD"), env.get("CA_PATH")),  # type: ignore[arg-type]
             control_topic=f"control-{suffix}",
             events_topic=f"events-{suffix}",
+            updates_topic=f"updates-{suffix}",
             group_id=f"qm-{suffix}",
         )
     await bus.start()
@@ -88,3 +89,21 @@ async def test_commands_travel_on_the_control_topic(bus: Bus) -> None:
 
 async def test_ping_answers_when_up(bus: Bus) -> None:
     await bus.ping()
+
+
+async def test_updates_reach_every_subscriber_in_order(bus: Bus) -> None:
+    got: list[bytes] = []
+
+    async def read() -> None:
+        async with contextlib.aclosing(bus.updates()) as updates:  # type: ignore[type-var]
+            async for value in updates:
+                got.append(value)
+                if len(got) == 20:
+                    return
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(2)  # a subscriber sees updates sent after it joined
+    for n in range(20):
+        await bus.send_update("q-1", orjson.dumps({"n": n}))
+    await asyncio.wait_for(reader, 30)
+    assert [orjson.loads(v)["n"] for v in got] == list(range(20))

@@ -60,12 +60,14 @@ class KafkaBus:
         *,
         control_topic: str,
         events_topic: str,
+        updates_topic: str,
         group_id: str,
     ) -> None:
         self._servers = bootstrap_servers
         self._security = security
         self._control = control_topic
         self._events = events_topic
+        self._updates = updates_topic
         self._group = group_id
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -81,6 +83,7 @@ class KafkaBus:
             client_security(settings.kafka_user, password, settings.ca_path),
             control_topic=settings.queue_control_topic,
             events_topic=settings.queue_events_topic,
+            updates_topic=settings.queue_updates_topic,
             group_id=settings.kafka_group_id,
         )
 
@@ -156,8 +159,37 @@ class KafkaBus:
         except (KafkaError, OSError, TimeoutError) as exc:
             raise DependencyUnavailable("bus", f"kafka send to {topic} failed: {exc!r}") from exc
 
+    async def send_update(self, key: str, value: bytes) -> None:
+        producer = self._require_producer()
+        try:
+            # Not awaiting delivery: a live update is worth less than not delaying the writer.
+            await producer.send(self._updates, value, key=key.encode())
+        except (KafkaError, OSError) as exc:
+            raise DependencyUnavailable("bus", f"kafka send to {self._updates} failed") from exc
+
+    async def updates(self) -> AsyncIterator[bytes]:
+        # No group: every replica reads every partition, from the end (only new updates).
+        consumer = await self._start_consumer(self._updates, group_id=None, reset="latest")
+        try:
+            while not self._stopped.is_set():
+                try:
+                    records = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
+                except KafkaError as exc:
+                    log.warning("kafka update fetch failed, retrying", reason=str(exc))
+                    await asyncio.sleep(RECONNECT_SECONDS)
+                    continue
+                for batch in records.values():
+                    for record in batch:
+                        if record.value:
+                            yield record.value
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
+
     async def batches(self) -> AsyncIterator[_Batch]:
-        consumer = await self._start_consumer()
+        consumer = await self._start_consumer(
+            self._events, self._control, group_id=self._group, reset="earliest"
+        )
         sources = {self._events: Source.EVENTS, self._control: Source.CONTROL}
         try:
             while not self._stopped.is_set():
@@ -180,21 +212,22 @@ class KafkaBus:
             with contextlib.suppress(KafkaError, OSError):
                 await consumer.stop()
 
-    async def _start_consumer(self) -> AIOKafkaConsumer:
+    async def _start_consumer(
+        self, *topics: str, group_id: str | None, reset: str
+    ) -> AIOKafkaConsumer:
         while True:
             consumer = AIOKafkaConsumer(
-                self._events,
-                self._control,
+                *topics,
                 bootstrap_servers=self._servers,
-                group_id=self._group,
+                group_id=group_id,
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                auto_offset_reset=reset,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
                 **self._security,
             )
             try:
                 await consumer.start()
-                log.info("kafka consumer connected", group=self._group)
+                log.info("kafka consumer connected", topics=topics, group=group_id)
                 return consumer
             except (KafkaError, OSError) as exc:
                 log.warning("kafka consumer cannot connect, retrying", reason=str(exc))

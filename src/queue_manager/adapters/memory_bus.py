@@ -27,6 +27,7 @@ class MemoryBus:
 
     def __init__(self, *, max_pending: int = 100_000) -> None:
         self._inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=max_pending)
+        self._updates: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max_pending)
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -44,6 +45,13 @@ class MemoryBus:
 
     async def send_telemetry(self, value: bytes) -> None:
         await self._inbox.put(Message(Source.EVENTS, value))
+
+    async def send_update(self, key: str, value: bytes) -> None:
+        await self._updates.put(value)
+
+    async def updates(self) -> AsyncIterator[bytes]:
+        while not self._stopped.is_set():
+            yield await self._updates.get()
 
     async def batches(self) -> AsyncIterator[_Batch]:
         while not self._stopped.is_set():
