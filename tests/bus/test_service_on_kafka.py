@@ -103,6 +103,7 @@ def test_control_topic_telemetry_shape_is_applied(
 def test_broker_outage_makes_ready_503_and_recovers(
     kafka_service: Service, running_kafka_broker: KafkaBroker, single: dict[str, Any]
 ) -> None:
+    stopped_at = time.monotonic()
     running_kafka_broker.stop()
     try:
 
@@ -116,6 +117,11 @@ def test_broker_outage_makes_ready_503_and_recovers(
         answer = kafka_service.post("/queues/start", json=single)
         assert answer.status_code == 503 and answer.json()["status"] == "error"
         assert time.monotonic() - began < 8
+        # The outage lasts 30 s; the service stays live and answers quickly meanwhile.
+        while time.monotonic() - stopped_at < 30:
+            assert kafka_service.get("/health/live").status_code == 200
+            assert kafka_service.get("/health/ready").status_code == 503
+            time.sleep(2)
     finally:
         running_kafka_broker.start()
     wait_for(lambda: kafka_service.get("/health/ready").status_code == 200, 60)
