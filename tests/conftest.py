@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# One Kafka broker and one kube-apiserver per session, shared by every directory that needs them.
+pytest_plugins = ["tests.support.kafka_fixtures", "tests.support.kube_fixtures"]
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 

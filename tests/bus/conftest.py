@@ -1,3 +1,1 @@
-from tests.support.kafka_fixtures import kafka_broker, kafka_topic, running_kafka_broker
-
-__all__ = ["kafka_broker", "kafka_topic", "running_kafka_broker"]
+"""Bus tests; the Kafka fixtures come from tests/conftest.py."""

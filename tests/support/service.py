@@ -54,7 +54,8 @@ class Service:
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / "service.log"
+        # Per port: replicas may share a data directory.
+        return self.data_dir / f"service-{self.port}.log"
 
     def start(self) -> Service:
         self.data_dir.mkdir(parents=True, exist_ok=True)

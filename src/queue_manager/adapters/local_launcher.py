@@ -159,7 +159,7 @@ class LocalLauncher:
             await self._start_process(record)
 
     async def delete(self, name: str) -> None:
-        record = self._records.get(name)
+        record = self._records.get(name) or self._read_named(name)
         if record is None:
             return
         record.deleting = True
@@ -186,7 +186,26 @@ class LocalLauncher:
             expired = record.ended_at is not None and now - record.ended_at > FINISHED_TTL_SECONDS
             if expired:
                 await self.delete(record.name)
-        return [r.status() for r in self._records.values() if not r.deleting]
+        jobs = [r.status() for r in self._records.values() if not r.deleting]
+        return jobs + self._jobs_of_other_replicas()
+
+    def _jobs_of_other_replicas(self) -> list[JobStatus]:
+        """Replicas sharing the jobs directory see each other's jobs, as on Kubernetes."""
+        found = []
+        for path in self._dir.glob("*.json"):
+            if path.stem in self._records:
+                continue
+            record = self._read(path)
+            if record is None:
+                continue
+            if record.phase is JobPhase.ACTIVE and not _alive(record.pid, record.name):
+                outcome = self._exit_outcome(record.name)
+                record.phase = JobPhase.SUCCEEDED if outcome in ("finished", "interrupted") else (
+                    JobPhase.FAILED
+                )
+                record.message = None if outcome else "worker process vanished"
+            found.append(record.status())
+        return found
 
     async def watch(self) -> AsyncIterator[JobStatus]:
         while True:
@@ -315,6 +334,10 @@ class LocalLauncher:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(data))
         tmp.replace(path)
+
+    def _read_named(self, name: str) -> _Record | None:
+        path = self._dir / f"{name}.json"
+        return self._read(path) if path.exists() else None
 
     def _read(self, path: Path) -> _Record | None:
         try:

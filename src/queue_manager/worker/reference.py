@@ -1,0 +1,265 @@
+"""Reference worker: simulates any StreamForge target through the Worker SDK.
+
+    python -m queue_manager.worker.reference <target> [--duration S] [--fail-after N]
+                                             [--records-per-tick K] [--tick S]
+
+Exit codes: 0 finished or interrupted, 1 error reported, 2 bad arguments or environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+
+from queue_manager.domain.naming import is_streaming
+from queue_manager.worker.env import WorkerEnv, WorkerEnvError
+from queue_manager.worker.sdk import Outcome, Worker, make_transport
+
+TARGETS = ("loader-producer", "arango-connector", "graph-builder", "gnn-trainer", "visualizer")
+
+DEFAULT_DURATION = 6.0
+DEFAULT_TICK = 0.5
+DEFAULT_RECORDS_PER_TICK = 100
+
+# What each target says it did, for the telemetry `message`.
+_WORK = {
+    "loader-producer": "published {n} records to {topic}",
+    "arango-connector": "wrote {n} documents to {collection}",
+    "graph-builder": "built {n} graph elements into {output}",
+    "gnn-trainer": "processed {n} samples for {output}",
+    "visualizer": "published {n} metric points from {source}",
+}
+
+_T = TypeVar("_T")
+
+log = structlog.get_logger("queue_manager.worker.reference")
+
+
+@dataclass(frozen=True)
+class Options:
+    target: str
+    duration: float
+    tick: float
+    fail_after: int | None
+    records_per_tick: int
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be an integer >= 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be an integer > 0")
+    return value
+
+
+def _argument(convert: Callable[[str], _T]) -> Callable[[str], _T]:
+    def parse(text: str) -> _T:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+    parse.__name__ = convert.__name__.lstrip("_").replace("_", " ")
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m queue_manager.worker.reference",
+        description=(
+            "Simulate a StreamForge job: report started, then loading every tick with growing "
+            "records_written and last_loaded_timestamp walking through TIME_RANGE, then finished "
+            "(batch types, after --duration) -- or, for streaming types, until stopped. A stop "
+            "command or SIGTERM/SIGINT reports interrupted and exits 0."
+        ),
+        epilog=(
+            "Environment (set by queue-manager): QUEUE_ID, SYMBOL, TYPE, TIME_RANGE, "
+            "TELEMETRY_PRODUCER_ID are required; QM_URL + QM_WORKER_TOKEN select HTTP reporting "
+            "(embedded mode), else KAFKA_BOOTSTRAP_SERVERS (+ KAFKA_USER, KAFKA_PASSWORD, CA_PATH) "
+            "selects Kafka; QM_EXIT_FILE receives the outcome. QM_WORKER_DURATION, QM_WORKER_TICK, "
+            "QM_WORKER_FAIL_AFTER, QM_WORKER_RECORDS_PER_TICK give defaults to the options. "
+            "Exit codes: 0 finished or interrupted, 1 error, 2 bad arguments or environment."
+        ),
+    )
+    parser.add_argument("target", choices=TARGETS, help="the StreamForge service to simulate")
+    parser.add_argument(
+        "--duration",
+        type=_argument(_positive_float),
+        default=None,
+        help=f"seconds until a batch type finishes (default {DEFAULT_DURATION:g}, "
+        "or QM_WORKER_DURATION); streaming types walk TIME_RANGE at this pace but never finish",
+    )
+    parser.add_argument(
+        "--fail-after",
+        type=_argument(_non_negative_int),
+        default=None,
+        metavar="N",
+        help="report error and exit 1 after N loading ticks (or QM_WORKER_FAIL_AFTER)",
+    )
+    parser.add_argument(
+        "--records-per-tick",
+        type=_argument(_positive_int),
+        default=None,
+        metavar="K",
+        help=f"records_written grows by K each tick (default {DEFAULT_RECORDS_PER_TICK}, "
+        "or QM_WORKER_RECORDS_PER_TICK)",
+    )
+    parser.add_argument(
+        "--tick",
+        type=_argument(_positive_float),
+        default=None,
+        help=f"seconds between loading reports (default {DEFAULT_TICK:g}, or QM_WORKER_TICK)",
+    )
+    return parser
+
+
+def parse_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Options:
+    args = parser.parse_args(argv)
+
+    def pick(given: _T | None, variable: str, convert: Callable[[str], _T], default: _T) -> _T:
+        if given is not None:
+            return given
+        raw = os.environ.get(variable, "").strip()
+        if not raw:
+            return default
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            parser.error(f"{variable}={raw!r}: {exc}")
+
+    fail_after = args.fail_after
+    if fail_after is None:
+        fail_after = pick(None, "QM_WORKER_FAIL_AFTER", _non_negative_int, -1)
+        fail_after = None if fail_after < 0 else fail_after
+    return Options(
+        target=args.target,
+        duration=pick(args.duration, "QM_WORKER_DURATION", _positive_float, DEFAULT_DURATION),
+        tick=pick(args.tick, "QM_WORKER_TICK", _positive_float, DEFAULT_TICK),
+        fail_after=fail_after,
+        records_per_tick=pick(
+            args.records_per_tick,
+            "QM_WORKER_RECORDS_PER_TICK",
+            _positive_int,
+            DEFAULT_RECORDS_PER_TICK,
+        ),
+    )
+
+
+def missing_parameters(target: str, env: WorkerEnv) -> list[str]:
+    """The SPEC §4 parameters `target` cannot work without."""
+    missing: list[str] = []
+    if target == "graph-builder":
+        if not env.collection_inputs:
+            missing.append("COLLECTION_INPUTS")
+        if env.collection_output is None:
+            missing.append("COLLECTION_OUTPUT")
+    elif target == "gnn-trainer":
+        if env.graph_collection is None:
+            missing.append("GRAPH_COLLECTION")
+        if env.model_output is None and env.inference_interval is None:
+            missing.append("MODEL_OUTPUT or INFERENCE_INTERVAL")
+    elif target == "visualizer" and env.source is None:
+        missing.append("SOURCE")
+    return missing
+
+
+def _describe_work(options: Options, env: WorkerEnv, records: int) -> str:
+    return _WORK[options.target].format(
+        n=records,
+        topic=env.kafka_topic or f"{env.queue_id}.{env.step_type}",
+        collection=env.collection_name or "its collection",
+        output=env.collection_output or env.model_output or env.inference_interval or "its output",
+        source=env.source or "its source",
+    )
+
+
+async def simulate(worker: Worker, options: Options) -> Outcome:
+    env = worker.env
+    missing = missing_parameters(options.target, env)
+    if missing:
+        await worker.error(f"{options.target} needs {', '.join(missing)}")
+        return Outcome.ERROR
+    streaming = is_streaming(env.step_type)
+    total_ticks = max(1, math.ceil(options.duration / options.tick))
+    start, end = env.range_start, env.range_end
+    mode = "streaming" if streaming else "batch"
+    await worker.started(f"{options.target} {env.step_type} {env.symbol} started ({mode})")
+    if options.fail_after == 0:
+        await worker.error(f"simulated failure of {options.target} before any progress")
+        return Outcome.ERROR
+    tick = 0
+    while not await worker.wait_stop(options.tick):
+        tick += 1
+        records = tick * options.records_per_tick
+        loaded_up_to = start + (end - start) * min(1.0, tick / total_ticks)
+        await worker.loading(records, loaded_up_to, _describe_work(options, env, records))
+        if options.fail_after is not None and tick >= options.fail_after:
+            await worker.error(f"simulated failure of {options.target} after {tick} ticks")
+            return Outcome.ERROR
+        if not streaming and tick >= total_ticks:
+            await worker.finished(records, loaded_up_to, _describe_work(options, env, records))
+            return Outcome.FINISHED
+    await worker.interrupted()
+    return Outcome.INTERRUPTED
+
+
+async def run(options: Options, env: WorkerEnv) -> int:
+    async with Worker(env, make_transport(env)) as worker:
+        await simulate(worker, options)
+    outcome = worker.outcome or Outcome.ERROR
+    return outcome.exit_code
+
+
+def configure_logging() -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    options = parse_options(parser, argv)
+    configure_logging()
+    try:
+        env = WorkerEnv.load()
+    except WorkerEnvError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    return asyncio.run(run(options, env))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

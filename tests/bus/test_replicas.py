@@ -1,0 +1,74 @@
+"""SPEC §1 scale-out: two replicas on one store and one broker (SPEC §6 delivery)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.bus.test_service_on_kafka import WORKER
+from tests.e2e.test_live_updates import collect
+from tests.support.kafka_broker import KafkaBroker
+from tests.support.service import Service
+
+
+def _count(metrics: str, status: str) -> float:
+    pattern = (
+        rf'queue_manager_telemetry_events_total\{{source="queue-events",status="{status}"\}} (\S+)'
+    )
+    match = re.search(pattern, metrics)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_two_replicas_apply_each_event_once_and_both_stream_every_update(
+    tmp_path: Path, running_kafka_broker: KafkaBroker, single: dict[str, Any]
+) -> None:
+    env = {
+        "BUS_BACKEND": "kafka",
+        "KAFKA_GROUP_ID": f"qm-{tmp_path.name}",
+        "QUEUE_EVENTS_TOPIC": f"events-{tmp_path.name}",
+        "QUEUE_CONTROL_TOPIC": f"control-{tmp_path.name}",
+        "QUEUE_UPDATES_TOPIC": f"updates-{tmp_path.name}",
+        "LOCAL_WORKER_COMMAND": f"{sys.executable} {WORKER}",
+        "LOCAL_WORKER_ARGS": "20",
+        **running_kafka_broker.client_env(sasl=False),
+    }
+    shared = tmp_path / "shared"
+    first = Service(shared, env=env).start()
+    second = Service(shared, env=env).start()
+    stop = threading.Event()
+    seen: dict[int, list[dict[str, Any]]] = {first.port: [], second.port: []}
+    readers = [
+        threading.Thread(
+            target=collect, args=(s.url.replace("http", "ws") + "/ws/topic", seen[s.port], stop)
+        )
+        for s in (first, second)
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        queue_ids = [first.start_queue({**single, "type": "api_trades"}) for _ in range(3)]
+        for queue_id in queue_ids:
+            queue = second.wait_status(queue_id, {"finished", "error"}, 60)
+            assert queue["status"] == "finished", queue
+            assert queue["records_written"] == 200
+        stop.set()
+        for reader in readers:
+            reader.join()
+        started = sum(_count(s.get("/metrics").text, "started") for s in (first, second))
+        finished = sum(_count(s.get("/metrics").text, "finished") for s in (first, second))
+        assert started == finished == 3  # each event applied by exactly one replica
+        for queue_id in queue_ids:
+            final = [
+                u
+                for u in seen_on_second
+                if u["queue_id"] == queue_id and u["event"] == "queue.updated"
+            ]
+            assert final and final[-1]["status"] == "finished"
+    finally:
+        stop.set()
+        for svc in (first, second):
+            svc.stop()
+        first.kill_workers()
