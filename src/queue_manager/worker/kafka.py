@@ -15,8 +15,8 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     TopicAuthorizationFailedError,
 )
-from aiokafka.helpers import create_ssl_context
 
+from queue_manager.kafka_security import client_security
 from queue_manager.worker.env import WorkerEnv
 from queue_manager.worker.transport import DeliveryError, OnCommand
 
@@ -27,18 +27,9 @@ _MAX_BACKOFF = 2.0
 
 
 def kafka_security(env: WorkerEnv) -> dict[str, Any]:
-    """SPEC §2: PLAINTEXT without KAFKA_USER, else SASL_SSL + SCRAM-SHA-512, CA at CA_PATH."""
-    if env.kafka_user is None:
-        return {"security_protocol": "PLAINTEXT"}
-    password = env.kafka_password.get_secret_value() if env.kafka_password else ""
-    cafile = str(env.ca_path) if env.ca_path is not None else None
-    return {
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": env.kafka_user,
-        "sasl_plain_password": password,
-        "ssl_context": create_ssl_context(cafile=cafile),
-    }
+    """SPEC §2, exactly as the service connects (one implementation for both)."""
+    password = env.kafka_password.get_secret_value() if env.kafka_password else None
+    return client_security(env.kafka_user, password, env.ca_path)
 
 
 class KafkaTransport:
