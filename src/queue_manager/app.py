@@ -3,8 +3,9 @@ closes them and supervises the background loops. Nothing happens at import time.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,7 @@ from queue_manager.api.container import Container
 from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
 from queue_manager.api.worker_auth import WorkerTokens
+from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import Bus, Launcher, StateStore
@@ -136,9 +138,14 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         supervisor = Supervisor()
         dispatcher = Dispatcher(engine)
         reconciler = Reconciler(engine, settings.reconcile_seconds)
-        await deps.store.open()
-        await deps.bus.start()
-        await deps.launcher.start()
+        # A dependency that is down at start-up must not keep the service from starting: it
+        # stays live, reports not ready, and connects as soon as the dependency is back.
+        for name, connect in (
+            ("store", deps.store.open),
+            ("bus", deps.bus.start),
+            ("launcher", deps.launcher.start),
+        ):
+            await _connect_or_retry(supervisor, name, connect)
         supervisor.start("dispatcher", dispatcher.run)
         supervisor.start("update-sender", relay.send_loop)
         supervisor.start("update-receiver", relay.receive_loop)
@@ -180,6 +187,33 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HTTPMetrics, metrics=metrics)
     return app
+
+
+async def _connect_or_retry(
+    supervisor: Supervisor, name: str, connect: Callable[[], Awaitable[None]]
+) -> None:
+    try:
+        await connect()
+        return
+    except DependencyUnavailable as exc:
+        log.warning(
+            "dependency unavailable at start-up, will retry", dependency=name, reason=exc.detail
+        )
+
+    async def retry() -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await connect()
+            except DependencyUnavailable as exc:
+                log.warning("dependency still unavailable", dependency=name, reason=exc.detail)
+                delay = min(delay * 2, 15.0)
+                continue
+            log.info("dependency connected", dependency=name)
+            return
+
+    supervisor.start(f"{name}-connect", retry)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -57,7 +57,7 @@ class Service:
         # Per port: replicas may share a data directory.
         return self.data_dir / f"service-{self.port}.log"
 
-    def start(self) -> Service:
+    def start(self, *, wait_ready: bool = True) -> Service:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -93,6 +93,8 @@ class Service:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        if not wait_ready:
+            return self
         try:
             wait_for(lambda: self.get("/health/ready").status_code == 200, 30)
         except TimeoutError:

@@ -43,5 +43,10 @@ class DependencyUnavailable(DomainError):
         self.detail = detail
 
 
+class Misconfigured(Exception):
+    """A setting the operator must fix (bad credentials, unknown database): start-up fails with
+    this one line instead of retrying forever."""
+
+
 class LaunchFailed(DomainError):
     """The launcher refused a job for good (forbidden, invalid manifest...): the step fails."""
