@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.support.service import Service, pid_alive, wait_for
@@ -91,3 +93,35 @@ def test_service_killed_mid_run_resumes_without_losing_anything(
         assert pid_alive(service.job_record(step["job_name"])["pid"])
     service.post(f"/queues/stop?queue_id={stream_id}&force=true")
     service.wait_status(stream_id, {"stopped"}, 10)
+
+
+STUBBORN = (
+    f'{sys.executable} -c "import signal, time; '
+    'signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"'
+)
+
+
+def test_a_worker_that_ignores_stop_is_killed_after_the_grace_period(
+    tmp_path: Path, single: dict[str, Any]
+) -> None:
+    svc = Service(
+        tmp_path / "svc",
+        env={
+            "STOP_GRACE_SECONDS": "2",
+            "LOCAL_KILL_TIMEOUT_SECONDS": "1",
+            "LOCAL_WORKER_COMMAND": STUBBORN,
+        },
+    ).start()
+    try:
+        queue_id = svc.start_queue(single)
+        job = svc.queue(queue_id)["steps"][0]["job_name"]
+        pid = wait_for(lambda: svc.job_record(job)["pid"], 10)
+        began = time.monotonic()
+        assert svc.post(f"/queues/stop?queue_id={queue_id}").status_code == 200
+        queue = svc.wait_status(queue_id, {"stopped"}, 2 + 5)
+        assert queue["steps"][0]["status"] == "stopped"
+        assert time.monotonic() - began <= 2 + 5
+        wait_for(lambda: not pid_alive(pid), 5)
+    finally:
+        svc.stop()
+        svc.kill_workers()
