@@ -37,7 +37,7 @@ etcd_version="$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 apiserver_bin="$cache/$kube_version/kube-apiserver"
 etcd_bin="$cache/etcd-$etcd_version/etcd"
 
-export GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
 build() { # <module dir> <package> <output> <extra ldflags>
   local dir="$1" pkg="$2" out="$3" extra="$4" tmp start

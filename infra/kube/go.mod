@@ -2,7 +2,7 @@
 // (tests/support/kube_apiserver.py). k8s.io/kubernetes points its staging modules
 // at ./staging in its own go.mod; those replaces only apply to the main module, so
 // they are repeated here with the published v0.<minor>.<patch> tags.
-// Regenerate with infra/kube/gen-gomod.sh when bumping KUBE_VERSION.
+// Regenerate with infra/kube/gen-gomod.sh when bumping the version.
 module queue-manager/infra/kube
 
 go 1.26.0

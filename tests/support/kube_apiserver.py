@@ -120,9 +120,7 @@ def ensure_binaries() -> KubeBinaries:
     )
     if result.returncode != 0:
         raise KubeAPIServerError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
-    paths = dict(
-        line.split("=", 1) for line in result.stdout.splitlines() if "=" in line
-    )
+    paths = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     try:
         return KubeBinaries(kube_apiserver=Path(paths["KUBE_APISERVER"]), etcd=Path(paths["ETCD"]))
     except KeyError as exc:
@@ -150,7 +148,11 @@ def _generate_pki(cert_dir: Path, keys_dir: Path) -> _Pki:
     cert_dir.mkdir(parents=True, exist_ok=True)
     keys_dir.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = keys_dir / "ca.key", keys_dir / "ca.crt"
-    key, csr, cert = cert_dir / "apiserver.key", keys_dir / "apiserver.csr", cert_dir / "apiserver.crt"
+    key, csr, cert = (
+        cert_dir / "apiserver.key",
+        keys_dir / "apiserver.csr",
+        cert_dir / "apiserver.crt",
+    )
     sa_key, sa_pub = keys_dir / "sa.key", keys_dir / "sa.pub"
     ext = keys_dir / "apiserver.ext"
     ext.write_text(
@@ -365,18 +367,18 @@ def start_kube_apiserver(
             raise KubeAPIServerError(f"{binary} is not an executable: run `make kube-bins`")
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_etcd_dirs()
-    etcd_data_dir = Path(
-        tempfile.mkdtemp(
-            prefix=f"{_ETCD_DIR_PREFIX}{os.getpid()}-",
-            dir=TMPFS if TMPFS.is_dir() and os.access(TMPFS, os.W_OK) else workdir,
-        )
-    )
     pki = _generate_pki(workdir / "certs", workdir / "pki")
     admin_token = secrets.token_urlsafe(32)
     token_file = workdir / "tokens.csv"
     token_file.write_text(f'{admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
     token_file.chmod(0o600)
+    _remove_stale_etcd_dirs()
+    etcd_data_dir = Path(  # the pid lets a later run remove it if this process is killed
+        tempfile.mkdtemp(
+            prefix=f"{_ETCD_DIR_PREFIX}{os.getpid()}-",
+            dir=TMPFS if TMPFS.is_dir() and os.access(TMPFS, os.W_OK) else workdir,
+        )
+    )
 
     etcd_client_port, etcd_peer_port, secure_port = _free_ports(3)
     server = KubeAPIServer(
@@ -462,9 +464,12 @@ def _condition(kind: str, reason: str, message: str, at: str) -> dict[str, str]:
 
 
 def failed_job_status(
-    *, reason: str = "BackoffLimitExceeded", message: str = "Job has reached the specified backoff limit",
-    failed: int = 1, start_time: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    reason: str = "BackoffLimitExceeded",
+    message: str = "Job has reached the specified backoff limit",
+    failed: int = 1,
+    start_time: str | None = None,
+) -> dict[str, Any]:
     """A ``status`` the API server accepts for a Job that failed, as the Job controller writes
     it: ``startTime`` set, ``active`` 0, a ``FailureTarget`` condition alongside ``Failed``,
     and no ``completionTime`` (only Complete Jobs may have one). Send it as
@@ -487,6 +492,7 @@ def succeeded_job_status(*, succeeded: int = 1, start_time: str | None = None) -
     """A ``status`` for a Job that completed: ``startTime`` <= ``completionTime``, ``active``
     0, a ``SuccessCriteriaMet`` condition alongside ``Complete``."""
     now = rfc3339()
+    reason, message = "CompletionsReached", "Reached expected number of succeeded pods"
     return {
         "startTime": start_time or now,
         "completionTime": now,
@@ -494,10 +500,10 @@ def succeeded_job_status(*, succeeded: int = 1, start_time: str | None = None) -
         "ready": 0,
         "succeeded": succeeded,
         "conditions": [
-            _condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now),
-            _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now),
+            _condition("SuccessCriteriaMet", reason, message, now),
+            _condition("Complete", reason, message, now),
         ],
-    }  # fmt: skip
+    }
 
 
 def running_job_status(*, active: int = 1, start_time: str | None = None) -> dict[str, Any]:

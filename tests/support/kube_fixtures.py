@@ -1,7 +1,7 @@
-"""pytest fixtures for tests that need the real kube-apiserver (``tests/support/kube_apiserver.py``).
+"""pytest fixtures for tests that need the real kube-apiserver (``kube_apiserver.py`` here).
 
-Bring them into a directory's conftest.py with
-``from tests.support.kube_fixtures import kube_apiserver, kube_namespace, pytest_collection_finish``.
+Bring them into a directory's conftest.py with ``from tests.support.kube_fixtures import
+kube_apiserver, kube_namespace, pytest_collection_finish`` (see tests/kube/conftest.py).
 
 * ``kube_apiserver``: one etcd + kube-apiserver for the whole session, stopped when the session
   ends; both die with the Python process even if pytest itself is killed.
@@ -14,6 +14,7 @@ Bring them into a directory's conftest.py with
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -38,11 +39,16 @@ def _kube_binaries() -> KubeBinaries:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(item.get_closest_marker("kube") for item in session.items):
-        try:
+    if not any(item.get_closest_marker("kube") for item in session.items):
+        return
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    # Show the build's progress: a cold build is minutes of otherwise silent waiting.
+    uncaptured = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    try:
+        with uncaptured:
             _kube_binaries()
-        except KubeAPIServerError as exc:
-            raise pytest.UsageError(f"cannot build the kube test binaries: {exc}") from exc
+    except KubeAPIServerError as exc:
+        raise pytest.UsageError(f"cannot build the kube test binaries: {exc}") from exc
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +70,8 @@ def kube_namespace(kube_apiserver: KubeAPIServer) -> str:
     """A namespace that no other test uses, created as the admin."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     kube_apiserver.request(
-        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
     )
     return name
