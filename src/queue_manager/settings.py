@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     allowed_images: list[str] = Field(default_factory=list)
     kafka_secret_name: str = "kafka-credentials"
     arango_secret_name: str = "arango-credentials"
+    kubeconfig: Path | None = None
+    #: client-side limit on Kubernetes API calls; 0 disables it
+    kube_qps: float = Field(default=20.0, ge=0, le=10_000)
+    kube_burst: int = Field(default=40, ge=1, le=100_000)
+    kube_watch_timeout_seconds: int = Field(default=240, ge=10)
+    kube_watch_silence_seconds: float = Field(default=300.0, gt=0)
+    k8s_job_ttl_seconds: int | None = Field(default=3600, ge=0)
+    #: none by default: streaming steps run until stopped
+    k8s_job_active_deadline_seconds: int | None = Field(default=None, ge=1)
+    k8s_job_cpu_request: str = "100m"
+    k8s_job_memory_request: str = "256Mi"
+    k8s_job_cpu_limit: str = ""
+    k8s_job_memory_limit: str = "1Gi"
+    #: "disktype=ssd,zone=a"
+    k8s_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_job_service_account: str | None = None
+    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
 
     # Backends: auto picks production when its settings are present.
     store_backend: StoreBackend = StoreBackend.AUTO
@@ -104,6 +121,16 @@ class Settings(BaseSettings):
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("k8s_node_selector", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+            if any(not sep or not key.strip() for key, sep, _ in pairs):
+                raise ValueError("must be key=value pairs separated by commas")
+            return {key.strip(): val.strip() for key, _, val in pairs}
         return value
 
     @field_validator("log_level")

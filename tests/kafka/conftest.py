@@ -1,1 +1,1 @@
-"""Tests against the real Kafka broker; fixtures: tests/support/kafka_fixtures.py (tests/conftest.py)."""
+"""Tests against the real Kafka broker; fixtures come from tests/conftest.py."""

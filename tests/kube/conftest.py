@@ -1,1 +1,1 @@
-"""Tests against the real kube-apiserver; fixtures: tests/support/kube_fixtures.py (tests/conftest.py)."""
+"""Tests against the real kube-apiserver; fixtures come from tests/conftest.py."""

@@ -200,8 +200,10 @@ class LocalLauncher:
                 continue
             if record.phase is JobPhase.ACTIVE and not _alive(record.pid, record.name):
                 outcome = self._exit_outcome(record.name)
-                record.phase = JobPhase.SUCCEEDED if outcome in ("finished", "interrupted") else (
-                    JobPhase.FAILED
+                record.phase = (
+                    JobPhase.SUCCEEDED
+                    if outcome in ("finished", "interrupted")
+                    else (JobPhase.FAILED)
                 )
                 record.message = None if outcome else "worker process vanished"
             found.append(record.status())

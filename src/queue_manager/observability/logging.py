@@ -20,6 +20,20 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+class _OneLineMisconfiguration(logging.Filter):
+    """uvicorn reports a failed start-up with the whole traceback; a misconfiguration is the
+    operator's to fix, so only its one line is kept."""
+
+    MARKER = "queue_manager.domain.errors.Misconfigured: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.MARKER in message:
+            record.msg = "cannot start: " + message.rsplit(self.MARKER, 1)[1].strip()
+            record.args = ()
+        return True
+
+
 def configure(level: str = "INFO", fmt: str = "auto") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
@@ -51,3 +65,4 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").addFilter(_OneLineMisconfiguration())

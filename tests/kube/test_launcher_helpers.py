@@ -1,0 +1,205 @@
+"""Helpers shared by the KubeLauncher tests (tests/kube/test_launcher*.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter
+
+from queue_manager.adapters.kube_launcher import KubeLauncher
+from queue_manager.app import job_config
+from queue_manager.domain import planner
+from queue_manager.domain.models import QueueState
+from queue_manager.domain.requests import StartRequest
+from queue_manager.ports import JobPhase, JobSpec, JobStatus
+from queue_manager.services.job_specs import job_spec
+from queue_manager.settings import Settings
+from tests.support.kube_apiserver import KubeAPIServer
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "queue-manager"
+HISTORICAL = REPO / "examples" / "historical.json"
+
+KAFKA_PASSWORD = "kafka-pass-do-not-leak"
+ARANGO_PASSWORD = "arango-pass-do-not-leak"
+
+
+def settings(**overrides: Any) -> Settings:
+    """Production-like settings: Kafka and Arango with credentials (the passwords must never
+    reach a Job)."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": "kafka:9092",
+        "kafka_user": "qm",
+        "kafka_password": KAFKA_PASSWORD,
+        "arango_url": "http://arangodb:8529",
+        "arango_password": ARANGO_PASSWORD,
+        "launcher_backend": "kubernetes",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def historical_queue(queue_id: str) -> QueueState:
+    import json
+
+    body = json.loads(HISTORICAL.read_text())
+    return planner.plan(TypeAdapter(StartRequest).validate_python(body), queue_id)
+
+
+def specs_for(queue: QueueState, config: Settings | None = None) -> list[JobSpec]:
+    jobs = job_config(config or settings())
+    return [job_spec(queue, step, jobs) for step in queue.steps]
+
+
+def simple_spec(name: str, queue_id: str = "q-test", index: int = 0, retries: int = 0) -> JobSpec:
+    return JobSpec(
+        name=name,
+        queue_id=queue_id,
+        step_index=index,
+        target="loader-producer",
+        image="example.invalid/loader:1",
+        env={"QUEUE_ID": queue_id, "SYMBOL": "BTCUSDT"},
+        secret_env={"KAFKA_PASSWORD": ("kafka-credentials", "password")},
+        max_retries=retries,
+    )
+
+
+def make_launcher(
+    server: KubeAPIServer, namespace: str, kubeconfig: Path | None = None, **kwargs: Any
+) -> KubeLauncher:
+    kwargs.setdefault("qps", 0)  # unlimited unless a test is about the limiter
+    return KubeLauncher(
+        namespace, kubeconfig=kubeconfig or server.kubeconfig_path, in_cluster=False, **kwargs
+    )
+
+
+class Watcher:
+    """Runs `launcher.watch()` in a task and collects what it yields."""
+
+    def __init__(self, launcher: KubeLauncher) -> None:
+        self.launcher = launcher
+        self.seen: list[JobStatus] = []
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watcher:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        async for status in self.launcher.watch():
+            self.seen.append(status)
+            self._changed.set()
+
+    async def wait_for(self, name: str, phase: JobPhase, within: float = 15.0) -> JobStatus:
+        deadline = time.monotonic() + within
+        while True:
+            for status in reversed(self.seen):
+                if status.name == name and status.phase is phase:
+                    return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {phase} for {name}; seen: {self.seen}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+
+async def eventually(check: Callable[[], Any], within: float = 15.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + within
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(every)
+    raise AssertionError(f"condition not met within {within} s: {last!r}")
+
+
+# -- the chart, rendered without helm -------------------------------------------------------------
+
+_TAG = re.compile(r"(?P<pre>[ \t]*\n?[ \t]*)?\{\{(?P<l>-)?\s*(?P<expr>.*?)\s*(?P<r>-)?\}\}")
+
+
+def _lookup(path: str, context: dict[str, Any]) -> Any:
+    value: Any = context
+    for part in path.lstrip(".").split("."):
+        value = value[part]
+    return value
+
+
+def render_template(text: str, context: dict[str, Any]) -> str:
+    """Render the small subset of Helm's template language the chart uses: `.Values.a.b`,
+    `.Release.*`, `.Chart.*`, `| quote` and `toYaml X | nindent N`, with `{{-` trimming.
+    Anything else fails loudly, so a template that outgrows the subset is noticed."""
+
+    def one(match: re.Match[str]) -> str:
+        expr = match.group("expr")
+        pre = match.group("pre") or ""
+        keep = "" if match.group("l") else pre
+        parts = [p.strip() for p in expr.split("|")]
+        head = parts[0].split()
+        if len(head) == 2 and head[0] == "toYaml":
+            value: Any = _lookup(head[1], context)
+            out = yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
+        elif len(head) == 1 and head[0].startswith("."):
+            value = _lookup(head[0], context)
+            out = str(value)
+        else:
+            raise ValueError(f"unsupported template expression: {expr!r}")
+        for fn in parts[1:]:
+            words = fn.split()
+            if words == ["quote"]:
+                out = '"' + out.replace('"', '\\"') + '"'
+            elif len(words) == 2 and words[0] == "nindent":
+                pad = " " * int(words[1])
+                out = "\n" + "\n".join(pad + line if line else line for line in out.splitlines())
+            else:
+                raise ValueError(f"unsupported template function: {fn!r}")
+        return keep + out
+
+    return _TAG.sub(one, text)
+
+
+def render_chart(release: str, namespace: str) -> dict[str, dict[str, Any]]:
+    """file name -> the manifest it renders to."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    context = {
+        "Values": yaml.safe_load((CHART / "values.yaml").read_text()),
+        "Release": {"Name": release, "Namespace": namespace, "Service": "Helm"},
+        "Chart": {
+            "Name": chart["name"],
+            "Version": chart["version"],
+            "AppVersion": chart["appVersion"],
+        },
+    }
+    rendered = {}
+    for path in sorted((CHART / "templates").glob("*.yaml")):
+        rendered[path.name] = yaml.safe_load(render_template(path.read_text(), context))
+    return rendered
+
+
+async def gather_list(launcher: KubeLauncher) -> dict[str, JobStatus]:
+    return {job.name: job for job in await launcher.list_jobs()}
+
+
+async def aiter_list(source: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in source]

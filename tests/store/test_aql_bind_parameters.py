@@ -1,0 +1,224 @@
+"""Every AQL text in `src/` takes its values through bind parameters (issue 5, acceptance 2).
+
+AQL strings must be plain constants: never an f-string, a `%`/`+` composition or a `.format()`,
+so no value can ever be spliced into a query. Collections are bind parameters too (`@@coll`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import queue_manager
+from queue_manager.adapters import arango_store
+from queue_manager.adapters.arango_store import ArangoStore
+from queue_manager.domain.models import QueueStatus
+
+SRC = Path(queue_manager.__file__).parent
+
+AQL_KEYWORDS = re.compile(
+    r"\bFOR\s+\w+\s+IN\b|\bFILTER\b|\bRETURN\b|\bUPDATE\b|\bINSERT\b|\bREPLACE\b|\bREMOVE\b"
+    r"|\bUPSERT\b|\bCOLLECT\b"
+)
+# SQL shares some keywords; these forms exist only in SQL.
+SQL_ONLY = re.compile(
+    r"\bSELECT\b|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b|\bCREATE\s+(TABLE|INDEX)\b"
+    r"|\bPRAGMA\b|\bBEGIN\b|\bCOMMIT\b|\bROLLBACK\b"
+)
+# A collection operand: `FOR x IN <coll>`, `INSERT … INTO <coll>`, `UPDATE … IN <coll>`…
+# (`COLLECT … INTO var` / `WITH COUNT INTO var` name variables, not collections.)
+COLLECTION_OPERAND = re.compile(
+    r"\bFOR\s+\w+\s+IN\s+([A-Za-z_@][\w@]*)"
+    r"|\b(?:INSERT|UPDATE|REPLACE|REMOVE|UPSERT)\b.*?\b(?:IN|INTO)\s+([A-Za-z_@][\w@]*)",
+    re.DOTALL,
+)
+STRING_LITERAL = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def looks_like_aql(text: str) -> bool:
+    return bool(AQL_KEYWORDS.search(text)) and not SQL_ONLY.search(text)
+
+
+@dataclass
+class Finding:
+    where: str
+    text: str
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def scan(source: str, filename: str) -> tuple[list[Finding], list[str]]:
+    """(AQL constants found, violations) for one module's source."""
+    tree = ast.parse(source, filename)
+    skip = _docstrings(tree)
+    parents: dict[int, ast.AST] = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+    found: list[Finding] = []
+    bad: list[str] = []
+    for node in ast.walk(tree):
+        where = f"{filename}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(
+                v.value
+                for v in node.values
+                if isinstance(v, ast.Constant) and isinstance(v.value, str)
+            )
+            if looks_like_aql(text):
+                bad.append(f"{where}: AQL built with an f-string")
+            continue
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        if id(node) in skip or not looks_like_aql(node.value):
+            continue
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.JoinedStr):
+            continue  # reported above
+        found.append(Finding(where, node.value))
+        if isinstance(parent, ast.BinOp):
+            bad.append(f"{where}: AQL composed with an operator ({type(parent.op).__name__})")
+        if isinstance(parent, ast.Attribute) and parent.attr in (
+            "format",
+            "format_map",
+            "replace",
+            "join",
+        ):
+            bad.append(f"{where}: AQL passed through .{parent.attr}()")
+        for match in COLLECTION_OPERAND.finditer(node.value):
+            operand = match.group(1) or match.group(2)
+            if not operand.startswith("@"):
+                bad.append(f"{where}: collection `{operand}` named in the text, not as @@param")
+        if STRING_LITERAL.search(node.value):
+            bad.append(f"{where}: a string value written into the AQL text")
+    # Compositions whose parts are AQL held in names (`_PAGE + extra`, `"%s" % q`).
+    aql_names = {
+        t.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and looks_like_aql(node.value.value)
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
+    for node in ast.walk(tree):
+        where = f"{filename}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.BinOp | ast.AugAssign):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            if names & aql_names and not isinstance(getattr(node, "op", None), ast.BitOr):
+                bad.append(f"{where}: AQL constant {sorted(names & aql_names)} composed")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("format", "format_map")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in aql_names
+        ):
+            bad.append(f"{where}: AQL constant {node.func.value.id} formatted")
+    return found, bad
+
+
+def scan_tree() -> tuple[list[Finding], list[str]]:
+    found: list[Finding] = []
+    bad: list[str] = []
+    for path in sorted(SRC.rglob("*.py")):
+        f, b = scan(path.read_text(), str(path.relative_to(SRC.parent)))
+        found += f
+        bad += b
+    return found, bad
+
+
+def test_every_aql_string_in_src_is_a_constant_with_bind_parameters() -> None:
+    found, bad = scan_tree()
+    assert bad == []
+    # the scanner does see the store's queries (it would pass vacuously otherwise)
+    in_store = [f for f in found if f.where.startswith("queue_manager/adapters/arango_store.py")]
+    assert len(in_store) >= 10, [f.where for f in found]
+    for finding in in_store:
+        if "FOR " in finding.text:
+            assert "@@coll" in finding.text, finding.where
+
+
+@pytest.mark.parametrize(
+    ("source", "complaint"),
+    [
+        ('q = f"FOR d IN queue_state FILTER d.status == {status} RETURN d"', "f-string"),
+        ('q = "FOR d IN @@coll FILTER d.symbol == \'" + symbol + "\' RETURN d"', "operator"),
+        ('q = "FOR d IN @@coll FILTER d.symbol == %s RETURN d" % symbol', "operator"),
+        ('q = "FOR d IN @@coll FILTER d.x == {} RETURN d".format(x)', ".format"),
+        ('Q = "FOR d IN @@coll RETURN d"\nq = Q + " LIMIT 10"', "composed"),
+        ('q = "FOR d IN queue_state RETURN d"', "collection `queue_state`"),
+        ('q = "INSERT @doc INTO queue_state"', "collection `queue_state`"),
+        ('q = "FOR d IN @@c UPDATE d WITH @p IN queue_state"', "collection `queue_state`"),
+        ("q = \"FOR d IN @@coll FILTER d.status == 'error' RETURN d\"", "string value"),
+    ],
+)
+def test_the_scanner_catches_spliced_values(source: str, complaint: str) -> None:
+    _, bad = scan(source, "sample.py")
+    assert any(complaint in b for b in bad), bad
+
+
+def test_sql_is_not_mistaken_for_aql() -> None:
+    found, bad = scan('q = "UPDATE queue_state SET status = ? WHERE id = ?"', "sample.py")
+    assert (found, bad) == ([], [])
+
+
+# -- every bind parameter a query names is supplied, and nothing else ------------------------
+
+
+def _placeholders(query: str) -> set[str]:
+    return {m.group(0)[1:] for m in re.finditer(r"@@?\w+", query)}
+
+
+@pytest.mark.parametrize("status", [None, QueueStatus.LOADING])
+@pytest.mark.parametrize("symbol", [None, "BTCUSDT"])
+@pytest.mark.parametrize("with_cursor", [False, True])
+async def test_store_queries_bind_exactly_what_they_name(
+    monkeypatch: pytest.MonkeyPatch,
+    status: QueueStatus | None,
+    symbol: str | None,
+    with_cursor: bool,
+) -> None:
+    from queue_manager.adapters import cursor as cursors
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def record(self: ArangoStore, action: str, query: str, bind: dict[str, Any]) -> list[Any]:
+        calls.append((query, bind))
+        return []
+
+    monkeypatch.setattr(ArangoStore, "_query", record)
+    store = ArangoStore("http://127.0.0.1:1", "db", "root", "pw")
+    cursor = cursors.encode("2024-06-01T00:00:00.000000Z", "some-id") if with_cursor else None
+    await store.page(status=status, symbol=symbol, limit=5, cursor=cursor)
+    await store.list_active()
+    await store.count_by_status()
+    for query, bind in calls:
+        assert _placeholders(query) == set(bind), query
+        assert bind["@coll"] == arango_store.QUEUE_COLLECTION
+    page_bind = calls[0][1]
+    assert page_bind["limit"] == 6  # one more than asked: tells whether a next page exists
+    assert ("status" in page_bind, "symbol" in page_bind) == (
+        status is not None,
+        symbol is not None,
+    )
+    if with_cursor:
+        assert (page_bind["created"], page_bind["key"]) == (
+            "2024-06-01T00:00:00.000000Z",
+            "some-id",
+        )
+    assert "OFFSET" not in calls[0][0] and "fullCount" not in calls[0][0]
