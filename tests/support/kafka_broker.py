@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tests.support.processes import signal_group, spawn_tied
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra" / "kafka"
 POM_PATH = INFRA_DIR / "pom.xml"
@@ -311,7 +313,7 @@ class KafkaBroker:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._output = (self.log_dir / "broker.out").open("ab")
             cmd = [*self.java, f"-Dkafka.logs.dir={self.log_dir}", "kafka.Kafka"]
-            self._process = _spawn(
+            self._process = spawn_tied(
                 [*cmd, str(self.config_path)], cwd=self.workdir, output=self._output
             )
             _LIVE_BROKERS.add(self)
@@ -342,15 +344,15 @@ class KafkaBroker:
         with self._lock:
             process = self._process
             if process is not None and process.poll() is None:
-                _signal_group(process, sig)
+                signal_group(process, sig)
                 try:
                     process.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    _signal_group(process, signal.SIGKILL)
+                    signal_group(process, signal.SIGKILL)
                     process.wait()
             # The JVM is its group's leader; sweep up anything it may have left in the group.
             if process is not None:
-                _signal_group(process, signal.SIGKILL)
+                signal_group(process, signal.SIGKILL)
             self._process = None
             self._close_output()
             _LIVE_BROKERS.discard(self)
@@ -525,8 +527,6 @@ def _format_storage(broker: KafkaBroker) -> None:
 # --------------------------------------------------------------------------- processes
 
 _LIVE_BROKERS: set[KafkaBroker] = set()
-_spawner: ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
 
 
 def _java_command(libs: Path, *extra_options: str) -> list[str]:
@@ -537,38 +537,6 @@ def _java_command(libs: Path, *extra_options: str) -> list[str]:
         java, *JVM_OPTIONS, *extra_options,
         f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}", "-cp", f"{libs}{os.sep}*",
     ]  # fmt: skip
-
-
-def _spawn(cmd: list[str], *, cwd: Path, output: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start the JVM in its own process group, tied to this Python process.
-
-    ``setpriv --pdeathsig KILL`` makes the kernel kill the JVM if we die without cleaning up
-    (SIGKILL, OOM, a CI time-out); ``atexit`` covers the ordinary exits. The parent-death
-    signal fires when the *thread* that forked exits, so every broker is forked from one
-    long-lived thread rather than from whichever thread calls ``start()``.
-    """
-    global _spawner
-    setpriv = shutil.which("setpriv")
-    if setpriv is not None:
-        cmd = [setpriv, "--pdeathsig", "KILL", *cmd]
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-broker-spawner")
-        spawner = _spawner
-    return spawner.submit(
-        subprocess.Popen,
-        cmd,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    ).result()
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
 
 
 @atexit.register

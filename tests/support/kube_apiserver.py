@@ -35,7 +35,6 @@ Command line::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import secrets
@@ -46,16 +45,16 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from tests.support.processes import signal_group, spawn_tied
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "infra" / "kube" / "build.sh"
@@ -69,8 +68,6 @@ TMPFS = Path("/dev/shm")
 _ETCD_DIR_PREFIX = "qm-kube-etcd-"
 
 _LIVE: set[KubeAPIServer] = set()
-_spawner: ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
 
 
 class KubeAPIServerError(RuntimeError):
@@ -223,14 +220,14 @@ class KubeAPIServer:
         """SIGTERM kube-apiserver then etcd (SIGKILL after ``timeout``); idempotent."""
         for process in reversed(self._processes.values()):  # the API server first, etcd last
             if process.poll() is None:
-                _signal_group(process, signal.SIGTERM)
+                signal_group(process, signal.SIGTERM)
                 try:
                     process.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    _signal_group(process, signal.SIGKILL)
+                    signal_group(process, signal.SIGKILL)
                     process.wait(timeout=timeout)
             else:
-                _signal_group(process, signal.SIGKILL)  # leftovers of its group, if any
+                signal_group(process, signal.SIGKILL)  # leftovers of its group, if any
         self._processes.clear()
         for output in self._outputs:
             output.close()
@@ -241,7 +238,7 @@ class KubeAPIServer:
     def kill(self) -> None:
         """SIGKILL both processes at once (used at interpreter exit)."""
         for process in self._processes.values():
-            _signal_group(process, signal.SIGKILL)
+            signal_group(process, signal.SIGKILL)
         self.stop(timeout=STOP_TIMEOUT_S)
 
     def log_tail(self, lines: int = 40) -> str:
@@ -517,39 +514,7 @@ def running_job_status(*, active: int = 1, start_time: str | None = None) -> dic
 def _start_process(server: KubeAPIServer, name: str, cmd: list[str], log: Path) -> None:
     output = log.open("ab")
     server._outputs.append(output)
-    server._processes[name] = _spawn(cmd, cwd=server.workdir, output=output)
-
-
-def _spawn(cmd: list[str], *, cwd: Path, output: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own process group, tied to this Python process.
-
-    ``setpriv --pdeathsig KILL`` makes the kernel kill it if we die without cleaning up
-    (SIGKILL, OOM, a CI time-out); ``atexit`` covers the ordinary exits. The parent-death
-    signal fires when the *thread* that forked exits, so every process is forked from one
-    long-lived thread rather than from whichever thread calls ``start_kube_apiserver()``.
-    """
-    global _spawner
-    setpriv = shutil.which("setpriv")
-    if setpriv is not None:
-        cmd = [setpriv, "--pdeathsig", "KILL", *cmd]
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-spawner")
-        spawner = _spawner
-    return spawner.submit(
-        subprocess.Popen,
-        cmd,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    ).result()
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
+    server._processes[name] = spawn_tied(cmd, cwd=server.workdir, output=output)
 
 
 @atexit.register
