@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,27 +170,32 @@ class KafkaBus:
     async def updates(self) -> AsyncIterator[bytes]:
         # No group: every replica reads every partition, from the end (only new updates).
         consumer = await self._start_consumer(self._updates, group_id=None, reset="latest")
-        try:
-            while not self._stopped.is_set():
-                try:
-                    records = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
-                except KafkaError as exc:
-                    log.warning("kafka update fetch failed, retrying", reason=str(exc))
-                    await asyncio.sleep(RECONNECT_SECONDS)
-                    continue
+        async with contextlib.aclosing(self._poll(consumer)) as polls:
+            async for records in polls:
                 for batch in records.values():
                     for record in batch:
                         if record.value:
                             yield record.value
-        finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
 
     async def batches(self) -> AsyncIterator[_Batch]:
         consumer = await self._start_consumer(
             self._events, self._control, group_id=self._group, reset="earliest"
         )
         sources = {self._events: Source.EVENTS, self._control: Source.CONTROL}
+        async with contextlib.aclosing(self._poll(consumer)) as polls:
+            async for records in polls:
+                messages: list[Message] = []
+                offsets: dict[TopicPartition, int] = {}
+                for tp, batch in records.items():
+                    for record in batch:
+                        messages.append(Message(sources[tp.topic], record.value or b""))
+                    offsets[tp] = batch[-1].offset + 1
+                yield _Batch(messages, consumer, offsets)
+
+    async def _poll(
+        self, consumer: AIOKafkaConsumer
+    ) -> AsyncGenerator[dict[TopicPartition, Any], None]:
+        """Non-empty fetches until the bus stops; a failed fetch is retried, never fatal."""
         try:
             while not self._stopped.is_set():
                 try:
@@ -199,15 +204,8 @@ class KafkaBus:
                     log.warning("kafka fetch failed, retrying", reason=str(exc))
                     await asyncio.sleep(RECONNECT_SECONDS)
                     continue
-                if not records:
-                    continue
-                messages: list[Message] = []
-                offsets: dict[TopicPartition, int] = {}
-                for tp, batch in records.items():
-                    for record in batch:
-                        messages.append(Message(sources[tp.topic], record.value or b""))
-                    offsets[tp] = batch[-1].offset + 1
-                yield _Batch(messages, consumer, offsets)
+                if records:
+                    yield records
         finally:
             with contextlib.suppress(KafkaError, OSError):
                 await consumer.stop()
