@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/queue-manager serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15
+	$(PY) -m pytest -q -rs -p no:cacheprovider --durations=15
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
