@@ -103,6 +103,8 @@ def test_control_topic_telemetry_shape_is_applied(
 def test_broker_outage_makes_ready_503_and_recovers(
     kafka_service: Service, running_kafka_broker: KafkaBroker, single: dict[str, Any]
 ) -> None:
+    streaming = kafka_service.start_queue({**single, "type": "ws_trades"})
+    wait_for(lambda: kafka_service.queue(streaming)["status"] == "loading", 30)
     stopped_at = time.monotonic()
     running_kafka_broker.stop()
     try:
@@ -117,6 +119,10 @@ def test_broker_outage_makes_ready_503_and_recovers(
         answer = kafka_service.post("/queues/start", json=single)
         assert answer.status_code == 503 and answer.json()["status"] == "error"
         assert time.monotonic() - began < 8
+        began = time.monotonic()
+        answer = kafka_service.post(f"/queues/stop?queue_id={streaming}")
+        assert answer.status_code == 503 and answer.json()["status"] == "error"
+        assert time.monotonic() - began < 8
         # The outage lasts 30 s; the service stays live and answers quickly meanwhile.
         while time.monotonic() - stopped_at < 30:
             assert kafka_service.get("/health/live").status_code == 200
@@ -127,3 +133,7 @@ def test_broker_outage_makes_ready_503_and_recovers(
     wait_for(lambda: kafka_service.get("/health/ready").status_code == 200, 60)
     queue_id = kafka_service.start_queue(single)
     assert kafka_service.wait_status(queue_id, {"finished"}, 60)["status"] == "finished"
+    # The refused stop changed nothing; stopping now works.
+    assert kafka_service.queue(streaming)["status"] == "loading"
+    assert kafka_service.post(f"/queues/stop?queue_id={streaming}").status_code == 200
+    assert kafka_service.wait_status(streaming, {"stopped"}, 15)["status"] == "stopped"
