@@ -6,7 +6,7 @@ third-party errors are wrapped at the adapter boundary.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -46,6 +46,17 @@ class StateStore(Protocol):
         `mutate` returns whether it changed anything; nothing is written when it did not.
         Returns the queue as stored afterwards, or None when it does not exist.
         """
+        ...
+
+    async def update_many(
+        self, changes: Mapping[str, Callable[[QueueState], bool]]
+    ) -> dict[str, QueueState | None]:
+        """`update` for several queues at once, as cheaply as the store allows (one transaction
+        for SQLite). Each queue is still updated atomically on its freshest copy."""
+        ...
+
+    async def get_json(self, queue_id: str) -> bytes | None:
+        """The queue as JSON, exactly `QueueState.model_dump_json()`, without decoding it."""
         ...
 
     async def page(

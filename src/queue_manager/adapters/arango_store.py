@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, Final
 
@@ -53,6 +53,7 @@ _ERR_DUPLICATE_NAME: Final = 1207  # collection / database created concurrently
 _ERR_UNIQUE: Final = 1210  # unique constraint violated (key already used)
 _ERR_DATABASE_NOT_FOUND: Final = 1228
 _ERR_DOCUMENT_NOT_FOUND: Final = 1202
+_PARALLEL_UPDATES: Final = 16
 _HTTP_UNAUTHORIZED: Final = 401
 _HTTP_FORBIDDEN: Final = 403
 
@@ -461,6 +462,23 @@ class ArangoStore:
         raise DependencyUnavailable(
             "store", f"queue {queue_id} still contended after {self._max_attempts} attempts"
         )
+
+    async def update_many(
+        self, changes: Mapping[str, Callable[[QueueState], bool]]
+    ) -> dict[str, QueueState | None]:
+        # Documents are independent in ArangoDB: optimistic updates side by side, bounded.
+        gate = asyncio.Semaphore(_PARALLEL_UPDATES)
+
+        async def one(queue_id: str) -> QueueState | None:
+            async with gate:
+                return await self.update(queue_id, changes[queue_id])
+
+        results = await asyncio.gather(*(one(queue_id) for queue_id in changes))
+        return dict(zip(changes, results, strict=True))
+
+    async def get_json(self, queue_id: str) -> bytes | None:
+        queue = await self.get(queue_id)
+        return queue.model_dump_json().encode() if queue is not None else None
 
     @asynccontextmanager
     async def _queue_lock(self, queue_id: str) -> AsyncIterator[None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS idempotency_key (
     queue_id TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+
+
+# SQLite's default limit on bound parameters is far above this; it keeps statements small.
+_CHUNK = 500
 
 
 def _dump(queue: QueueState) -> bytes:
@@ -134,25 +138,39 @@ class SQLiteStore:
     async def update(
         self, queue_id: str, mutate: Callable[[QueueState], bool]
     ) -> QueueState | None:
+        return (await self.update_many({queue_id: mutate}))[queue_id]
+
+    async def update_many(
+        self, changes: Mapping[str, Callable[[QueueState], bool]]
+    ) -> dict[str, QueueState | None]:
         writer, _ = self._conns()
+        ids = list(changes)
+        result: dict[str, QueueState | None] = dict.fromkeys(ids)
         async with self._write_lock:
             try:
                 # IMMEDIATE takes the write lock before reading, so another process cannot
-                # write between our read and our write: no lost update.
+                # write between our read and our write: no lost update. One transaction for
+                # the whole batch: one commit instead of one per queue.
                 await writer.execute("BEGIN IMMEDIATE")
                 try:
-                    found: Any = await writer.execute_fetchall(
-                        "SELECT doc FROM queue_state WHERE id = ?", (queue_id,)
-                    )
-                    if not found:
-                        await writer.execute("ROLLBACK")
-                        return None
-                    queue = _load(found[0][0])
-                    if mutate(queue):
-                        await writer.execute(
+                    rows: list[Any] = []
+                    for start in range(0, len(ids), _CHUNK):
+                        chunk = ids[start : start + _CHUNK]
+                        marks = ",".join("?" * len(chunk))
+                        rows += await writer.execute_fetchall(
+                            f"SELECT id, doc FROM queue_state WHERE id IN ({marks})", chunk
+                        )
+                    writes = []
+                    for queue_id, doc in rows:
+                        queue = _load(doc)
+                        if changes[queue_id](queue):
+                            writes.append((queue.status.value, _dump(queue), queue_id))
+                        result[queue_id] = queue
+                    if writes:
+                        await writer.executemany(
                             "UPDATE queue_state SET status = ?, version = version + 1, doc = ? "
                             "WHERE id = ?",
-                            (queue.status.value, _dump(queue), queue_id),
+                            writes,
                         )
                     await writer.execute("COMMIT")
                 except BaseException:
@@ -160,7 +178,11 @@ class SQLiteStore:
                     raise
             except sqlite3.Error as exc:
                 raise DependencyUnavailable("store", str(exc)) from exc
-        return queue
+        return result
+
+    async def get_json(self, queue_id: str) -> bytes | None:
+        rows = await self._read("SELECT doc FROM queue_state WHERE id = ?", (queue_id,))
+        return bytes(rows[0][0]) if rows else None
 
     async def page(
         self,

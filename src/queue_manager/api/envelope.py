@@ -47,6 +47,12 @@ def success(message: str, data: Any = None, status_code: int = 200, **extra: Any
     )
 
 
+def success_json(message: str, data_json: bytes) -> Response:
+    """Success around data that is already JSON (a stored document): no decode, no re-encode."""
+    body = b'{"status":"success","message":' + orjson.dumps(message) + b',"data":' + data_json
+    return Response(body + b"}", media_type="application/json")
+
+
 def error(
     message: str, status_code: int, data: Any = None, headers: dict[str, str] | None = None
 ) -> Response:

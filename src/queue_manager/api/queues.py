@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from queue_manager.api.container import Container, get_container
-from queue_manager.api.envelope import Envelope, error_responses, success
+from queue_manager.api.envelope import Envelope, error_responses, success, success_json
 from queue_manager.api.examples import START_EXAMPLES
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.models import QueueState, QueueStatus
@@ -115,5 +115,4 @@ async def list_queues(
 async def show_queue(
     services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]
 ) -> Response:
-    queue = await services.queues.get(queue_id)
-    return success("Queue status", queue.model_dump(mode="json"))
+    return success_json("Queue status", await services.queues.get_json(queue_id))

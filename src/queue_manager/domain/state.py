@@ -20,6 +20,8 @@ from queue_manager.domain.telemetry import TelemetryEvent
 @dataclass
 class Outcome:
     changed: bool = False
+    #: a step changed status (not just progress): dependents may be ready to launch
+    transitioned: bool = False
     steps: set[int] = field(default_factory=set)
     failed_fast: bool = False
     #: steps whose jobs must go now (fail-fast, or a step stopped behind the service's back)
@@ -29,11 +31,19 @@ class Outcome:
         self.changed = True
         self.steps.add(step.index)
 
+    def merge(self, other: Outcome) -> None:
+        self.changed |= other.changed
+        self.transitioned |= other.transitioned
+        self.steps |= other.steps
+        self.failed_fast |= other.failed_fast
+        self.kill |= other.kill
+
 
 def _advance(step: Step, status: StepStatus, now: datetime, out: Outcome) -> bool:
     if step.status.terminal or status.rank < step.status.rank or status is step.status:
         return False
     step.status = status
+    out.transitioned = True
     if status in (StepStatus.STARTED, StepStatus.LOADING) and step.started_at is None:
         step.started_at = now
     if status.terminal and step.finished_at is None:

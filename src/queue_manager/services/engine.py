@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -55,20 +55,31 @@ class Engine:
     async def apply(
         self, queue_id: str, change: Callable[[QueueState], Outcome]
     ) -> tuple[QueueState | None, Outcome]:
-        outcomes: list[Outcome] = []
+        return (await self.apply_many({queue_id: change}))[queue_id]
 
-        def mutate(queue: QueueState) -> bool:
-            outcome = change(queue)
-            outcomes.append(outcome)  # the store may retry: the last run is the one stored
-            return outcome.changed
+    async def apply_many(
+        self, changes: Mapping[str, Callable[[QueueState], Outcome]]
+    ) -> dict[str, tuple[QueueState | None, Outcome]]:
+        outcomes: dict[str, Outcome] = {}
 
-        queue = await self.d.store.update(queue_id, mutate)
-        outcome = outcomes[-1] if outcomes else Outcome()
-        if queue is not None and outcome.changed:
-            self.publish(queue, outcome.steps)
-        if queue is not None and outcome.kill:
-            await self.kill(queue, outcome.kill)
-        return queue, outcome
+        def mutate_for(queue_id: str) -> Callable[[QueueState], bool]:
+            def mutate(queue: QueueState) -> bool:
+                # The store may retry: the last run is the one stored.
+                outcomes[queue_id] = changes[queue_id](queue)
+                return outcomes[queue_id].changed
+
+            return mutate
+
+        stored = await self.d.store.update_many({q: mutate_for(q) for q in changes})
+        result: dict[str, tuple[QueueState | None, Outcome]] = {}
+        for queue_id, queue in stored.items():
+            outcome = outcomes.get(queue_id, Outcome())
+            if queue is not None and outcome.changed:
+                self.publish(queue, outcome.steps)
+            if queue is not None and outcome.kill:
+                await self.kill(queue, outcome.kill)
+            result[queue_id] = (queue, outcome)
+        return result
 
     def publish(self, queue: QueueState, steps: set[int]) -> None:
         for update in updates_for(queue, steps):
@@ -169,9 +180,7 @@ class Engine:
         def stop_all(q: QueueState) -> Outcome:
             outcome = Outcome()
             for index in open_steps:
-                step_outcome = state.stop_step(q, index, "stopped after the grace period", now())
-                outcome.changed |= step_outcome.changed
-                outcome.steps |= step_outcome.steps
+                outcome.merge(state.stop_step(q, index, "stopped after the grace period", now()))
             return outcome
 
         await self.apply(queue_id, stop_all)

@@ -73,6 +73,12 @@ class QueueService:
             raise QueueNotFound(queue_id)
         return queue
 
+    async def get_json(self, queue_id: str) -> bytes:
+        raw = await self.d.store.get_json(queue_id)
+        if raw is None:
+            raise QueueNotFound(queue_id)
+        return raw
+
     async def page(
         self,
         *,

@@ -13,6 +13,7 @@ import structlog
 
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import StepStatus
+from queue_manager.domain.planner import ready_steps
 from queue_manager.ports import JobPhase, JobStatus
 from queue_manager.services.engine import Engine, now
 
@@ -75,5 +76,5 @@ class Reconciler:
                 )
             if queue.stop_deadline is not None and queue.stop_deadline <= at:
                 await self.engine.reap(queue.id)
-            else:
+            elif ready_steps(queue):
                 await self.engine.advance(queue.id)

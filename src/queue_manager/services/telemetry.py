@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 import structlog
@@ -63,35 +64,36 @@ class Dispatcher:
                 self.d.metrics.telemetry_lag.observe(
                     max((received - event.sent_at).total_seconds(), 0.0)
                 )
-        for queue_id, events in by_queue.items():
-            await self.apply_events(queue_id, events, received)
+        if by_queue:
+            await self.apply_events(by_queue, received)
 
-    async def apply_events(self, queue_id: str, events: list[TelemetryEvent], at: datetime) -> None:
-        unknown: list[TelemetryEvent] = []
+    async def apply_events(self, by_queue: dict[str, list[TelemetryEvent]], at: datetime) -> None:
+        """One store write for the whole batch; each queue gets its events in order."""
+        unknown: dict[str, list[TelemetryEvent]] = {}
 
-        def change(queue: QueueState) -> Outcome:
-            unknown.clear()
-            total = Outcome()
-            for event in events:
-                step = state.find_step(queue, event)
-                if step is None:
-                    unknown.append(event)
-                    continue
-                outcome = state.apply_telemetry(queue, step, event, at)
-                total.changed |= outcome.changed
-                total.steps |= outcome.steps
-                total.kill |= outcome.kill
-                total.failed_fast |= outcome.failed_fast
-            return total
+        def change_for(queue_id: str) -> Callable[[QueueState], Outcome]:
+            def change(queue: QueueState) -> Outcome:
+                unknown[queue_id] = []
+                total = Outcome()
+                for event in by_queue[queue_id]:
+                    step = state.find_step(queue, event)
+                    if step is None:
+                        unknown[queue_id].append(event)
+                        continue
+                    total.merge(state.apply_telemetry(queue, step, event, at))
+                return total
 
-        queue, outcome = await self.engine.apply(queue_id, change)
-        if queue is None:
-            self.reject("unknown_queue", queue_id, count=len(events))
-            return
-        for event in unknown:
-            self.reject("unknown_step", f"{queue_id} producer={event.producer}")
-        if outcome.changed and not queue.status.terminal:
-            await self.engine.advance(queue_id)
+            return change
+
+        results = await self.engine.apply_many({q: change_for(q) for q in by_queue})
+        for queue_id, (queue, outcome) in results.items():
+            if queue is None:
+                self.reject("unknown_queue", queue_id, count=len(by_queue[queue_id]))
+                continue
+            for event in unknown.get(queue_id, []):
+                self.reject("unknown_step", f"{queue_id} producer={event.producer}")
+            if outcome.transitioned and not queue.status.terminal:
+                await self.engine.advance(queue_id)
 
     def reject(self, reason: str, detail: str, count: int = 1) -> None:
         self.d.metrics.telemetry_rejected.labels(reason=reason).inc(count)
