@@ -125,12 +125,12 @@ class Bus(Protocol):
         """Telemetry from `queue-events` and `queue-control`, in batches, until stopped."""
         ...
 
-    async def send_update(self, key: str, value: bytes) -> None:
-        """Publish a live update for every replica's WebSocket clients (ordered per key)."""
+    async def send_updates(self, value: bytes) -> None:
+        """Publish live updates (a JSON array) for every replica's WebSocket clients, in order."""
         ...
 
     def updates(self) -> AsyncIterator[bytes]:
-        """Every update any replica sent from now on (no consumer group: each replica sees all)."""
+        """Every array of updates any replica sent from now on (each replica sees all)."""
         ...
 
 

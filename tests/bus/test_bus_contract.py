@@ -104,6 +104,6 @@ async def test_updates_reach_every_subscriber_in_order(bus: Bus) -> None:
     reader = asyncio.create_task(read())
     await asyncio.sleep(2)  # a subscriber sees updates sent after it joined
     for n in range(20):
-        await bus.send_update("q-1", orjson.dumps({"n": n}))
+        await bus.send_updates(orjson.dumps([{"n": n}]))
     await asyncio.wait_for(reader, 30)
-    assert [orjson.loads(v)["n"] for v in got] == list(range(20))
+    assert [orjson.loads(v)[0]["n"] for v in got] == list(range(20))

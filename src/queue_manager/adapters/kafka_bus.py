@@ -30,7 +30,8 @@ log = structlog.get_logger(__name__)
 
 SEND_TIMEOUT = 5.0
 PING_TIMEOUT = 2.0
-MAX_BATCH = 1000
+# Large fetches let the dispatcher coalesce many events of a queue into one write.
+MAX_BATCH = 5000
 RECONNECT_SECONDS = 1.0
 
 
@@ -159,11 +160,12 @@ class KafkaBus:
         except (KafkaError, OSError, TimeoutError) as exc:
             raise DependencyUnavailable("bus", f"kafka send to {topic} failed: {exc!r}") from exc
 
-    async def send_update(self, key: str, value: bytes) -> None:
+    async def send_updates(self, value: bytes) -> None:
         producer = self._require_producer()
         try:
             # Not awaiting delivery: a live update is worth less than not delaying the writer.
-            await producer.send(self._updates, value, key=key.encode())
+            # One key, so one partition: every replica reads the updates in the order sent.
+            await producer.send(self._updates, value, key=b"updates")
         except (KafkaError, OSError) as exc:
             raise DependencyUnavailable("bus", f"kafka send to {self._updates} failed") from exc
 

@@ -68,6 +68,19 @@ def _alive(pid: int, name: str) -> bool:
         return False
 
 
+def _start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[-1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # After the command name: state is field 3 of stat, starttime field 22.
+    if not fields or fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
 async def _gone(pid: int, name: str, within: float | None, every: float) -> bool:
     """Wait until the worker is gone; False if still alive after `within` seconds."""
     deadline = None if within is None else time.monotonic() + within
@@ -102,6 +115,7 @@ class LocalLauncher:
         self._events: asyncio.Queue[JobStatus] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self._adopted: dict[str, tuple[_Record, int | None]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -110,6 +124,7 @@ class LocalLauncher:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DependencyUnavailable("launcher", f"cannot use {self._dir}: {exc}") from exc
+        self._spawn_task(self._follow_adopted())
         for path in sorted(self._dir.glob("*.json")):
             record = self._read(path)
             if record is None:
@@ -124,7 +139,7 @@ class LocalLauncher:
                         queue_id=record.queue_id,
                         step=record.step_index,
                     )
-                    self._spawn_task(self._follow(record))
+                    self._adopted[record.name] = (record, _start_ticks(record.pid))
                 else:
                     self._ended_without_parent(record)
 
@@ -265,10 +280,19 @@ class LocalLauncher:
         else:
             await self._failed(record, f"worker exited with code {code}")
 
-    async def _follow(self, record: _Record) -> None:
-        """Watch a worker started by an earlier run of the service (not our child)."""
-        await _gone(record.pid, record.name, None, self._poll)
-        self._ended_without_parent(record)
+    async def _follow_adopted(self) -> None:
+        """Watch the workers started by an earlier run of the service (not our children).
+
+        One loop for all of them; after adoption a process is only checked by its start time,
+        which is cheap and tells a reused pid apart.
+        """
+        while True:
+            await asyncio.sleep(self._poll)
+            for name, (record, ticks) in list(self._adopted.items()):
+                if ticks is None or _start_ticks(record.pid) != ticks:
+                    del self._adopted[name]
+                    if not record.deleting:
+                        self._ended_without_parent(record)
 
     def _ended_without_parent(self, record: _Record) -> None:
         outcome = self._exit_outcome(record.name)

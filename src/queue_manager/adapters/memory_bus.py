@@ -46,7 +46,7 @@ class MemoryBus:
     async def send_telemetry(self, value: bytes) -> None:
         await self._inbox.put(Message(Source.EVENTS, value))
 
-    async def send_update(self, key: str, value: bytes) -> None:
+    async def send_updates(self, value: bytes) -> None:
         await self._updates.put(value)
 
     async def updates(self) -> AsyncIterator[bytes]:

@@ -19,16 +19,19 @@ from queue_manager.ports import Broadcaster, Bus
 log = structlog.get_logger(__name__)
 
 
+MAX_PER_MESSAGE = 500
+
+
 class UpdateRelay:
     def __init__(self, bus: Bus, local: Broadcaster, *, buffer: int = 10_000) -> None:
         self._bus = bus
         self._local = local
-        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=buffer)
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=buffer)
         self._dropped = 0
 
     def publish(self, update: dict[str, Any]) -> None:
         try:
-            self._outbox.put_nowait((str(update.get("queue_id", "")), orjson.dumps(update)))
+            self._outbox.put_nowait(orjson.dumps(update))
         except asyncio.QueueFull:
             # Live updates are a view, the store is the truth: shed load rather than block.
             self._dropped += 1
@@ -37,17 +40,23 @@ class UpdateRelay:
 
     async def send_loop(self) -> None:
         while True:
-            key, value = await self._outbox.get()
+            # Whatever piled up while the last send ran goes out as one message.
+            pending = [await self._outbox.get()]
+            while len(pending) < MAX_PER_MESSAGE and not self._outbox.empty():
+                pending.append(self._outbox.get_nowait())
             try:
-                await self._bus.send_update(key, value)
+                await self._bus.send_updates(b"[" + b",".join(pending) + b"]")
             except DependencyUnavailable as exc:
-                log.warning("live update not sent", queue_id=key, reason=exc.detail)
+                log.warning("live updates not sent", count=len(pending), reason=exc.detail)
 
     async def receive_loop(self) -> None:
         async for value in self._bus.updates():
             try:
-                update = orjson.loads(value)
+                updates = orjson.loads(value)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(update, dict):
-                self._local.publish(update)
+            if not isinstance(updates, list):
+                continue
+            for update in updates:
+                if isinstance(update, dict):
+                    self._local.publish(update)
