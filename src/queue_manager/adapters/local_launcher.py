@@ -103,7 +103,7 @@ class LocalLauncher:
         extra_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         kill_timeout: float = 5.0,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 1.0,
     ) -> None:
         self._dir = jobs_dir
         self._worker_env = worker_env

@@ -8,7 +8,7 @@ Offsets are committed only after the writes; if the store is down the same batch
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,6 +47,8 @@ class Dispatcher:
 
     async def handle(self, batch: Batch) -> None:
         by_queue: dict[str, list[TelemetryEvent]] = defaultdict(list)
+        counts: Counter[tuple[str, str]] = Counter()
+        rejected: list[Rejected] = []
         received = now()
         for message in batch.messages:
             try:
@@ -54,18 +56,22 @@ class Dispatcher:
             except Ignored:
                 continue
             except Rejected as exc:
-                self.reject(exc.reason, exc.detail)
+                rejected.append(exc)
                 continue
             by_queue[event.queue_id].append(event)
-            self.d.metrics.telemetry_events.labels(
-                source=message.source.value, status=event.status.value
-            ).inc()
-            if event.sent_at is not None:
-                self.d.metrics.telemetry_lag.observe(
-                    max((received - event.sent_at).total_seconds(), 0.0)
-                )
+            counts[message.source.value, event.status.value] += 1
         if by_queue:
             await self.apply_events(by_queue, received)
+        # Counted once applied: a batch retried after a store outage is not counted twice.
+        for rejection in rejected:
+            self.reject(rejection.reason, rejection.detail)
+        for (source, status), count in counts.items():
+            self.d.metrics.telemetry_events.labels(source=source, status=status).inc(count)
+        lag = self.d.metrics.telemetry_lag
+        for events in by_queue.values():
+            for event in events:
+                if event.sent_at is not None:
+                    lag.observe(max((received - event.sent_at).total_seconds(), 0.0))
 
     async def apply_events(self, by_queue: dict[str, list[TelemetryEvent]], at: datetime) -> None:
         """One store write for the whole batch; each queue gets its events in order."""
