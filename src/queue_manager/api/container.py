@@ -25,6 +25,7 @@ class Container:
     started: bool = False
 
 
-def get_container(conn: HTTPConnection) -> Container:
+async def get_container(conn: HTTPConnection) -> Container:
+    # async on purpose: FastAPI runs a plain-def dependency in a thread pool, on every request.
     container: Container = conn.app.state.container
     return container

@@ -11,4 +11,4 @@ router = APIRouter()
 
 @router.websocket("/ws/topic")
 async def topic(socket: WebSocket, queue_id: str | None = None) -> None:
-    await get_container(socket).hub.serve(socket, queue_id)
+    await (await get_container(socket)).hub.serve(socket, queue_id)
