@@ -27,7 +27,7 @@ GOING_AWAY = 1001
 class _Client:
     socket: WebSocket
     queue_id: str | None
-    outbox: asyncio.Queue[bytes | None]
+    outbox: asyncio.Queue[str | None]
     overflowed: bool = field(default=False)
     sender: asyncio.Task[None] | None = None
 
@@ -46,7 +46,8 @@ class Hub:
     def publish(self, update: dict[str, Any]) -> None:
         if not self._clients:
             return
-        payload = orjson.dumps(update)
+        # Encoded once for every client.
+        payload = orjson.dumps(update).decode()
         queue_id = update.get("queue_id")
         for client in list(self._clients):
             if client.queue_id is not None and client.queue_id != queue_id:
@@ -89,7 +90,7 @@ class Hub:
                 )
 
     async def _send_loop(self, client: _Client, reader: asyncio.Task[None]) -> None:
-        heartbeat = orjson.dumps({"event": "heartbeat"})
+        heartbeat = orjson.dumps({"event": "heartbeat"}).decode()
         while not reader.done():
             try:
                 payload = client.outbox.get_nowait()
@@ -103,7 +104,7 @@ class Hub:
                     await client.socket.close(code=GOING_AWAY, reason="server shutting down")
                 return
             try:
-                await client.socket.send_text(payload.decode())
+                await client.socket.send_text(payload)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return
 
