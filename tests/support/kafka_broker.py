@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tests.support.certs import issue_server_cert
 from tests.support.processes import signal_group, spawn_tied
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -208,43 +209,20 @@ class TlsFiles:
 
 def generate_certificates(directory: Path) -> TlsFiles:
     """Make a throw-away CA and a broker certificate for ``localhost``/``127.0.0.1``."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise KafkaBrokerError("openssl is not on PATH: it is needed to make test certificates")
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = directory / "ca.key", directory / "ca.pem"
-    key, csr, cert = directory / "broker.key", directory / "broker.csr", directory / "broker.pem"
-    ext = directory / "broker.ext"
-    ext.write_text(
-        "subjectAltName = DNS:localhost, IP:127.0.0.1\n"
-        "basicConstraints = critical, CA:FALSE\n"
-        "keyUsage = critical, digitalSignature, keyEncipherment\n"
-        "extendedKeyUsage = serverAuth\n"
-        "subjectKeyIdentifier = hash\n"
-        "authorityKeyIdentifier = keyid, issuer\n"
+    tls = issue_server_cert(
+        directory,
+        directory / "broker.key",
+        directory / "broker.pem",
+        ca_name="queue-manager test CA",
+        common_name="localhost",
+        alt_names="DNS:localhost, IP:127.0.0.1",
+        error=KafkaBrokerError,
     )
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    # `-nodes` with OpenSSL 3 writes unencrypted PKCS#8 ("BEGIN PRIVATE KEY"), which Kafka's
-    # PEM key store reads.
-    steps = [
-        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_cert, "-days", "7",
-         "-subj", "/CN=queue-manager test CA",
-         "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-        [openssl, "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
-        [openssl, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-         "-CAcreateserial", "-days", "7", "-extfile", ext, "-out", cert],
-    ]  # fmt: skip
-    for step in steps:
-        result = subprocess.run(
-            [str(arg) for arg in step], capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise KafkaBrokerError(f"openssl {step[1]} failed:\n{_tail(result.stderr)}")
+    # Kafka's PEM key store: the PKCS#8 key followed by the certificate chain.
     keystore = directory / "broker-keystore.pem"
-    keystore.write_text(key.read_text() + cert.read_text() + ca_cert.read_text())
-    for private in (ca_key, key, keystore):
-        private.chmod(0o600)
+    keystore.write_text(tls.key.read_text() + tls.cert.read_text() + tls.ca_cert.read_text())
+    keystore.chmod(0o600)
+    ca_cert = tls.ca_cert
     return TlsFiles(ca_cert=ca_cert, keystore=keystore)
 
 

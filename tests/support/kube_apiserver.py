@@ -54,6 +54,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from tests.support.certs import issue_server_cert, openssl
 from tests.support.processes import signal_group, spawn_tied
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -139,49 +140,26 @@ class _Pki:
 def _generate_pki(cert_dir: Path, keys_dir: Path) -> _Pki:
     """A throw-away CA, a serving certificate signed by it in ``cert_dir`` (the names
     kube-apiserver looks for there), and an RSA key pair that signs service-account tokens."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise KubeAPIServerError("openssl is not on PATH: it is needed to make test certificates")
-    cert_dir.mkdir(parents=True, exist_ok=True)
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = keys_dir / "ca.key", keys_dir / "ca.crt"
-    key, csr, cert = (
+    tls = issue_server_cert(
+        keys_dir,
         cert_dir / "apiserver.key",
-        keys_dir / "apiserver.csr",
         cert_dir / "apiserver.crt",
+        ca_name="queue-manager test kube CA",
+        common_name="kube-apiserver",
+        alt_names="DNS:localhost, IP:127.0.0.1, DNS:kubernetes, DNS:kubernetes.default,"
+        " DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, IP:10.0.0.1",
+        error=KubeAPIServerError,
     )
     sa_key, sa_pub = keys_dir / "sa.key", keys_dir / "sa.pub"
-    ext = keys_dir / "apiserver.ext"
-    ext.write_text(
-        "subjectAltName = DNS:localhost, IP:127.0.0.1, DNS:kubernetes, DNS:kubernetes.default,"
-        " DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, IP:10.0.0.1\n"
-        "basicConstraints = critical, CA:FALSE\n"
-        "keyUsage = critical, digitalSignature, keyEncipherment\n"
-        "extendedKeyUsage = serverAuth\n"
-        "subjectKeyIdentifier = hash\n"
-        "authorityKeyIdentifier = keyid, issuer\n"
+    openssl(
+        [
+            ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", sa_key],
+            ["pkey", "-in", sa_key, "-pubout", "-out", sa_pub],
+        ],
+        KubeAPIServerError,
     )
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    steps = [
-        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_cert, "-days", "7",
-         "-subj", "/CN=queue-manager test kube CA",
-         "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-        [openssl, "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=kube-apiserver"],
-        [openssl, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-         "-CAcreateserial", "-days", "7", "-extfile", ext, "-out", cert],
-        [openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-         "-out", sa_key],
-        [openssl, "pkey", "-in", sa_key, "-pubout", "-out", sa_pub],
-    ]  # fmt: skip
-    for step in steps:
-        result = subprocess.run(
-            [str(arg) for arg in step], capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise KubeAPIServerError(f"openssl {step[1]} failed:\n{_tail(result.stderr)}")
-    for private in (ca_key, key, sa_key):
-        private.chmod(0o600)
+    sa_key.chmod(0o600)
+    ca_cert, cert, key = tls.ca_cert, tls.cert, tls.key
     return _Pki(ca_cert, cert, key, sa_key, sa_pub)
 
 
