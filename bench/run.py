@@ -1,0 +1,104 @@
+"""`python -m bench.run [--quick] [--only p1,p3]`: run the benchmarks, write BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import shutil
+import sys
+import traceback
+
+from bench import harness as h
+
+# Run order: P4 first, bound by the launcher's QPS limit rather than by CPU, while the Kafka
+# broker starts in the background for P1, P2, P6.
+MODULES = {
+    "p4": "bench.p4_launch",
+    "p1": "bench.p1_telemetry",
+    "p2": "bench.p2_latency",
+    "p3": "bench.p3_list",
+    "p5": "bench.p5_read",
+    "p6": "bench.p6_fanout",
+    "p7": "bench.p7_idle",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(MODULES))
+    parser.add_argument("--out", default=str(h.REPO / "BENCHMARKS.md"))
+    parser.add_argument("--profile-note", default=str(h.REPO / "bench" / "PROFILE.md"))
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="only re-render the report from a run's results.json")
+    args = parser.parse_args()
+    if args.render:
+        return render(args)
+    command = "make bench-quick" if args.quick else "make bench"
+    if args.only != ",".join(MODULES):
+        command = f"python -m bench.run {'--quick ' if args.quick else ''}--only {args.only}"
+    started = dt.datetime.now(dt.UTC)
+    workdir = h.WORK / f"{started:%Y%m%d-%H%M%S}-{h.os.getpid()}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    cfg = h.Config(quick=args.quick, workdir=workdir)
+    info = h.machine()
+    rows: list[h.Row] = []
+    if {"p1", "p2", "p6"} & set(args.only.split(",")):
+        cfg.prestart_kafka()
+    notes: list[str] = []
+    try:
+        for key in args.only.split(","):
+            module = importlib.import_module(MODULES[key])
+            print(f"== {key}: {module.__doc__.strip().splitlines()[0]}", flush=True)
+            began = h.time.perf_counter()
+            head = h.shell("git rev-parse --short HEAD").strip()
+            try:
+                got = module.run(cfg)
+            except Exception as exc:  # one failing benchmark must not hide the others
+                traceback.print_exc()
+                got = [h.Row(f"{key.upper()} (failed)", None, "", note=f"{type(exc).__name__}: {exc}"[:400])]
+            for row in got:
+                print(f"   {row.figure}: {h.fmt(row.value, row.unit)} vs {h.fmt(row.baseline, row.unit)}"
+                      f" -> met={row.met}", flush=True)
+            print(f"   ({h.time.perf_counter() - began:.0f} s)", flush=True)
+            for row in got:  # others commit while benchmarks run: say which code each measured
+                row.note = f"{row.note} [code {head}]".strip()
+            rows += got
+            notes.append("- " + " ".join(module.__doc__.split()))
+            saved = {"command": command, "started": started.isoformat(), "info": info,
+                     "notes": notes, "rows": [dataclasses.asdict(r) for r in rows]}
+            (workdir / "results.json").write_text(json.dumps(saved, indent=1))
+            h.write_report(h.Path(args.out), rows, command=command, started=started, info=info,
+                           notes=notes, profile=profile_note(args))
+    finally:
+        cfg.close()
+    saved["took"] = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    (workdir / "results.json").write_text(json.dumps(saved, indent=1))
+    print(f"wrote {args.out} (results: {workdir / 'results.json'})")
+    return 0
+
+
+def profile_note(args: argparse.Namespace) -> str:
+    try:
+        return h.Path(args.profile_note).read_text()
+    except OSError:
+        return ""
+
+
+def render(args: argparse.Namespace) -> int:
+    saved = json.loads(h.Path(args.render).read_text())
+    rows = [h.Row(**r) for r in saved["rows"]]
+    started = dt.datetime.fromisoformat(saved["started"])
+    h.write_report(h.Path(args.out), rows, command=saved["command"], started=started,
+                   info=saved["info"], notes=saved["notes"], profile=profile_note(args),
+                   took=saved.get("took"))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
