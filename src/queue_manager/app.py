@@ -105,6 +105,9 @@ def job_config(settings: Settings) -> JobConfig:
 
 def create_app(settings: Settings | None = None, adapters: Adapters | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Here too, not only in `serve`: `uvicorn --factory queue_manager.app:create_app` must honour
+    # LOG_LEVEL and LOG_FORMAT as well.
+    configure_logging(settings)
     metrics = Metrics()
     hub = Hub(metrics, heartbeat=settings.ws_heartbeat_seconds, buffer=settings.ws_client_buffer)
     if settings.worker_token_secret is not None:

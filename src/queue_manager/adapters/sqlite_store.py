@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS queue_state (
     created TEXT NOT NULL,
     version INTEGER NOT NULL,
     doc BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS queue_state_created ON queue_state (created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status, created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS queue_state_symbol ON queue_state (symbol, created DESC, id DESC);
