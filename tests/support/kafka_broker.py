@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from tests.support.certs import issue_server_cert
-from tests.support.processes import signal_group, spawn_tied
+from tests.support.processes import free_ports, signal_group, spawn_tied, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra" / "kafka"
@@ -134,7 +134,7 @@ def ensure_kafka_classpath(cache_dir: Path | None = None) -> Path:
         if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
             raise KafkaBrokerError(
                 f"fetching the Kafka classpath failed ({' '.join(cmd)}, exit "
-                f"{result.returncode}):\n{_tail(result.stdout + result.stderr)}"
+                f"{result.returncode}):\n{tail(result.stdout + result.stderr)}"
             )
         shutil.rmtree(libs, ignore_errors=True)
         # Both pin the old jars.
@@ -315,7 +315,7 @@ class KafkaBroker:
         for name in ("broker.out", "server.log"):
             text = _read_text(self.log_dir / name)
             if text:
-                parts.append(f"--- {name} ---\n{_tail(text, lines)}")
+                parts.append(f"--- {name} ---\n{tail(text, lines)}")
         return "\n".join(parts) or "(the broker wrote no log)"
 
     def _terminate(self, sig: signal.Signals, timeout: float) -> None:
@@ -407,7 +407,7 @@ def _provision(workdir: Path, java: list[str], username: str) -> KafkaBroker:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     tls = generate_certificates(workdir / "tls")
-    plaintext_port, sasl_port, controller_port = _free_ports(3)
+    plaintext_port, sasl_port, controller_port = free_ports(3)
     password = secrets.token_hex(16)
     broker = KafkaBroker(
         plaintext_bootstrap=f"127.0.0.1:{plaintext_port}",
@@ -498,7 +498,7 @@ def _format_storage(broker: KafkaBroker) -> None:
         # The command line carries the SCRAM password: report the outcome, never the command.
         output = (result.stdout + result.stderr).replace(broker.password, "***")
         raise KafkaBrokerError(
-            f"kafka.tools.StorageTool format failed (exit {result.returncode}):\n{_tail(output)}"
+            f"kafka.tools.StorageTool format failed (exit {result.returncode}):\n{tail(output)}"
         )
 
 
@@ -536,19 +536,6 @@ def _run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _port_open(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
         return True
@@ -568,10 +555,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(errors="replace")
     except FileNotFoundError:
         return None
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 @contextlib.contextmanager

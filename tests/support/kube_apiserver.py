@@ -40,7 +40,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.support.certs import issue_server_cert, openssl
-from tests.support.processes import signal_group, spawn_tied
+from tests.support.processes import free_ports, signal_group, spawn_tied, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "infra" / "kube" / "build.sh"
@@ -224,7 +223,7 @@ class KubeAPIServer:
         for name, path in (("kube-apiserver", self.apiserver_log), ("etcd", self.etcd_log)):
             text = _read_text(path)
             if text:
-                parts.append(f"--- {name} ({path}) ---\n{_tail(text, lines)}")
+                parts.append(f"--- {name} ({path}) ---\n{tail(text, lines)}")
         return "\n".join(parts) or "(no log output)"
 
     # ----------------------------------------------------------------- client helpers
@@ -355,7 +354,7 @@ def start_kube_apiserver(
         )
     )
 
-    etcd_client_port, etcd_peer_port, secure_port = _free_ports(3)
+    etcd_client_port, etcd_peer_port, secure_port = free_ports(3)
     server = KubeAPIServer(
         url=f"https://127.0.0.1:{secure_port}",
         ca_path=pki.ca_cert,
@@ -558,28 +557,11 @@ def _apiserver_ready(server: KubeAPIServer) -> bool:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(errors="replace")
     except FileNotFoundError:
         return None
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------- command line

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,13 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
+from tests.support.processes import free_ports
+
 T = TypeVar("T")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, every: float = 0.2) -> T:
