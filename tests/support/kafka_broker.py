@@ -53,7 +53,13 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from tests.support.certs import issue_server_cert
-from tests.support.processes import free_ports, signal_group, spawn_tied, tail
+from tests.support.processes import (
+    free_ports,
+    signal_group,
+    spawn_tied,
+    tail,
+    wait_for_interrupt,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra" / "kafka"
@@ -597,8 +603,7 @@ def _main(argv: list[str]) -> int:
     print(f"PLAINTEXT {broker.plaintext_bootstrap}  SASL_SSL {broker.sasl_ssl_bootstrap}")
     print(f"SASL_SSL settings (with the password): {env_file}. Ctrl-C stops the broker.")
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        wait_for_interrupt()
     finally:
         broker.stop()
     return 0

@@ -54,7 +54,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.support.certs import issue_server_cert, openssl
-from tests.support.processes import free_ports, signal_group, spawn_tied, tail
+from tests.support.processes import (
+    free_ports,
+    signal_group,
+    spawn_tied,
+    tail,
+    wait_for_interrupt,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "infra" / "kube" / "build.sh"
@@ -584,8 +590,7 @@ def _main(argv: list[str]) -> int:
     print(f"  kubectl --kubeconfig {server.kubeconfig_path} get ns")
     print("Ctrl-C stops it.")
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        wait_for_interrupt()
     finally:
         server.stop()
     return 0

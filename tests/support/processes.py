@@ -65,3 +65,9 @@ def free_ports(count: int) -> list[int]:
 
 def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (for the servers' manual `run` commands)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
