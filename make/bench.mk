@@ -1,4 +1,4 @@
-# Benchmarks (issue 6): bench/ measures each performance goal beside its baseline and writes
+# Benchmarks: bench/ measures each performance goal beside its baseline and writes
 # BENCHMARKS.md. Not part of `make test`. Included by the main Makefile (defines PY).
 PY ?= .venv/bin/python
 

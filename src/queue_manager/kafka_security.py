@@ -1,4 +1,5 @@
-"""How every Kafka client of ours connects (SPEC §2), shared by the service and the worker SDK.
+"""How every Kafka client of ours connects (docs/operations.md), shared by the service and the
+worker SDK.
 
 With a user: SASL_SSL with SCRAM-SHA-512 and the platform CA; without: PLAINTEXT.
 """

@@ -1,4 +1,5 @@
-"""The boundary to every external system (SPEC §1). Services depend on these, never on adapters.
+"""The boundary to every external system (docs/operations.md). Services depend on these, never on
+adapters.
 
 Every adapter raises `DependencyUnavailable` when its system cannot be reached, and only that:
 third-party errors are wrapped at the adapter boundary.

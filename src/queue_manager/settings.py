@@ -1,4 +1,4 @@
-"""Configuration (SPEC §2): environment variables, with `.env` for local development.
+"""Configuration (docs/operations.md): environment variables, with `.env` for local development.
 
 The platform's names are used verbatim. A missing or malformed value fails start-up with one
 line naming the variable (see `describe_error`).

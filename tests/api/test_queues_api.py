@@ -1,4 +1,4 @@
-"""SPEC §3: idempotent start, listing with filters and cursor, the envelope everywhere."""
+"""docs/api.md: idempotent start, listing with filters and cursor, the envelope everywhere."""
 
 from __future__ import annotations
 

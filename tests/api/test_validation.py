@@ -1,4 +1,4 @@
-"""SPEC §3: every bad input gets a 4xx envelope naming the field, and changes nothing."""
+"""docs/api.md: every bad input gets a 4xx envelope naming the field, and changes nothing."""
 
 from __future__ import annotations
 

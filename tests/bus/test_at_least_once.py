@@ -1,4 +1,5 @@
-"""SPEC §6 delivery: at-least-once, idempotent, poison messages skipped (real broker)."""
+"""docs/worker-protocol.md delivery: at-least-once, idempotent, poison messages skipped (real
+broker)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §1 scale-out: two replicas on one store and one broker (SPEC §6 delivery)."""
+"""docs/operations.md scale-out: two replicas on one store and one broker (docs/worker-protocol.md
+delivery)."""
 
 from __future__ import annotations
 

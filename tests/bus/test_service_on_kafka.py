@@ -1,4 +1,5 @@
-"""The service with BUS_BACKEND=kafka against the real broker (SPEC §2, §6)."""
+"""The service with BUS_BACKEND=kafka against the real broker (docs/operations.md,
+docs/worker-protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §3 / acceptance 5: schemathesis against the running service's own OpenAPI document.
+"""docs/api.md: schemathesis against the running service's own OpenAPI document.
 
 Zero 5xx, and every answer matches what the document promises (codes, content types, schemas).
 """

@@ -1,4 +1,5 @@
-"""SPEC §3 WebSocket and §8 metrics, observed from outside the real service."""
+"""The WebSocket (docs/api.md) and the metrics (docs/operations.md), observed from outside the real
+service."""
 
 from __future__ import annotations
 

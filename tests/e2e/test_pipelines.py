@@ -1,4 +1,5 @@
-"""SPEC §3/§4 end to end: the real service runs the SPEC's examples with real worker processes."""
+"""docs/api.md, docs/pipelines.md end to end: the real service runs the documented examples with
+real worker processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §5/§6: stop, fail-fast on a killed worker, and a service restart losing nothing."""
+"""docs/api.md, docs/worker-protocol.md: stop, fail-fast on a killed worker, and a service restart
+losing nothing."""
 
 from __future__ import annotations
 

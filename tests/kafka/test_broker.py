@@ -23,7 +23,8 @@ RECEIVE_TIMEOUT_S = 30.0
 
 
 def sasl_ssl_kwargs(broker: KafkaBroker, *, password: str | None = None) -> dict[str, Any]:
-    """The client settings queue-manager uses with KAFKA_USER set (SPEC §2), spelled out."""
+    """The client settings queue-manager uses with KAFKA_USER set (docs/operations.md), spelled
+    out."""
     return {
         "bootstrap_servers": broker.sasl_ssl_bootstrap,
         "security_protocol": "SASL_SSL",

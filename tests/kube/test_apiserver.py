@@ -1,5 +1,5 @@
 """The test kube-apiserver is a real one: authentication, RBAC, Job validation, the status
-subresource and watches behave as on a cluster (SPEC §7 relies on all of them)."""
+subresource and watches behave as on a cluster (docs/operations.md relies on all of them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""KubeLauncher against the real kube-apiserver (SPEC §6 stop, §7).
+"""KubeLauncher against the real kube-apiserver (docs/worker-protocol.md, docs/operations.md).
 
 Nothing runs Jobs there: the tests move Job status through the /status subresource, as the
 Job controller would, and check what the launcher reports.

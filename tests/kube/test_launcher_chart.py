@@ -1,5 +1,6 @@
 """The Helm chart (deploy/helm/queue-manager) against the real kube-apiserver: its manifests are
-accepted (server-side dry-run), and its Role is exactly enough for the launcher (SPEC §7)."""
+accepted (server-side dry-run), and its Role is exactly enough for the launcher
+(docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The real service with LAUNCHER_BACKEND=kubernetes against the real kube-apiserver (SPEC §7),
+"""The real service with LAUNCHER_BACKEND=kubernetes against the real kube-apiserver
+(docs/operations.md),
 authenticated as a ServiceAccount bound only to the chart's Role.
 
 Nothing runs Jobs here: the test plays the workers (telemetry over the embedded HTTP protocol,

@@ -17,15 +17,15 @@ from queue_manager.domain.models import (
 
 BASE = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
-#: SPEC §5: the names fixed by the platform, then the ones the contract adds.
-SPEC_QUEUE_FIELDS = frozenset(
+#: docs/api.md: the names fixed by the platform, then the ones the contract adds.
+FIXED_QUEUE_FIELDS = frozenset(
     {
         "id", "symbol", "type", "status", "loader_type", "start_time", "end_time",
         "last_loaded_timestamp", "records_written", "error_message", "kafka_topic",
         "started_at", "finished_at", "created_at", "updated_at", "steps",
     }
 )  # fmt: skip
-SPEC_STEP_FIELDS = frozenset(
+FIXED_STEP_FIELDS = frozenset(
     {
         "index", "target", "type", "params", "depends_on", "status", "job_name",
         "telemetry_id", "kafka_topic", "collection_name", "records_written",

@@ -1,4 +1,4 @@
-"""Every AQL text in `src/` takes its values through bind parameters (issue 5, acceptance 2).
+"""Every AQL text in `src/` takes its values through bind parameters.
 
 AQL strings must be plain constants: never an f-string, a `%`/`+` composition or a `.format()`,
 so no value can ever be spliced into a query. Collections are bind parameters too (`@@coll`).

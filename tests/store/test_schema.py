@@ -1,6 +1,6 @@
-"""A shared schema (issue 5, acceptance 4): every store keeps the same JSON document per queue.
+"""A shared schema: every store keeps the same JSON document per queue.
 
-The document is QueueState's JSON (SPEC §5 names, plus the model's bookkeeping fields); the
+The document is QueueState's JSON (docs/api.md names, plus the model's bookkeeping fields); the
 ArangoDB document adds only its system attributes and the `created` sort key.
 """
 
@@ -14,7 +14,7 @@ from queue_manager.adapters.cursor import sort_key
 from queue_manager.domain.models import QueueState, Step
 from queue_manager.ports import StateStore
 from tests.store.conftest import Backend
-from tests.store.helpers import SPEC_QUEUE_FIELDS, SPEC_STEP_FIELDS, full_queue
+from tests.store.helpers import FIXED_QUEUE_FIELDS, FIXED_STEP_FIELDS, full_queue
 
 ARANGO_ONLY = {"_key", "_id", "_rev", "created"}
 
@@ -26,8 +26,8 @@ def _canonical(queue: QueueState) -> dict[str, Any]:
 
 
 def test_the_model_carries_every_spec_field() -> None:
-    assert set(QueueState.model_fields) >= SPEC_QUEUE_FIELDS
-    assert set(Step.model_fields) >= SPEC_STEP_FIELDS
+    assert set(QueueState.model_fields) >= FIXED_QUEUE_FIELDS
+    assert set(Step.model_fields) >= FIXED_STEP_FIELDS
 
 
 async def test_stored_document_has_the_shared_shape(store: StateStore, backend: Backend) -> None:
@@ -40,12 +40,12 @@ async def test_stored_document_has_the_shared_shape(store: StateStore, backend: 
         assert raw["_key"] == queue.id
         assert raw["created"] == sort_key(queue.created_at)
         raw = {k: v for k, v in raw.items() if k not in ARANGO_ONLY}
-    # exactly the seed's QueueState field names, which include every SPEC §5 name
+    # exactly the seed's QueueState field names, which include every docs/api.md name
     assert set(raw) == set(QueueState.model_fields)
-    assert set(raw) >= SPEC_QUEUE_FIELDS
+    assert set(raw) >= FIXED_QUEUE_FIELDS
     for step in raw["steps"]:
         assert set(step) == set(Step.model_fields)
-        assert set(step) >= SPEC_STEP_FIELDS
+        assert set(step) >= FIXED_STEP_FIELDS
     # the same JSON, value for value: ISO-8601 UTC times, enum values as strings, nested params
     assert raw == _canonical(queue)
     assert raw["created_at"] == "2024-06-01T12:00:00.123456Z"

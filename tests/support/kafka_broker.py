@@ -7,7 +7,8 @@ Each broker has three listeners on 127.0.0.1, on free ports picked once and kept
 ``stop()``/``start()``:
 
 * ``PLAINTEXT`` for clients and inter-broker traffic,
-* ``SASL_SSL`` with SCRAM-SHA-512 for clients (the platform's brokers, SPEC §2), with a fresh
+* ``SASL_SSL`` with SCRAM-SHA-512 for clients (the platform's brokers, docs/operations.md), with a
+fresh
   CA and broker certificate made by the ``openssl`` CLI,
 * ``CONTROLLER`` (plain text: KRaft controllers do not speak SCRAM).
 
@@ -278,7 +279,7 @@ class KafkaBroker:
         }
 
     def client_env(self, *, sasl: bool) -> dict[str, str]:
-        """The platform's variables (SPEC §2) that point queue-manager at this broker."""
+        """The platform's variables (docs/operations.md) that point queue-manager at this broker."""
         if not sasl:
             return {"KAFKA_BOOTSTRAP_SERVERS": self.plaintext_bootstrap}
         return {

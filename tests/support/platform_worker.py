@@ -1,4 +1,5 @@
-"""A worker written the way the platform's StreamForge workers are (SPEC §6), for compatibility
+"""A worker written the way the platform's StreamForge workers are (docs/worker-protocol.md), for
+compatibility
 tests: it knows nothing of queue-manager's SDK, only its environment and the Kafka protocol."""
 
 from __future__ import annotations

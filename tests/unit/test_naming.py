@@ -1,4 +1,4 @@
-"""The naming rules of SPEC §4 and §7, with the SPEC's own examples."""
+"""The naming rules of docs/pipelines.md, docs/operations.md, with the documented examples."""
 
 from __future__ import annotations
 

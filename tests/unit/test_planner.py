@@ -1,4 +1,5 @@
-"""Pipeline planning (SPEC §4): data-flow order, explicit depends_on, cycles, required params."""
+"""Pipeline planning (docs/pipelines.md): data-flow order, explicit depends_on, cycles, required
+params."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §5: forward-only steps, sticky terminal states, growing counters, fail-fast, stop."""
+"""docs/api.md: forward-only steps, sticky terminal states, growing counters, fail-fast, stop."""
 
 from __future__ import annotations
 

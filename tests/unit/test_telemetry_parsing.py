@@ -1,4 +1,5 @@
-"""Both telemetry shapes of SPEC §6 parse; malformed ones are rejected with a reason."""
+"""Both telemetry shapes of docs/worker-protocol.md parse; malformed ones are rejected with a
+reason."""
 
 from __future__ import annotations
 

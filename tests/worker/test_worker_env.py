@@ -1,4 +1,5 @@
-"""WorkerEnv: the job environment of SPEC §4/§6, and its one-line errors."""
+"""WorkerEnv: the job environment of docs/pipelines.md, docs/worker-protocol.md, and its one-line
+errors."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Production state store: ArangoDB on the official async driver (`python-arango-async`).
 
-One document per queue in `queue_state` (SPEC §5), `_key` = queue id, holding the same JSON as
+One document per queue in `queue_state` (docs/api.md), `_key` = queue id, holding the same JSON as
 the SQLite store's `doc` column plus the list helper `created` (fixed-width UTC text, see
 `cursor.sort_key`). Several replicas may write at once:
 

@@ -1,4 +1,4 @@
-"""Production bus on Apache Kafka (SPEC §6) with aiokafka.
+"""Production bus on Apache Kafka (docs/worker-protocol.md) with aiokafka.
 
 Commands go to `queue-control` keyed by queue id (acks=all, idempotent producer). Telemetry is
 consumed from `queue-events` and `queue-control` in one consumer group shared by every replica,

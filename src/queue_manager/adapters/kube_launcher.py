@@ -1,4 +1,4 @@
-"""Production launcher: each step is a Kubernetes Job (SPEC §6 stop, §7).
+"""Production launcher: each step is a Kubernetes Job (docs/worker-protocol.md, docs/operations.md).
 
 Client library: `lightkube` (`AsyncClient`). Its resources are typed models (the manifest below
 is checked by mypy, not a free-form dict), it is small (httpx + PyYAML, no generated
@@ -141,7 +141,7 @@ class _RateLimitedTransport(httpx2.AsyncBaseTransport):
 
 @dataclass(frozen=True)
 class JobTemplate:
-    """The configurable parts of every Job (SPEC §7)."""
+    """The configurable parts of every Job (docs/operations.md)."""
 
     ttl_seconds_after_finished: int | None = 3600
     #: None: no deadline (streaming loaders run until stopped)

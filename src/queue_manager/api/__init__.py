@@ -1,1 +1,1 @@
-"""HTTP and WebSocket API (SPEC §3)."""
+"""HTTP and WebSocket API (docs/api.md)."""

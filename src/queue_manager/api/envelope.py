@@ -1,4 +1,4 @@
-"""The response envelope every endpoint answers with (SPEC §3)."""
+"""The response envelope every endpoint answers with (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SPEC's examples, shown in the OpenAPI documentation."""
+"""The documented examples, shown in the OpenAPI documentation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Probes (SPEC §3): live = the process answers; startup = the lifespan finished;
+"""Probes (docs/api.md): live = the process answers; startup = the lifespan finished;
 ready = store, bus and launcher all answer."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Embedded mode: local workers report telemetry and poll commands over HTTP (SPEC §6)."""
+"""Embedded mode: local workers report telemetry and poll commands over HTTP
+(docs/worker-protocol.md)."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ async def list_queues(
         )
     page = await services.queues.page(status=status, symbol=wanted, limit=limit, cursor=cursor)
     data: list[Any] = [q.model_dump(mode="json") for q in page.items]
-    return success("Queues", data, next_cursor=page.next_cursor)
+    return success("Queues fetched", data, next_cursor=page.next_cursor)
 
 
 @router.get(

@@ -1,4 +1,4 @@
-"""A small async client of the HTTP API (SPEC §3) for the CLI.
+"""A small async client of the HTTP API (docs/api.md) for the CLI.
 
 Every failure a user can cause or meet (an error envelope, a refused connection, a timeout, an
 answer that is not the envelope) becomes a `CliError`: one line, plus the field errors of a 422,

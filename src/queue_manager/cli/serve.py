@@ -1,4 +1,5 @@
-"""`queue-manager serve`: the service under uvicorn, configured from the environment (SPEC §2)."""
+"""`queue-manager serve`: the service under uvicorn, configured from the environment
+(docs/operations.md)."""
 
 from __future__ import annotations
 

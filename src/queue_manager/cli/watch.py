@@ -1,4 +1,4 @@
-"""`queue-manager watch`: live progress from `WS /ws/topic` (SPEC §3).
+"""`queue-manager watch`: live progress from `WS /ws/topic` (docs/api.md).
 
 For one queue the socket is opened first and the state fetched over REST second, so no update
 falls between the two; updates older than that state are ignored (terminal statuses are sticky,

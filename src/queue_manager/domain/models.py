@@ -1,4 +1,4 @@
-"""Queue and step state as stored (SPEC §5). Field names are fixed by the platform."""
+"""Queue and step state as stored (docs/api.md). Field names are fixed by the platform."""
 
 from __future__ import annotations
 

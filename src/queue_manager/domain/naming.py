@@ -1,4 +1,5 @@
-"""Naming rules of SPEC §4 and §7: collections, topics, job names, streaming types."""
+"""Naming rules of docs/pipelines.md, docs/operations.md: collections, topics, job names, streaming
+types."""
 
 from __future__ import annotations
 

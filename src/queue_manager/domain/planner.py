@@ -1,4 +1,4 @@
-"""Turn a start request into a queue with ordered steps (SPEC §4).
+"""Turn a start request into a queue with ordered steps (docs/pipelines.md).
 
 Order comes from the data flow: a step depends on the steps producing its inputs. Explicit
 `depends_on` overrides the inference for that step. Readiness then depends on the kind of edge:

@@ -1,4 +1,5 @@
-"""What a client may send to start a queue (SPEC §3, §4): schema and field-level rules."""
+"""What a client may send to start a queue (docs/api.md, docs/pipelines.md): schema and field-level
+rules."""
 
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ PARAMETER_ENV = {
 
 
 class PipelineCreate(_Common):
-    """Pipeline form: several steps whose order follows the data flow (SPEC §4)."""
+    """Pipeline form: several steps whose order follows the data flow (docs/pipelines.md)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
 

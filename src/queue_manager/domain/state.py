@@ -1,4 +1,4 @@
-"""The state machine of SPEC §5: every change to a queue goes through these functions.
+"""The state machine of docs/api.md: every change to a queue goes through these functions.
 
 They mutate the queue in place (the store hands them a fresh copy inside its update) and report
 what changed, so the caller can broadcast it and act on it. Rules kept here, nowhere else:

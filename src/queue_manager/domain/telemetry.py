@@ -1,4 +1,5 @@
-"""Parsing worker telemetry (SPEC §6) into one validated event, whatever shape it came in."""
+"""Parsing worker telemetry (docs/worker-protocol.md) into one validated event, whatever shape it
+came in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live update messages pushed to WebSocket clients (SPEC §3)."""
+"""The live update messages pushed to WebSocket clients (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Prometheus families of SPEC §8, on a registry of the app's own (no global state at import)."""
+"""Prometheus families of docs/operations.md, on a registry of the app's own (no global state at
+import)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What a step's job gets (SPEC §6, §7): its environment, image and credentials by reference."""
+"""What a step's job gets (docs/worker-protocol.md, docs/operations.md): its environment, image and
+credentials by reference."""
 
 from __future__ import annotations
 

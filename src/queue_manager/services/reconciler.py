@@ -1,4 +1,4 @@
-"""Keeps the store and the launcher in agreement (SPEC §7), on start-up and periodically.
+"""Keeps the store and the launcher in agreement (docs/operations.md), on start-up and periodically.
 
 Both directions: a step whose job failed or vanished fails (or ends `stopped` when its queue is
 stopping), a job that no queue knows is deleted, stop deadlines that passed are enforced, and

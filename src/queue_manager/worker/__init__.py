@@ -1,5 +1,5 @@
 """Worker SDK: what a StreamForge job imports to read its environment, report its progress to
-queue-manager and learn it must stop (SPEC §9).
+queue-manager and learn it must stop (docs/worker-protocol.md).
 
     async with Worker.from_env() as worker:
         await worker.started()

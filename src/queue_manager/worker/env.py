@@ -1,4 +1,5 @@
-"""The job environment the service sets for every step (SPEC §4, §6), read once at start-up."""
+"""The job environment the service sets for every step (docs/pipelines.md,
+docs/worker-protocol.md), read once at start-up."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class WorkerEnv(BaseSettings):
     arango_url: str | None = _var("ARANGO_URL")
     arango_db: str | None = _var("ARANGO_DB")
 
-    # SPEC §4 step parameters.
+    # docs/pipelines.md step parameters.
     interval: str | None = _var("INTERVAL")
     collection_inputs: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="COLLECTION_INPUTS"

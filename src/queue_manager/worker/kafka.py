@@ -27,7 +27,7 @@ _MAX_BACKOFF = 2.0
 
 
 def kafka_security(env: WorkerEnv) -> dict[str, Any]:
-    """SPEC §2, exactly as the service connects (one implementation for both)."""
+    """docs/operations.md, exactly as the service connects (one implementation for both)."""
     password = env.kafka_password.get_secret_value() if env.kafka_password else None
     return client_security(env.kafka_user, password, env.ca_path)
 

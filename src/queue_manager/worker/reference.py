@@ -168,7 +168,7 @@ def parse_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
 
 
 def missing_parameters(target: str, env: WorkerEnv) -> list[str]:
-    """The SPEC §4 parameters `target` cannot work without."""
+    """The docs/pipelines.md parameters `target` cannot work without."""
     missing: list[str] = []
     if target == "graph-builder":
         if not env.collection_inputs:

@@ -1,4 +1,5 @@
-"""The Worker a StreamForge job uses to report progress and learn it must stop (SPEC §6, §9)."""
+"""The Worker a StreamForge job uses to report progress and learn it must stop
+(docs/worker-protocol.md)."""
 
 from __future__ import annotations
 
@@ -249,7 +250,7 @@ class Worker:
     def _body(
         self, event: str, *, message: str | None = None, error_message: str | None = None
     ) -> dict[str, Any]:
-        """The workers' telemetry shape (SPEC §6.1)."""
+        """The workers' telemetry shape (docs/worker-protocol.md)."""
         last = self.last_loaded_timestamp
         return {
             "event": event,
