@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from queue_manager.domain.identity import ApiToken, Principal
 from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.telemetry import Source
 
@@ -198,3 +200,34 @@ class Broadcaster(Protocol):
     def publish(self, update: dict[str, Any]) -> None:
         """Hand an update to every subscriber without ever waiting for one."""
         ...
+
+
+# -- identity ---------------------------------------------------------------------------------
+
+
+class TokenStore(Protocol):
+    """API tokens, kept beside the queues so every replica sees the same set."""
+
+    async def put_token(self, token: ApiToken) -> bool:
+        """Store a new token; False (and nothing written) when the name is taken."""
+        ...
+
+    async def token_by_hash(self, sha256: str) -> ApiToken | None: ...
+    async def list_tokens(self) -> list[ApiToken]: ...
+    async def delete_token(self, name: str) -> bool:
+        """Revoke: True when a token of that name existed."""
+        ...
+
+    async def touch_token(self, name: str, at: datetime) -> None:
+        """Record a use (callers throttle this; it is for `token list`, not for security)."""
+        ...
+
+
+class BearerVerifier(Protocol):
+    """Turns a bearer credential issued elsewhere (an OIDC JWT) into a principal."""
+
+    async def verify(self, token: str) -> Principal:
+        """Raise `Unauthenticated` naming why the token is refused."""
+        ...
+
+    async def close(self) -> None: ...

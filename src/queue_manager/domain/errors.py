@@ -50,3 +50,20 @@ class Misconfigured(Exception):
 
 class LaunchFailed(DomainError):
     """The launcher refused a job for good (forbidden, invalid manifest...): the step fails."""
+
+
+class Unauthenticated(DomainError):
+    """No credential, or one that is not valid (unknown, expired, revoked, badly signed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PermissionDenied(DomainError):
+    """A valid principal whose role does not allow the action."""
+
+    def __init__(self, needed: str, action: str) -> None:
+        super().__init__(f"{needed} role required to {action}", data={"required_role": needed})
+        self.needed = needed
+        self.action = action
