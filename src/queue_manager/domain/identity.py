@@ -67,4 +67,3 @@ class ApiToken:
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
-
