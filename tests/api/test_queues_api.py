@@ -32,6 +32,7 @@ async def test_list_is_newest_first_with_filters_and_cursor(
         ids.append(answer.json()["data"]["queue_id"])
     page = (await client.get("/queues?limit=2")).json()
     assert page["status"] == "success"
+    assert page["message"] == "Queues fetched"  # the platform's clients match on it
     assert [q["id"] for q in page["data"]] == ids[::-1][:2]
     seen = [q["id"] for q in page["data"]]
     while page["next_cursor"]:
