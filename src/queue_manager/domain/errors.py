@@ -67,3 +67,8 @@ class PermissionDenied(DomainError):
         super().__init__(f"{needed} role required to {action}", data={"required_role": needed})
         self.needed = needed
         self.action = action
+
+
+class TokenNotFound(DomainError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Token {name} not found", data={"name": name})

@@ -7,8 +7,11 @@ services' and the adapters' business, and how a refusal is answered is the API's
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -67,3 +70,64 @@ class ApiToken:
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+
+#: a token's value never leaves the process that made it except once, to its owner
+TOKEN_PREFIX = "qm_"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_DURATION = re.compile(r"^(\d{1,5})([mhdw])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def valid_token_name(name: str) -> bool:
+    return _NAME.match(name) is not None
+
+
+TOKEN_NAME_RULE = (
+    "1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `2w`; raises ValueError naming the accepted form."""
+    match = _DURATION.match(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise ValueError("must be a positive number followed by m, h, d or w, e.g. 30d")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def read_tokens_file(text: str, created_at: datetime) -> list[ApiToken]:
+    """`name role sha256` per line; `#` comments and blank lines skipped.
+
+    Raises ValueError naming the line, so a bad Secret fails start-up instead of locking
+    everyone out at the first request.
+    """
+    tokens: list[ApiToken] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise ValueError(f"line {number}: expected 'name role sha256'")
+        name, role, digest = parts
+        if not valid_token_name(name):
+            raise ValueError(f"line {number}: name must be {TOKEN_NAME_RULE}")
+        if role not in Role.__members__.values():
+            raise ValueError(f"line {number}: role must be viewer, operator or admin")
+        if re.fullmatch(r"[0-9a-f]{64}", digest) is None:
+            raise ValueError(f"line {number}: sha256 must be 64 lower-case hex digits")
+        if name in seen:
+            raise ValueError(f"line {number}: name {name!r} appears twice")
+        seen.add(name)
+        tokens.append(ApiToken(name, Role(role), digest, created_at, source="file"))
+    return tokens
