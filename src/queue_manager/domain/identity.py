@@ -48,8 +48,10 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How history and logs name this principal: `api:<name>`."""
-        return f"api:{self.name}"
+        """How queues, history and logs name this principal: `token:ci`, `oidc:alice`."""
+        if self.kind is PrincipalKind.ANONYMOUS:
+            return self.name
+        return f"{self.kind.value}:{self.name}"
 
 
 ANONYMOUS = Principal(name="anonymous", role=Role.ADMIN, kind=PrincipalKind.ANONYMOUS)

@@ -1,0 +1,110 @@
+"""The one place that decides who is calling, and whether their role allows the route.
+
+Credentials, in this order: `Authorization: Bearer <token>`; for WebSockets also the
+`Sec-WebSocket-Protocol` pair `bearer, <token>` (browsers cannot set headers on an upgrade);
+then the session cookie. Never a query parameter: URLs end up in access logs.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import structlog
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
+
+from queue_manager.api.container import Container, get_container
+from queue_manager.api.sessions import COOKIE, CSRF_HEADER, Session
+from queue_manager.domain.errors import PermissionDenied, Unauthenticated
+from queue_manager.domain.identity import ANONYMOUS, Principal, Role
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WS_PROTOCOL = "bearer"
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    #: False: loopback-only or AUTH_MODE=none, everyone is the anonymous admin
+    enabled: bool
+    metrics_need_viewer: bool = False
+
+
+class CsrfRefused(Unauthenticated):
+    """A cookie-authenticated mutation without a matching origin and CSRF token."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    #: the subprotocol to accept a WebSocket with (the client offered `bearer, <token>`)
+    subprotocol: str | None = None
+
+
+async def identify(conn: HTTPConnection, container: Container) -> Caller:
+    if not container.auth.enabled:
+        return Caller(ANONYMOUS, _offered_bearer(conn)[0])
+    header = conn.headers.get("authorization")
+    if header is not None:
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise Unauthenticated("use the header Authorization: Bearer <token>")
+        return Caller(await container.identity.authenticate(credential))
+    subprotocol, credential = _offered_bearer(conn)
+    if credential is not None:
+        return Caller(await container.identity.authenticate(credential), subprotocol)
+    cookie = conn.cookies.get(COOKIE)
+    if cookie is not None:
+        session = container.sessions.read(cookie)
+        if session is None:
+            raise Unauthenticated("session expired or not valid; log in again")
+        if not await container.identity.still_valid(session.principal):
+            raise Unauthenticated("the credential behind this session is no longer valid")
+        _check_same_origin(conn, session)
+        return Caller(session.principal)
+    raise Unauthenticated("credential required: send Authorization: Bearer <token>")
+
+
+def _offered_bearer(conn: HTTPConnection) -> tuple[str | None, str | None]:
+    if not isinstance(conn, WebSocket):
+        return None, None
+    offered = [p.strip() for p in conn.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(offered) >= 2 and offered[0].lower() == WS_PROTOCOL and offered[1]:
+        return offered[0], offered[1]
+    return None, None
+
+
+def _check_same_origin(conn: HTTPConnection, session: Session) -> None:
+    """Cookies ride along on cross-site requests; the origin and a header token must not."""
+    is_socket = isinstance(conn, WebSocket)
+    if not is_socket and conn.scope.get("method", "GET") in SAFE_METHODS:
+        return
+    origin = conn.headers.get("origin") or conn.headers.get("referer")
+    if origin is None or urlsplit(origin).netloc != conn.headers.get("host"):
+        raise CsrfRefused("cross-origin request refused for a cookie session")
+    if is_socket:
+        return
+    sent = conn.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent, session.csrf):
+        raise CsrfRefused(f"cookie sessions must send the {CSRF_HEADER} header from /auth/me")
+
+
+def authorize(principal: Principal, role: Role, action: str) -> None:
+    if not principal.role.allows(role):
+        raise PermissionDenied(role.value, action)
+
+
+def require(role: Role, action: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A route dependency: the caller's principal, once its role allows `action`."""
+
+    async def dependency(request: Request) -> Principal:
+        container = await get_container(request)
+        principal = (await identify(request, container)).principal
+        authorize(principal, role, action)
+        # Every log line of this request names who made it.
+        structlog.contextvars.bind_contextvars(actor=principal.actor)
+        return principal
+
+    return dependency
