@@ -4,32 +4,38 @@ closes them and supervises the background loops. Nothing happens at import time.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import secrets
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from fastapi import FastAPI
 
 from queue_manager import __version__
-from queue_manager.api import errors, health, internal, live, queues
-from queue_manager.api.container import Container
+from queue_manager.api import auth_routes, errors, health, internal, live, queues
+from queue_manager.api.container import AuthPolicy, Container
 from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
+from queue_manager.api.secret_file import file_secret
+from queue_manager.api.sessions import Sessions
 from queue_manager.api.worker_auth import WorkerTokens
-from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
+from queue_manager.domain.identity import ApiToken, Role, read_tokens_file
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
-from queue_manager.ports import Bus, Launcher, StateStore
+from queue_manager.ports import BearerVerifier, Bus, Launcher, Store
 from queue_manager.services.engine import Deps, Engine
+from queue_manager.services.identity import IdentityService
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.telemetry import Dispatcher
-from queue_manager.settings import BusBackend, LauncherBackend, Settings, StoreBackend
+from queue_manager.settings import AuthMode, BusBackend, LauncherBackend, Settings, StoreBackend
 from queue_manager.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -37,13 +43,15 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Adapters:
-    store: StateStore
+    store: Store
     bus: Bus
     launcher: Launcher
+    #: verifies OIDC bearer tokens when OIDC_ISSUER is set
+    oidc: BearerVerifier | None = None
 
 
 def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
-    store: StateStore
+    store: Store
     bus: Bus
     launcher: Launcher
     if settings.resolved_store is StoreBackend.ARANGO:
@@ -79,7 +87,73 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
             command=shlex.split(settings.local_worker_command) or None,
             kill_timeout=settings.local_kill_timeout_seconds,
         )
-    return Adapters(store, bus, launcher)
+    return Adapters(store, bus, launcher, build_oidc(settings))
+
+
+def build_oidc(settings: Settings) -> BearerVerifier | None:
+    if settings.oidc_issuer is None:
+        return None
+    if not settings.oidc_audience:
+        raise Misconfigured("OIDC_AUDIENCE: required with OIDC_ISSUER (the client id tokens name)")
+    from queue_manager.adapters.oidc import OidcConfig, OidcVerifier
+
+    config = OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        roles_claim=settings.oidc_roles_claim,
+        role_map={claim: Role(role) for claim, role in settings.oidc_role_map.items()},
+    )
+    return OidcVerifier(config)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_policy(settings: Settings, *, can_authenticate: bool) -> AuthPolicy:
+    """Zero set-up stays zero set-up on loopback; anywhere else, auth or an explicit opt-out."""
+    metrics = settings.metrics_auth
+    if settings.auth_mode is AuthMode.NONE:
+        log.warning("auth disabled by AUTH_MODE=none: anyone who reaches the service is admin")
+        return AuthPolicy(enabled=False)
+    if can_authenticate:
+        return AuthPolicy(enabled=True, metrics_need_viewer=metrics)
+    if settings.auth_mode is AuthMode.ON:
+        raise Misconfigured(
+            "AUTH_MODE=on: set AUTH_TOKENS_FILE or OIDC_ISSUER, or no one could ever log in"
+        )
+    if _loopback(settings.host):
+        log.warning(f"auth disabled: listening on {settings.host} only")
+        return AuthPolicy(enabled=False)
+    raise Misconfigured(
+        f"AUTH_MODE: HOST={settings.host} is not a loopback address and no auth is configured; "
+        "set AUTH_TOKENS_FILE or OIDC_ISSUER (docs/security.md), or AUTH_MODE=none to run open"
+    )
+
+
+def file_tokens(settings: Settings) -> list[ApiToken]:
+    path = settings.auth_tokens_file
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise Misconfigured(f"AUTH_TOKENS_FILE: cannot read {path}: {exc.strerror}") from None
+    try:
+        return read_tokens_file(text, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+    except ValueError as exc:
+        raise Misconfigured(f"AUTH_TOKENS_FILE: {path} {exc}") from None
+
+
+def session_secret(settings: Settings) -> bytes:
+    if settings.auth_session_secret is not None:
+        return settings.auth_session_secret.get_secret_value().encode()
+    return file_secret(settings.data_dir / "session.secret", lambda: secrets.token_bytes(32))
 
 
 def job_config(settings: Settings) -> JobConfig:
@@ -127,6 +201,12 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         launch_grace=timedelta(seconds=settings.launch_grace_seconds),
     )
     engine = Engine(deps)
+    identity = IdentityService(
+        adapters.store,
+        file_tokens(settings),
+        adapters.oidc,
+        refresh_seconds=settings.auth_refresh_seconds,
+    )
     container = Container(
         settings=settings,
         engine=engine,
@@ -134,6 +214,9 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         hub=hub,
         metrics=metrics,
         tokens=tokens,
+        auth=auth_policy(settings, can_authenticate=identity.configured),
+        identity=identity,
+        sessions=Sessions(session_secret(settings), settings.auth_session_seconds),
     )
 
     @asynccontextmanager
@@ -170,6 +253,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
             await hub.close()
             await supervisor.stop()
             await engine.close()
+            await identity.close()
             await deps.launcher.stop()
             await deps.bus.stop()
             await deps.store.close()
@@ -185,7 +269,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     )
     app.state.container = container
     errors.install(app)
-    for router in (queues.router, health.router, live.router, internal.router):
+    for router in (queues.router, health.router, live.router, internal.router, auth_routes.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HTTPMetrics, metrics=metrics)

@@ -231,3 +231,7 @@ class BearerVerifier(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Store(StateStore, TokenStore, Protocol):
+    """What a store adapter implements: the queues and the API tokens, in one database."""

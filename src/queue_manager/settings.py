@@ -33,6 +33,13 @@ class LauncherBackend(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class AuthMode(StrEnum):
+    #: on when a way to authenticate is configured; else open on loopback, refused elsewhere
+    AUTO = "auto"
+    ON = "on"
+    NONE = "none"
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -116,6 +123,22 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
 
+    # Access (docs/security.md)
+    auth_mode: AuthMode = AuthMode.AUTO
+    #: read-only `name role sha256` lines, e.g. mounted from a Kubernetes Secret
+    auth_tokens_file: Path | None = None
+    #: signs session cookies; replicas must share it (default: generated once into DATA_DIR)
+    auth_session_secret: SecretStr | None = None
+    auth_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    #: how soon a token created or revoked on one replica is seen by the others
+    auth_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
+    metrics_auth: bool = False
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_roles_claim: str = "roles"
+    #: "qm-admins=admin,platform-ops=operator"; role names map to themselves
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+
     @field_validator("allowed_images", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
@@ -125,12 +148,24 @@ class Settings(BaseSettings):
 
     @field_validator("k8s_node_selector", mode="before")
     @classmethod
-    def _pairs(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            pairs = [part.partition("=") for part in value.split(",") if part.strip()]
-            if any(not sep or not key.strip() for key, sep, _ in pairs):
-                raise ValueError("must be key=value pairs separated by commas")
-            return {key.strip(): val.strip() for key, _, val in pairs}
+    def _node_pairs(cls, value: Any) -> Any:
+        return _pairs(value, "must be key=value pairs separated by commas")
+
+    @field_validator("oidc_role_map", mode="before")
+    @classmethod
+    def _role_pairs(cls, value: Any) -> Any:
+        pairs = _pairs(value, "must be claim=role pairs (role: viewer, operator or admin)")
+        if isinstance(pairs, dict) and any(
+            role not in ("viewer", "operator", "admin") for role in pairs.values()
+        ):
+            raise ValueError("must be claim=role pairs (role: viewer, operator or admin)")
+        return pairs
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be the issuer's URL, e.g. https://sso.example.com/realms/x")
         return value
 
     @field_validator("log_level")
@@ -180,6 +215,16 @@ class Settings(BaseSettings):
             "gnn-trainer": self.gnn_trainer_image,
             "visualizer": self.visualizer_image,
         }[target]
+
+
+def _pairs(value: Any, rule: str) -> Any:
+    """`a=1,b=2` as a dict; anything but a string is left to pydantic."""
+    if not isinstance(value, str):
+        return value
+    pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+    if any(not sep or not key.strip() for key, sep, _ in pairs):
+        raise ValueError(rule)
+    return {key.strip(): val.strip() for key, _, val in pairs}
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -27,6 +27,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -38,6 +39,7 @@ from pydantic import ValidationError
 
 from queue_manager.adapters import cursor as cursors
 from queue_manager.domain.errors import DependencyUnavailable, DomainError, Misconfigured
+from queue_manager.domain.identity import ApiToken, Role
 from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
 from queue_manager.ports import Page
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 QUEUE_COLLECTION: Final = "queue_state"
 KEYS_COLLECTION: Final = "queue_idempotency"
+TOKENS_COLLECTION: Final = "api_tokens"
 
 # ArangoDB error numbers (arangoasync.errno) and HTTP codes this adapter reacts to.
 _ERR_CONFLICT: Final = 1200  # write-write conflict (two transactions on one key)
@@ -331,7 +334,7 @@ class ArangoStore:
             raise
 
     async def _bootstrap(self, db: Any) -> None:
-        for name in (QUEUE_COLLECTION, KEYS_COLLECTION):
+        for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION):
             if not await db.has_collection(name):
                 try:
                     await db.create_collection(name)
@@ -346,6 +349,11 @@ class ArangoStore:
                 fields=fields,
                 options={"name": index_name, "unique": False, "sparse": False},
             )
+        await db.collection(TOKENS_COLLECTION).add_index(
+            type="persistent",
+            fields=["sha256"],
+            options={"name": "api_tokens_sha256", "unique": True, "sparse": False},
+        )
 
     async def close(self) -> None:
         client, self._client, self._db = self._client, None, None
@@ -541,3 +549,62 @@ class ArangoStore:
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._query("count queues", _COUNT_BY_STATUS, {"@coll": QUEUE_COLLECTION})
         return {str(status): int(n) for status, n in rows}
+
+    # -- API tokens (TokenStore) ----------------------------------------------------------
+
+    async def put_token(self, token: ApiToken) -> bool:
+        doc = {
+            "_key": token.name,
+            "role": token.role.value,
+            "sha256": token.sha256,
+            "created_at": token.created_at.isoformat(),
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            "last_used_at": None,
+        }
+        rows = await self._query(
+            "create token", _TOKEN_INSERT, {"@coll": TOKENS_COLLECTION, "doc": doc}
+        )
+        return bool(rows)
+
+    async def token_by_hash(self, sha256: str) -> ApiToken | None:
+        bind = {"@coll": TOKENS_COLLECTION, "sha256": sha256}
+        rows = await self._query("read token", _TOKEN_BY_HASH, bind)
+        return _token(rows[0]) if rows else None
+
+    async def list_tokens(self) -> list[ApiToken]:
+        rows = await self._query("list tokens", _TOKENS, {"@coll": TOKENS_COLLECTION})
+        return [_token(row) for row in rows]
+
+    async def delete_token(self, name: str) -> bool:
+        bind = {"@coll": TOKENS_COLLECTION, "name": name}
+        return bool(await self._query("revoke token", _TOKEN_DELETE, bind))
+
+    async def touch_token(self, name: str, at: datetime) -> None:
+        bind = {"@coll": TOKENS_COLLECTION, "name": name, "at": at.isoformat()}
+        await self._query("record token use", _TOKEN_TOUCH, bind)
+
+
+# A duplicate name (key) or hash (unique index) is skipped, and then nothing is returned.
+_TOKEN_INSERT: Final = "INSERT @doc INTO @@coll OPTIONS { ignoreErrors: true } RETURN NEW._key"
+_TOKEN_BY_HASH: Final = "FOR t IN @@coll FILTER t.sha256 == @sha256 LIMIT 1 RETURN t"
+_TOKENS: Final = "FOR t IN @@coll SORT t._key RETURN t"
+_TOKEN_DELETE: Final = (
+    "REMOVE { _key: @name } IN @@coll OPTIONS { ignoreErrors: true } RETURN OLD._key"
+)
+_TOKEN_TOUCH: Final = (
+    "UPDATE { _key: @name } WITH { last_used_at: @at } IN @@coll OPTIONS { ignoreErrors: true }"
+)
+
+
+def _token(doc: dict[str, Any]) -> ApiToken:
+    def when(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+    return ApiToken(
+        name=str(doc["_key"]),
+        role=Role(doc["role"]),
+        sha256=str(doc["sha256"]),
+        created_at=datetime.fromisoformat(doc["created_at"]),
+        expires_at=when(doc.get("expires_at")),
+        last_used_at=when(doc.get("last_used_at")),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import aiosqlite
 
 from queue_manager.adapters import cursor as cursors
 from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.identity import ApiToken, Role
 from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
 from queue_manager.ports import Page
 
@@ -30,6 +32,14 @@ CREATE INDEX IF NOT EXISTS queue_state_symbol ON queue_state (symbol, created DE
 CREATE TABLE IF NOT EXISTS idempotency_key (
     key TEXT PRIMARY KEY,
     queue_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    last_used_at TEXT
 ) WITHOUT ROWID;
 """
 
@@ -248,3 +258,63 @@ class SQLiteStore:
             return list(await reader.execute_fetchall(sql, args))
         except sqlite3.Error as exc:
             raise DependencyUnavailable("store", str(exc)) from exc
+
+    # -- API tokens (TokenStore) ----------------------------------------------------------
+
+    async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                cursor = await writer.execute(sql, args)
+                return cursor.rowcount
+            except sqlite3.Error as exc:
+                raise DependencyUnavailable("store", str(exc)) from exc
+
+    async def put_token(self, token: ApiToken) -> bool:
+        added = await self._write(
+            "INSERT OR IGNORE INTO api_tokens (name, role, sha256, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                token.name,
+                token.role.value,
+                token.sha256,
+                token.created_at.isoformat(),
+                token.expires_at.isoformat() if token.expires_at else None,
+            ),
+        )
+        return added == 1
+
+    async def token_by_hash(self, sha256: str) -> ApiToken | None:
+        rows = await self._read(
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE sha256 = ?", (sha256,)
+        )
+        return _token(rows[0]) if rows else None
+
+    async def list_tokens(self) -> list[ApiToken]:
+        rows = await self._read(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY name", ())
+        return [_token(row) for row in rows]
+
+    async def delete_token(self, name: str) -> bool:
+        return await self._write("DELETE FROM api_tokens WHERE name = ?", (name,)) == 1
+
+    async def touch_token(self, name: str, at: datetime) -> None:
+        await self._write(
+            "UPDATE api_tokens SET last_used_at = ? WHERE name = ?", (at.isoformat(), name)
+        )
+
+
+_TOKEN_COLUMNS = "name, role, sha256, created_at, expires_at, last_used_at"
+
+
+def _token(row: Any) -> ApiToken:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return ApiToken(
+        name=row[0],
+        role=Role(row[1]),
+        sha256=row[2],
+        created_at=datetime.fromisoformat(row[3]),
+        expires_at=when(row[4]),
+        last_used_at=when(row[5]),
+    )

@@ -10,29 +10,25 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import structlog
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.sessions import COOKIE, CSRF_HEADER, Session
-from queue_manager.domain.errors import PermissionDenied, Unauthenticated
+from queue_manager.domain.errors import DomainError, PermissionDenied, Unauthenticated
 from queue_manager.domain.identity import ANONYMOUS, Principal, Role
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_PROTOCOL = "bearer"
 
 
-@dataclass(frozen=True)
-class AuthPolicy:
-    #: False: loopback-only or AUTH_MODE=none, everyone is the anonymous admin
-    enabled: bool
-    metrics_need_viewer: bool = False
-
-
-class CsrfRefused(Unauthenticated):
+class CsrfRefused(DomainError):
     """A cookie-authenticated mutation without a matching origin and CSRF token."""
 
 
@@ -52,9 +48,9 @@ async def identify(conn: HTTPConnection, container: Container) -> Caller:
         if scheme.lower() != "bearer" or not credential.strip():
             raise Unauthenticated("use the header Authorization: Bearer <token>")
         return Caller(await container.identity.authenticate(credential))
-    subprotocol, credential = _offered_bearer(conn)
-    if credential is not None:
-        return Caller(await container.identity.authenticate(credential), subprotocol)
+    subprotocol, offered = _offered_bearer(conn)
+    if offered is not None:
+        return Caller(await container.identity.authenticate(offered), subprotocol)
     cookie = conn.cookies.get(COOKIE)
     if cookie is not None:
         session = container.sessions.read(cookie)
@@ -96,10 +92,17 @@ def authorize(principal: Principal, role: Role, action: str) -> None:
         raise PermissionDenied(role.value, action)
 
 
-def require(role: Role, action: str) -> Callable[[Request], Awaitable[Principal]]:
+#: declares the scheme in OpenAPI (Swagger's "Authorize"); `identify` reads the header itself
+BEARER = HTTPBearer(auto_error=False, description="An API token or an OIDC access token")
+
+
+def require(role: Role, action: str) -> Callable[..., Awaitable[Principal]]:
     """A route dependency: the caller's principal, once its role allows `action`."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+    ) -> Principal:
         container = await get_container(request)
         principal = (await identify(request, container)).principal
         authorize(principal, role, action)
@@ -108,3 +111,10 @@ def require(role: Role, action: str) -> Callable[[Request], Awaitable[Principal]
         return principal
 
     return dependency
+
+
+async def metrics_reader(request: Request) -> None:
+    """/metrics is open (scrapers rarely carry tokens) unless METRICS_AUTH asks for a viewer."""
+    container = await get_container(request)
+    if container.auth.enabled and container.auth.metrics_need_viewer:
+        authorize((await identify(request, container)).principal, Role.VIEWER, "read metrics")

@@ -7,11 +7,20 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from queue_manager.api.hub import Hub
+from queue_manager.api.sessions import Sessions
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.observability.metrics import Metrics
 from queue_manager.services.engine import Engine
+from queue_manager.services.identity import IdentityService
 from queue_manager.services.queues import QueueService
 from queue_manager.settings import Settings
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    #: False: loopback-only or AUTH_MODE=none, everyone is the anonymous admin
+    enabled: bool
+    metrics_need_viewer: bool = False
 
 
 @dataclass
@@ -22,6 +31,9 @@ class Container:
     hub: Hub
     metrics: Metrics
     tokens: WorkerTokens
+    auth: AuthPolicy
+    identity: IdentityService
+    sessions: Sessions
     started: bool = False
 
 

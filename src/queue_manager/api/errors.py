@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from queue_manager.api.auth import CsrfRefused
 from queue_manager.api.envelope import error
 from queue_manager.domain.errors import (
     Conflict,
@@ -17,19 +18,27 @@ from queue_manager.domain.errors import (
     DomainError,
     InvalidRequest,
     LaunchFailed,
+    PermissionDenied,
     QueueNotFound,
+    TokenNotFound,
+    Unauthenticated,
 )
 from queue_manager.domain.requests import PIPELINE_FIELDS, SINGLE_FIELDS, STEP_FIELDS
 
 log = structlog.get_logger(__name__)
 
 _STATUS: dict[type[DomainError], int] = {
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    CsrfRefused: 403,
+    TokenNotFound: 404,
     QueueNotFound: 404,
     Conflict: 409,
     InvalidRequest: 422,
     DependencyUnavailable: 503,
     LaunchFailed: 422,
 }
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
 # Union tags pydantic puts in error locations; the client never wrote them.
 _TAGS = {"single", "pipeline", "body", "query", "header", "path"}
 
@@ -57,8 +66,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> Response:
         code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 400)
-        headers = {"Retry-After": "5"} if code == 503 else None
-        return error(exc.message, code, exc.data, headers)
+        return error(exc.message, code, exc.data, _HEADERS.get(code))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from queue_manager.api.auth import metrics_reader
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, ErrorEnvelope, error, success
 from queue_manager.domain.errors import DependencyUnavailable
@@ -68,7 +69,12 @@ async def ready(services: Services) -> Response:
     return success("All systems operational", checks)
 
 
-@router.get("/metrics", tags=["observability"], response_class=Response)
+@router.get(
+    "/metrics",
+    tags=["observability"],
+    response_class=Response,
+    dependencies=[Depends(metrics_reader)],
+)
 async def metrics(services: Services) -> Response:
     try:
         counts = await asyncio.wait_for(services.engine.d.store.count_by_status(), PING_TIMEOUT)

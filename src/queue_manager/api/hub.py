@@ -68,8 +68,13 @@ class Hub:
             client.sender.cancel()
         log.warning("slow websocket client disconnected", queue_id=client.queue_id)
 
-    async def serve(self, socket: WebSocket, queue_id: str | None) -> None:
-        await socket.accept()
+    async def serve(
+        self, socket: WebSocket, queue_id: str | None, *, subprotocol: str | None = None
+    ) -> None:
+        if subprotocol is None:
+            await socket.accept()
+        else:
+            await socket.accept(subprotocol=subprotocol)
         client = _Client(socket, queue_id, asyncio.Queue(maxsize=self._buffer))
         self._clients.add(client)
         self._metrics.websocket_clients.set(len(self._clients))

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, error_responses, success, success_json
 from queue_manager.api.examples import START_EXAMPLES
 from queue_manager.domain.errors import InvalidRequest
+from queue_manager.domain.identity import Principal, Role
 from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.requests import SYMBOL_RE, StartRequest
 
@@ -19,6 +21,9 @@ router = APIRouter(prefix="/queues", tags=["queues"])
 
 Services = Annotated[Container, Depends(get_container)]
 QueueId = Annotated[str, Field(min_length=1, max_length=64)]
+Starter = Annotated[Principal, Depends(require(Role.OPERATOR, "start a queue"))]
+Stopper = Annotated[Principal, Depends(require(Role.OPERATOR, "stop a queue"))]
+Reader = Annotated[Principal, Depends(require(Role.VIEWER, "read queues"))]
 
 
 class StartData(BaseModel):
@@ -45,9 +50,10 @@ class QueueList(Envelope[list[QueueState]]):
     "/start",
     response_model=Envelope[StartData],
     summary="Start a queue (single step or pipeline)",
-    responses=error_responses(400, 409, 413, 503),
+    responses=error_responses(401, 403, 400, 409, 413, 503),
 )
 async def start_queue(
+    principal: Starter,
     services: Services,
     body: Annotated[StartRequest, Body(openapi_examples=START_EXAMPLES)],
     idempotency_key: Annotated[
@@ -58,7 +64,7 @@ async def start_queue(
         ),
     ] = None,
 ) -> Response:
-    queue = await services.queues.start(body, idempotency_key)
+    queue = await services.queues.start(body, idempotency_key, actor=principal.actor)
     return success("Queue started", {"queue_id": queue.id})
 
 
@@ -66,9 +72,10 @@ async def start_queue(
     "/stop",
     response_model=Envelope[StopData],
     summary="Stop a queue: graceful, or at once with force=true",
-    responses=error_responses(400, 404, 409, 503),
+    responses=error_responses(401, 403, 400, 404, 409, 503),
 )
 async def stop_queue(
+    principal: Stopper,
     services: Services,
     queue_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     force: Annotated[bool, Query()] = False,
@@ -79,7 +86,9 @@ async def stop_queue(
         raise InvalidRequest(
             [{"field": "queue_id", "message": "give queue_id as a query parameter or in the body"}]
         )
-    queue = await services.queues.stop(target, force=force or bool(body and body.force))
+    queue = await services.queues.stop(
+        target, force=force or bool(body and body.force), actor=principal.actor
+    )
     return success("Queue stopped", {"queue_id": queue.id, "status": queue.status.value})
 
 
@@ -87,9 +96,10 @@ async def stop_queue(
     "",
     response_model=QueueList,
     summary="List queues, newest first",
-    responses=error_responses(503),
+    responses=error_responses(401, 403, 503),
 )
 async def list_queues(
+    _: Reader,
     services: Services,
     status: Annotated[QueueStatus | None, Query()] = None,
     symbol: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
@@ -110,9 +120,9 @@ async def list_queues(
     "/{queue_id}",
     response_model=Envelope[QueueState],
     summary="One queue with its steps",
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 503),
 )
 async def show_queue(
-    services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]
+    _: Reader, services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]
 ) -> Response:
     return success_json("Queue status", await services.queues.get_json(queue_id))

@@ -11,6 +11,8 @@ import hmac
 import secrets
 from pathlib import Path
 
+from queue_manager.api.secret_file import file_secret
+
 
 class WorkerTokens:
     def __init__(self, secret: bytes) -> None:
@@ -19,13 +21,7 @@ class WorkerTokens:
     @classmethod
     def from_file(cls, path: Path) -> WorkerTokens:
         """The secret is kept beside the data so workers outlive a restart of the service."""
-        if path.exists():
-            return cls(path.read_bytes())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_bytes(32)
-        path.write_bytes(secret)
-        path.chmod(0o600)
-        return cls(secret)
+        return cls(file_secret(path, lambda: secrets.token_bytes(32)))
 
     def token(self, queue_id: str) -> str:
         return hmac.new(self._secret, queue_id.encode(), hashlib.sha256).hexdigest()

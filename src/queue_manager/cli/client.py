@@ -98,12 +98,14 @@ def envelope_error(payload: Any, status_code: int) -> CliError:
 class ApiClient:
     """`async with ApiClient(url) as api:` then one method per endpoint."""
 
-    def __init__(self, api_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         self.api_url = api_url.rstrip("/")
+        #: sent on every call, the WebSocket included
+        self.auth_headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
             timeout=timeout,
-            headers={"User-Agent": f"queue-manager-cli/{__version__}"},
+            headers={"User-Agent": f"queue-manager-cli/{__version__}", **self.auth_headers},
         )
 
     async def __aenter__(self) -> ApiClient:

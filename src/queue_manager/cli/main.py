@@ -18,6 +18,7 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
+from queue_manager.cli import tokens
 from queue_manager.cli.client import DEFAULT_API_URL, ApiClient, CliError, check_api_url
 from queue_manager.cli.render import (
     make_console,
@@ -45,6 +46,14 @@ app = typer.Typer(
 class Options:
     api_url: str
     timeout: float
+    token: str | None = None
+
+    def client(self, _: typer.Context | None = None) -> ApiClient:
+        return ApiClient(self.api_url, timeout=self.timeout, token=self.token)
+
+    @staticmethod
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return _run(coro)
 
 
 def _fail(error: CliError) -> NoReturn:
@@ -99,12 +108,22 @@ def main(
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for each API answer.")
     ] = 30.0,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="QUEUE_MANAGER_TOKEN",
+            help="API token sent as Authorization: Bearer (prefer the environment variable: "
+            "command lines are visible to other users).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = Options(api_url=api_url, timeout=timeout)
+    ctx.obj = Options(api_url=api_url, timeout=timeout, token=token or None)
 
 
 @app.command()
@@ -183,7 +202,7 @@ def start(
     options = _options(ctx)
 
     async def call() -> str:
-        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+        async with options.client() as api:
             return await api.start(body, idempotency_key)
 
     typer.echo(_run(call()))
@@ -201,7 +220,7 @@ def stop(
     options = _options(ctx)
 
     async def call() -> dict[str, Any]:
-        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+        async with options.client() as api:
             return await api.stop(queue_id, force=force)
 
     data = _run(call())
@@ -229,7 +248,7 @@ def list_queues(
     options = _options(ctx)
 
     async def call() -> tuple[list[dict[str, Any]], str | None]:
-        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+        async with options.client() as api:
             return await api.list(
                 status=status.value if status else None,
                 symbol=symbol,
@@ -260,7 +279,7 @@ def show(
     options = _options(ctx)
 
     async def call() -> dict[str, Any]:
-        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+        async with options.client() as api:
             return await api.get(queue_id)
 
     queue = _run(call())
@@ -303,6 +322,7 @@ def watch(
                     options.api_url,
                     emit=lambda text: out.print(Text(text)),
                     notice=lambda text: err.print(Text(text, style="yellow")),
+                    headers={"Authorization": f"Bearer {options.token}"} if options.token else None,
                 )
             )
         except CliError as exc:
@@ -316,7 +336,7 @@ def watch(
     )
 
     async def follow() -> live.QueueView:
-        async with ApiClient(options.api_url, timeout=options.timeout) as api:
+        async with options.client() as api:
             with display:
                 return await live.watch_queue(api, queue_id, display)
 
@@ -324,6 +344,9 @@ def watch(
     out.print(view.final_line())
     if view.status != QueueStatus.FINISHED.value:
         raise typer.Exit(1)
+
+
+app.add_typer(tokens.app)
 
 
 if __name__ == "__main__":

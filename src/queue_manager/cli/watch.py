@@ -333,9 +333,15 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _connect(url: str) -> Any:
+def _connect(url: str, headers: dict[str, str]) -> Any:
     return websockets.connect(
-        url, open_timeout=10, max_size=2**20, ping_interval=20, ping_timeout=20, close_timeout=2
+        url,
+        additional_headers=headers,
+        open_timeout=10,
+        max_size=2**20,
+        ping_interval=20,
+        ping_timeout=20,
+        close_timeout=2,
     )
 
 
@@ -347,7 +353,7 @@ async def watch_queue(api: ApiClient, queue_id: str, display: Display) -> QueueV
     backoff = 0.5
     while True:
         try:
-            async with _connect(url) as socket:
+            async with _connect(url, api.auth_headers) as socket:
                 view = QueueView.from_state(await api.get(queue_id))
                 if lost:
                     display.notice("reconnected")
@@ -376,7 +382,10 @@ async def watch_queue(api: ApiClient, queue_id: str, display: Display) -> QueueV
 
 
 async def watch_all(
-    api_url: str, emit: Callable[[str], None], notice: Callable[[str], None]
+    api_url: str,
+    emit: Callable[[str], None],
+    notice: Callable[[str], None],
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Print the `text` of every update of every queue, until cancelled (Ctrl-C)."""
     url = ws_url(api_url, None)
@@ -385,7 +394,7 @@ async def watch_all(
     backoff = 0.5
     while True:
         try:
-            async with _connect(url) as socket:
+            async with _connect(url, headers or {}) as socket:
                 if lost:
                     notice("reconnected (updates sent while disconnected were missed)")
                 connected, lost, backoff = True, False, 0.5

@@ -126,6 +126,9 @@ class QueueState(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
     stop_requested_at: datetime | None = None
     stop_deadline: datetime | None = None
+    #: who started it and who asked it to stop (`token:ci`, `oidc:alice`, `anonymous`)
+    created_by: str | None = None
+    stopped_by: str | None = None
     steps: list[Step] = Field(default_factory=list)
 
     def step_by_producer(self, producer: str) -> Step | None:

@@ -167,7 +167,9 @@ def claim_ready(queue: QueueState, now: datetime) -> tuple[Outcome, list[Step]]:
     return _settle(queue, now, out), claimed
 
 
-def request_stop(queue: QueueState, now: datetime, grace: timedelta) -> Outcome:
+def request_stop(
+    queue: QueueState, now: datetime, grace: timedelta, actor: str | None = None
+) -> Outcome:
     out = Outcome()
     if queue.status in (QueueStatus.FINISHED, QueueStatus.ERROR):
         raise Conflict(
@@ -179,6 +181,7 @@ def request_stop(queue: QueueState, now: datetime, grace: timedelta) -> Outcome:
         return out  # stopping twice is fine and changes nothing
     queue.stop_requested_at = now
     queue.stop_deadline = now + grace
+    queue.stopped_by = actor
     out.changed = True
     for step in queue.steps:
         if step.status is StepStatus.PENDING:

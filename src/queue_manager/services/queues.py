@@ -22,9 +22,13 @@ class QueueService:
         self.d = engine.d
 
     async def start(
-        self, request: QueueCreate | PipelineCreate, idempotency_key: str | None = None
+        self,
+        request: QueueCreate | PipelineCreate,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> QueueState:
         queue = planner.plan(request, str(uuid.uuid4()))
+        queue.created_by = actor
         # A start the workers could never hear about must not be accepted: fail fast with 503.
         await self.d.bus.ping()
         stored, created = await self.d.store.insert(queue, idempotency_key)
@@ -32,7 +36,13 @@ class QueueService:
             log.info("idempotent start replayed", queue_id=stored.id)
             return stored
         self.d.metrics.queues_started.inc()
-        log.info("queue created", queue_id=stored.id, steps=len(stored.steps), symbol=stored.symbol)
+        log.info(
+            "queue created",
+            queue_id=stored.id,
+            steps=len(stored.steps),
+            symbol=stored.symbol,
+            actor=actor,
+        )
         self.engine.publish(stored, {s.index for s in stored.steps})
         await self.engine.advance(stored.id)
         await self.d.bus.send_command(
@@ -45,7 +55,9 @@ class QueueService:
         )
         return await self.d.store.get(stored.id) or stored
 
-    async def stop(self, queue_id: str, *, force: bool = False) -> QueueState:
+    async def stop(
+        self, queue_id: str, *, force: bool = False, actor: str | None = None
+    ) -> QueueState:
         current = await self.get(queue_id)
         if current.status in (QueueStatus.FINISHED, QueueStatus.ERROR):
             state.request_stop(current, now(), self.d.stop_grace)  # raises the 409
@@ -54,7 +66,7 @@ class QueueService:
         # Command first: if the bus is down the client gets 503 and nothing has changed.
         await self.engine.send_stop(queue_id)
         queue, _ = await self.engine.apply(
-            queue_id, lambda q: state.request_stop(q, now(), self.d.stop_grace)
+            queue_id, lambda q: state.request_stop(q, now(), self.d.stop_grace, actor)
         )
         if queue is None:
             raise QueueNotFound(queue_id)
@@ -64,7 +76,7 @@ class QueueService:
         elif queue.stop_deadline is not None:
             delay = (queue.stop_deadline - now()).total_seconds()
             self.engine.schedule_reap(queue_id, delay)
-        log.info("stop requested", queue_id=queue_id, force=force)
+        log.info("stop requested", queue_id=queue_id, force=force, actor=actor)
         return await self.get(queue_id)
 
     async def get(self, queue_id: str) -> QueueState:

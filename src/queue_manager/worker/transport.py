@@ -44,7 +44,7 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """Embedded mode: POST telemetry to the service, poll it for commands (docs/worker-protocol.md)."""
+    """Embedded mode: POST telemetry, poll for commands (docs/worker-protocol.md)."""
 
     name = "http"
 
