@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from queue_manager.domain.identity import new_token, token_hash
 from tests.docs.markdown import DOCUMENTS, ROOT, Block, blocks, mismatches, runnable
 from tests.support.service import Service
 
@@ -27,13 +28,27 @@ BLOCK_TIMEOUT = 90
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
 
 
+#: documents whose examples run with auth on, as the bootstrap admin of AUTH_TOKENS_FILE
+SECURED = {ROOT / "docs" / "security.md"}
+EXAMPLE_ENV = {"LOCAL_WORKER_ARGS": "--duration 1", "STOP_GRACE_SECONDS": "2"}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(
-        tmp_path_factory.mktemp("docs") / "svc",
-        env={"LOCAL_WORKER_ARGS": "--duration 1", "STOP_GRACE_SECONDS": "2"},
-    ).start()
+    service = Service(tmp_path_factory.mktemp("docs") / "svc", env=EXAMPLE_ENV).start()
     yield service
+    service.stop()
+    service.kill_workers()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
+    home = tmp_path_factory.mktemp("docs-secured")
+    admin = new_token()
+    (home / "tokens").write_text(f"bootstrap admin {token_hash(admin)}\n")
+    env = {**EXAMPLE_ENV, "AUTH_TOKENS_FILE": str(home / "tokens")}
+    service = Service(home / "svc", env=env, token=admin).start()
+    yield service, admin
     service.stop()
     service.kill_workers()
 
@@ -41,7 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 class Shell:
     """Runs one document's blocks in order, each in its own bash, sharing assigned variables."""
 
-    def __init__(self, service: Service, state: Path) -> None:
+    def __init__(self, service: Service, state: Path, token: str | None = None) -> None:
         self.service = service
         self.state = state
         state.write_text("")
@@ -53,6 +68,9 @@ class Shell:
             "NO_COLOR": "1",
             "COLUMNS": "120",
         }
+        self.env.pop("QUEUE_MANAGER_TOKEN", None)
+        if token is not None:
+            self.env["QUEUE_MANAGER_TOKEN"] = token
 
     def run(self, block: Block) -> str:
         address = f"127.0.0.1:{self.service.port}"
@@ -84,9 +102,13 @@ class Shell:
 
 @pytest.mark.parametrize("path", WITH_EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_runnable_examples_print_what_the_document_says(
-    path: Path, served: Service, tmp_path: Path
+    path: Path, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    shell = Shell(served, tmp_path / "variables.sh")
+    if path in SECURED:
+        service, token = request.getfixturevalue("secured")
+        shell = Shell(service, tmp_path / "variables.sh", token)
+    else:
+        shell = Shell(request.getfixturevalue("served"), tmp_path / "variables.sh")
     for block, output in runnable(path):
         printed = shell.run(block)
         if output is None:

@@ -45,6 +45,8 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: API token sent with every call that does not set its own Authorization header
+    token: str | None = None
 
     @property
     def url(self) -> str:
@@ -120,11 +122,20 @@ class Service:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
+    def _auth(self, kw: dict[str, Any]) -> dict[str, Any]:
+        headers = dict(kw.pop("headers", None) or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return {**kw, "headers": headers}
+
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **kw)
+        return httpx.get(self.url + path, timeout=10, **self._auth(kw))
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=10, **kw)
+        return httpx.post(self.url + path, timeout=10, **self._auth(kw))
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.delete(self.url + path, timeout=10, **self._auth(kw))
 
     def start_queue(self, body: dict[str, Any]) -> str:
         answer = self.post("/queues/start", json=body)
