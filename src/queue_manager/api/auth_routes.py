@@ -144,8 +144,14 @@ async def create_token(
     return success("Token created", data.model_dump(mode="json"))
 
 
+class Revoked(BaseModel):
+    name: str
+
+
 @router.delete(
-    "/tokens/{name}", response_model=Envelope[None], responses=error_responses(401, 403, 404, 409)
+    "/tokens/{name}",
+    response_model=Envelope[Revoked],
+    responses=error_responses(401, 403, 404, 409),
 )
 async def revoke_token(
     _: Admin, services: Services, name: Annotated[str, Path(min_length=1, max_length=63)]

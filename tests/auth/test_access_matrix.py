@@ -1,0 +1,230 @@
+"""Every route and the WebSocket, against every kind of caller: exactly the code the role table
+(docs/security.md) says, and a refused mutation changes nothing and launches nothing."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Route, WebSocketRoute
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from queue_manager.app import create_app
+from queue_manager.domain.identity import new_token, token_hash
+from queue_manager.settings import Settings
+from tests.support.service import Service
+
+PUBLIC, WORKER, VIEWER, OPERATOR, ADMIN = "public", "worker", "viewer", "operator", "admin"
+RANK = {VIEWER: 0, OPERATOR: 1, ADMIN: 2}
+
+#: the role table; a route missing here fails test_every_route_has_a_row
+EXPECTED = {
+    ("POST", "/queues/start"): OPERATOR,
+    ("POST", "/queues/stop"): OPERATOR,
+    ("GET", "/queues"): VIEWER,
+    ("GET", "/queues/{queue_id}"): VIEWER,
+    ("GET", "/auth/me"): VIEWER,
+    ("GET", "/auth/tokens"): ADMIN,
+    ("POST", "/auth/tokens"): ADMIN,
+    ("DELETE", "/auth/tokens/{name}"): ADMIN,
+    ("POST", "/auth/logout"): PUBLIC,
+    ("GET", "/health/live"): PUBLIC,
+    ("GET", "/health/startup"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("POST", "/internal/telemetry"): WORKER,
+    ("GET", "/internal/commands"): WORKER,
+    ("WS", "/ws/topic"): VIEWER,
+}
+#: trades a credential for a cookie, so its code follows the credential: tests/auth/test_sessions.py
+LOGIN = ("POST", "/auth/login")
+
+BAD_CALLERS = ("no credential", "garbage", "expired", "revoked")
+GOOD_CALLERS = (VIEWER, OPERATOR, ADMIN)
+
+
+def _flatten(routes: list[Any]) -> Iterator[Any]:
+    for route in routes:
+        # FastAPI >= 0.16x keeps included routers as one entry holding the original router.
+        inner = getattr(route, "original_router", None)
+        yield from _flatten(inner.routes) if inner is not None else [route]
+
+
+def test_every_route_has_a_row(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, _env_file=None))
+    served = set()
+    for route in _flatten(app.routes):
+        if isinstance(route, WebSocketRoute):
+            served.add(("WS", route.path))
+        elif isinstance(route, APIRoute | Route):
+            served |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
+    assert served == {*EXPECTED, LOGIN}
+
+
+@dataclass
+class World:
+    service: Service
+    tokens: dict[str, str | None]
+    running_queue: str
+    counter: Iterator[int]
+
+    def headers(self, caller: str) -> dict[str, str]:
+        token = self.tokens[caller]
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("matrix")
+    root = new_token()
+    (home / "tokens").write_text(f"root admin {token_hash(root)}\n")
+    env = {
+        "AUTH_TOKENS_FILE": str(home / "tokens"),
+        "WS_HEARTBEAT_SECONDS": "0.5",
+        "AUTH_REFRESH_SECONDS": "0.5",
+        "LOCAL_WORKER_ARGS": "--duration 60",
+    }
+    service = Service(home / "svc", env=env, token=root).start()
+    tokens: dict[str, str | None] = {"no credential": None, "garbage": "qm_" + "x" * 43}
+    for role in GOOD_CALLERS:
+        tokens[role] = _create(service, f"matrix-{role}", role)
+    tokens["revoked"] = _create(service, "matrix-revoked", VIEWER)
+    assert service.delete("/auth/tokens/matrix-revoked").status_code == 200
+    tokens["expired"] = _create(service, "matrix-expired", ADMIN, expires="1m")
+    running = service.start_queue({"symbol": "BTCUSDT", "type": "ws", "time_range": _today()})
+    try:
+        yield World(service, tokens, running, itertools.count())
+    finally:
+        service.stop()
+        service.kill_workers()
+
+
+def _today() -> str:
+    day = datetime.now(UTC).date().isoformat()
+    return f"{day}:{day}"
+
+
+def _create(service: Service, name: str, role: str, expires: str | None = None) -> str:
+    answer = service.post("/auth/tokens", json={"name": name, "role": role, "expires": expires})
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["data"]["token"]
+    return token
+
+
+def _expire(world: World) -> None:
+    """The expired caller's token runs out: its expiry moves into the past in the store file,
+    as time passing would."""
+    past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    with sqlite3.connect(world.service.data_dir / "queue-manager.db") as db:
+        db.execute("UPDATE api_tokens SET expires_at = ? WHERE name = 'matrix-expired'", (past,))
+
+
+def _call(world: World, route: tuple[str, str], caller: str) -> int:
+    """One valid request for the route, sent with exactly this caller's credential."""
+    method, path = route
+    url = world.service.url
+    queue_id = world.running_queue
+    n = next(world.counter)
+    kw: dict[str, Any] = {}
+    if route == ("POST", "/queues/start"):
+        kw["json"] = {"symbol": "ETHUSDT", "type": "api", "time_range": "2024-01-01:2024-01-01"}
+    elif route == ("POST", "/queues/stop"):
+        kw["params"] = {"queue_id": queue_id}
+    elif route == ("GET", "/queues/{queue_id}"):
+        path = f"/queues/{queue_id}"
+    elif route == ("POST", "/auth/tokens"):
+        kw["json"] = {"name": f"made-{n}", "role": VIEWER}
+    elif route == ("DELETE", "/auth/tokens/{name}"):
+        path = f"/auth/tokens/{_throwaway(world, n)}"
+    elif route == ("POST", "/internal/telemetry"):
+        kw["json"] = {"event": "loading", "queue_id": queue_id, "records_written": 1}
+    elif route == ("GET", "/internal/commands"):
+        kw["params"] = {"queue_id": queue_id}
+    answer = httpx.request(method, url + path, headers=world.headers(caller), timeout=10, **kw)
+    return answer.status_code
+
+
+def _throwaway(world: World, n: int) -> str:
+    name = f"throwaway-{n}"
+    made = world.service.post("/auth/tokens", json={"name": name, "role": VIEWER})
+    assert made.status_code == 200, made.text
+    return name
+
+
+def _socket(world: World, caller: str) -> int:
+    """200 when the socket is served (a heartbeat arrives), else the close code."""
+    url = world.service.url.replace("http://", "ws://") + "/ws/topic"
+    with connect(url, additional_headers=world.headers(caller), open_timeout=5) as socket:
+        try:
+            socket.recv(timeout=5)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code
+    return 200
+
+
+def _expected(route: tuple[str, str], caller: str) -> set[int]:
+    needed = EXPECTED[route]
+    if needed == PUBLIC:
+        return {200}
+    if needed == WORKER:
+        return {401}  # API credentials of any role are not worker tokens
+    ws = route[0] == "WS"
+    if caller in BAD_CALLERS:
+        return {4401 if ws else 401}
+    if RANK[caller] < RANK[needed]:
+        return {4403 if ws else 403}
+    return {200}
+
+
+def _snapshot(world: World) -> tuple[Any, ...]:
+    queues = world.service.get("/queues").json()["data"]
+    tokens = world.service.get("/auth/tokens").json()["data"]
+    jobs = sorted(p.name for p in (world.service.data_dir / "jobs").glob("*.json"))
+    return (
+        [(q["id"], q["status"], q["stop_requested_at"]) for q in queues],
+        sorted(t["name"] for t in tokens if not t["name"].startswith("throwaway-")),
+        jobs,
+    )
+
+
+def test_each_caller_gets_exactly_the_code_of_its_role(world: World) -> None:
+    _expire(world)
+    wrong = []
+    # Refused callers first: what they tried must leave no trace before anyone may act.
+    for caller in (*BAD_CALLERS, *GOOD_CALLERS):
+        before = _snapshot(world)
+        for route in EXPECTED:
+            code = _socket(world, caller) if route[0] == "WS" else _call(world, route, caller)
+            if code not in _expected(route, caller):
+                wrong.append(f"{route} as {caller}: {code}, expected {_expected(route, caller)}")
+        if caller in (*BAD_CALLERS, VIEWER):
+            assert _snapshot(world) == before, f"a refused mutation by {caller} changed state"
+    assert wrong == []
+
+
+def test_refusals_name_the_role_needed(world: World) -> None:
+    stop = httpx.post(
+        world.service.url + "/queues/stop",
+        params={"queue_id": world.running_queue},
+        headers=world.headers(VIEWER),
+    )
+    assert stop.status_code == 403
+    assert stop.json()["message"] == "operator role required to stop a queue"
+    anonymous = httpx.get(world.service.url + "/queues")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert anonymous.json()["status"] == "error"
