@@ -25,6 +25,7 @@ CLI: list[str] = (
 # Variables that would make the service leave embedded mode or the CLI talk elsewhere.
 _FOREIGN = (
     "QM_API_URL",
+    "QUEUE_MANAGER_TOKEN",
     "KUBECONFIG",
     "KUBERNETES_SERVICE_HOST",
     "KAFKA_BOOTSTRAP_SERVERS",

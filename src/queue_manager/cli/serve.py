@@ -37,11 +37,14 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from queue_manager.app import configure_logging, create_app
-    from queue_manager.domain.errors import DomainError
+    from queue_manager.domain.errors import DomainError, Misconfigured
 
     configure_logging(settings)
     try:
         app = create_app(settings)
+    except Misconfigured as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
     except (OSError, DomainError) as exc:
         typer.echo(f"error: cannot start queue-manager: {exc}", err=True)
         raise typer.Exit(1) from None
