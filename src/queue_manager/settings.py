@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class StoreBackend(StrEnum):
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     graph_builder_image: str = "streamforge/graph-builder:latest"
     gnn_trainer_image: str = "streamforge/gnn-trainer:latest"
     visualizer_image: str = "streamforge/visualizer:latest"
-    allowed_images: list[str] = Field(default_factory=list)
+    allowed_images: Annotated[list[str], NoDecode] = Field(default_factory=list)
     kafka_secret_name: str = "kafka-credentials"
     arango_secret_name: str = "arango-credentials"
     kubeconfig: Path | None = None
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     k8s_job_cpu_limit: str = ""
     k8s_job_memory_limit: str = "1Gi"
     #: "disktype=ssd,zone=a"
-    k8s_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_node_selector: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     k8s_job_service_account: str | None = None
     k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
 
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     oidc_audience: str | None = None
     oidc_roles_claim: str = "roles"
     #: "qm-admins=admin,platform-ops=operator"; role names map to themselves
-    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    oidc_role_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     @field_validator("allowed_images", mode="before")
     @classmethod
