@@ -86,6 +86,8 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
             extra_args=shlex.split(settings.local_worker_args),
             command=shlex.split(settings.local_worker_command) or None,
             kill_timeout=settings.local_kill_timeout_seconds,
+            hidden_env=frozenset(name.upper() for name in Settings.model_fields)
+            | {"QUEUE_MANAGER_TOKEN"},
         )
     return Adapters(store, bus, launcher, build_oidc(settings))
 

@@ -104,8 +104,11 @@ class LocalLauncher:
         command: Sequence[str] | None = None,
         kill_timeout: float = 5.0,
         poll_seconds: float = 1.0,
+        hidden_env: frozenset[str] = frozenset(),
     ) -> None:
         self._dir = jobs_dir
+        #: the service's own settings (passwords, secrets) are not the workers' business
+        self._hidden_env = hidden_env
         self._worker_env = worker_env
         self._extra_args = list(extra_args)
         self._command = list(command or [sys.executable, "-m", "queue_manager.worker.reference"])
@@ -245,7 +248,7 @@ class LocalLauncher:
         with contextlib.suppress(FileNotFoundError):
             exit_file.unlink()
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k.upper() not in self._hidden_env},
             **record.env,
             **self._worker_env(record.queue_id),
             "QM_JOB_NAME": record.name,
