@@ -180,15 +180,6 @@ async def test_launching_twice_makes_one_job(
     assert [s.name for s in await launcher.list_jobs()] == [spec.name]
 
 
-async def test_a_name_taken_by_another_queue_is_not_mistaken_for_ours(
-    launcher: KubeLauncher,
-) -> None:
-    # Job names carry 8 characters of the queue id: two queues can share them.
-    await launcher.launch(simple_spec("qm-shared00-0-loader-producer", queue_id="queue-a"))
-    with pytest.raises(LaunchFailed, match="taken by queue 'queue-a'"):
-        await launcher.launch(simple_spec("qm-shared00-0-loader-producer", queue_id="queue-b"))
-
-
 async def test_refused_manifest_is_launch_failed(launcher: KubeLauncher) -> None:
     spec = simple_spec("Not_A_Valid_Name")  # 422 from the API server
     with pytest.raises(LaunchFailed) as info:

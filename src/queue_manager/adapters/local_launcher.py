@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import structlog
 
-from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
+from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.ports import JobPhase, JobSpec, JobStatus
 
 log = structlog.get_logger(__name__)
@@ -161,11 +161,6 @@ class LocalLauncher:
         async with self._lock:
             existing = self._records.get(spec.name)
             if existing is not None:
-                if existing.queue_id != spec.queue_id:
-                    # Names carry 8 characters of the queue id; another queue may share them.
-                    raise LaunchFailed(
-                        f"job name {spec.name} is taken by queue {existing.queue_id}"
-                    )
                 return  # the job exists (running or ended): same as a 409 from Kubernetes
             record = _Record(
                 name=spec.name,
