@@ -271,6 +271,25 @@ async def test_unreachable_api_server_is_dependency_unavailable(tmp_path: Path) 
         await launcher.stop()
 
 
+async def test_an_unexpected_error_surfaces_instead_of_launcher_unavailable(
+    launcher: KubeLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A programming error must reach the supervisor's log with its traceback, not be retried
+    # forever as "launcher unavailable".
+    def broken(*_: object, **__: object) -> Any:
+        raise RuntimeError("a bug, not an outage")
+
+    monkeypatch.setattr(launcher.client, "create", broken)
+    monkeypatch.setattr(launcher.client, "list", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await launcher.launch(simple_spec("qm-bug00000-0-loader-producer"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        await launcher.list_jobs()
+    watch = launcher.watch()
+    with pytest.raises(RuntimeError, match="a bug"):
+        await asyncio.wait_for(anext(watch), 10)
+
+
 # -- status ---------------------------------------------------------------------------------------
 
 

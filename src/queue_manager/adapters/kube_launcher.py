@@ -358,8 +358,10 @@ class KubeLauncher:
     async def stop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await client.close()
+            except (httpx2.HTTPError, OSError) as exc:  # shutting down: nothing to retry
+                log.warning("kubernetes client close failed", error=str(exc))
 
     @property
     def client(self) -> AsyncClient:
@@ -373,7 +375,7 @@ class KubeLauncher:
                 Job, namespace=self.namespace, labels=SELECTOR, chunk_size=1
             ):
                 break
-        except Exception as exc:  # wrapped at the boundary
+        except httpx2.HTTPError as exc:  # ApiError included
             raise _unavailable("ping", exc) from exc
 
     # -- port -----------------------------------------------------------------------------------
@@ -395,7 +397,7 @@ class KubeLauncher:
                     f"Kubernetes refused job {spec.name} ({why}): {exc.status.message}"
                 ) from exc
             raise _unavailable(f"create job {spec.name}", exc) from exc
-        except Exception as exc:  # wrapped at the boundary
+        except httpx2.HTTPError as exc:  # connection, TLS, time-out, or not the API answering
             raise _unavailable(f"create job {spec.name}", exc) from exc
         bound.info("job created", namespace=self.namespace)
 
@@ -408,7 +410,7 @@ class KubeLauncher:
             if exc.status.code == 404:
                 return
             raise _unavailable(f"delete job {name}", exc) from exc
-        except Exception as exc:  # wrapped at the boundary
+        except httpx2.HTTPError as exc:  # connection, TLS, time-out, or not the API answering
             raise _unavailable(f"delete job {name}", exc) from exc
         log.info("job deleted", job=name, namespace=self.namespace)
 
@@ -465,7 +467,7 @@ class KubeLauncher:
             listing = self.client.list(Job, namespace=self.namespace, labels=SELECTOR)
             jobs = [job async for job in listing]
             version: str | None = listing.resourceVersion
-        except Exception as exc:  # wrapped at the boundary
+        except httpx2.HTTPError as exc:  # ApiError included
             raise _unavailable("list jobs", exc) from exc
         statuses = []
         for job in jobs:
@@ -498,11 +500,9 @@ class KubeLauncher:
                     return
                 except TimeoutError as exc:
                     raise _Silent from exc
-                except (ApiError, httpx2.HTTPStatusError) as exc:
+                except httpx2.HTTPError as exc:  # ApiError included
                     if _status_code(exc) == 410:
                         raise _Expired from exc
-                    raise _unavailable("watch jobs", exc) from exc
-                except Exception as exc:  # wrapped at the boundary
                     raise _unavailable("watch jobs", exc) from exc
                 if kind not in ("ADDED", "MODIFIED", "DELETED"):
                     continue  # BOOKMARK
@@ -512,7 +512,8 @@ class KubeLauncher:
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
-                with contextlib.suppress(Exception):
+                # Closing the stream of a watch that already failed may fail the same way.
+                with contextlib.suppress(httpx2.HTTPError, OSError):
                     await aclose()
 
     def _backoff(self, failures: int) -> float:
@@ -542,7 +543,7 @@ def _gone(status: JobStatus) -> JobStatus:
     )
 
 
-def _status_code(exc: Exception) -> int | None:
+def _status_code(exc: httpx2.HTTPError) -> int | None:
     if isinstance(exc, ApiError) and exc.status is not None:
         code = exc.status.code
         return int(code) if code is not None else None
@@ -551,9 +552,7 @@ def _status_code(exc: Exception) -> int | None:
     return None
 
 
-def _unavailable(action: str, exc: Exception) -> DependencyUnavailable:
-    if isinstance(exc, DependencyUnavailable):
-        return exc
+def _unavailable(action: str, exc: httpx2.HTTPError) -> DependencyUnavailable:
     if isinstance(exc, ApiError) and exc.status is not None:
         detail = f"{action}: {exc.status.code} {exc.status.reason or ''} {exc.status.message or ''}"
     else:

@@ -170,8 +170,14 @@ class LocalLauncher:
                 env=dict(spec.env),
                 max_retries=spec.max_retries,
             )
+            try:
+                await self._start_process(record)
+            except OSError as exc:
+                # No job is left behind, so the reconciler's next launch tries again.
+                raise DependencyUnavailable(
+                    "launcher", f"cannot start job {spec.name}: {exc}"
+                ) from exc
             self._records[spec.name] = record
-            await self._start_process(record)
 
     async def delete(self, name: str) -> None:
         record = self._records.get(name) or self._read_named(name)
@@ -192,8 +198,10 @@ class LocalLauncher:
                 await _gone(record.pid, name, None, 0.05)
         self._records.pop(name, None)
         for suffix in (".json", ".exit"):
-            with contextlib.suppress(FileNotFoundError):
-                (self._dir / f"{name}{suffix}").unlink()
+            try:
+                (self._dir / f"{name}{suffix}").unlink(missing_ok=True)
+            except OSError as exc:
+                raise DependencyUnavailable("launcher", f"cannot delete job {name}: {exc}") from exc
 
     async def list_jobs(self) -> list[JobStatus]:
         now = time.time()
@@ -202,7 +210,10 @@ class LocalLauncher:
             if expired:
                 await self.delete(record.name)
         jobs = [r.status() for r in self._records.values() if not r.deleting]
-        return jobs + self._jobs_of_other_replicas()
+        try:
+            return jobs + self._jobs_of_other_replicas()
+        except OSError as exc:
+            raise DependencyUnavailable("launcher", f"cannot list {self._dir}: {exc}") from exc
 
     def _jobs_of_other_replicas(self) -> list[JobStatus]:
         """Replicas sharing the jobs directory see each other's jobs, as on Kubernetes."""
@@ -260,7 +271,12 @@ class LocalLauncher:
             )
         record.pid = proc.pid
         record.phase = JobPhase.ACTIVE
-        self._write(record)
+        try:
+            self._write(record)
+        except OSError:
+            # Unrecorded, a worker could be neither adopted nor stopped after a restart.
+            self._signal(record, signal.SIGKILL)
+            raise
         log.info(
             "worker started",
             job=record.name,
@@ -315,8 +331,12 @@ class LocalLauncher:
                 queue_id=record.queue_id,
                 step=record.step_index,
             )
-            async with self._lock:
-                await self._start_process(record)
+            try:
+                async with self._lock:
+                    await self._start_process(record)
+            except OSError as exc:
+                await self._ended(record, JobPhase.FAILED, f"{message}; restart failed: {exc}")
+                return
             await self._events.put(record.status())
             return
         await self._ended(record, JobPhase.FAILED, message)
@@ -327,7 +347,11 @@ class LocalLauncher:
         record.phase = phase
         record.message = message
         record.ended_at = time.time()
-        self._write(record)
+        try:
+            self._write(record)
+        except OSError:
+            # The outcome is still reported; only a restarted service will not know it.
+            log.exception("job record not written", job=record.name)
         log.info(
             "worker ended",
             job=record.name,
@@ -341,7 +365,7 @@ class LocalLauncher:
     def _exit_outcome(self, name: str) -> str | None:
         try:
             data: Any = orjson.loads((self._dir / f"{name}.exit").read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
+        except (OSError, orjson.JSONDecodeError):  # none, unreadable or half written: no word
             return None
         return str(data.get("outcome")) if isinstance(data, dict) else None
 
