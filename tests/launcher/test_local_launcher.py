@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from queue_manager.adapters.local_launcher import LocalLauncher
 from queue_manager.domain.errors import DependencyUnavailable
-from tests.launcher.harness import spec
+from tests.launcher.harness import LocalHarness, spec
 
 
 async def test_a_worker_that_cannot_start_is_unavailable_and_leaves_no_job(
@@ -32,3 +33,28 @@ async def test_a_worker_that_cannot_start_is_unavailable_and_leaves_no_job(
             await launcher.launch(job)
     finally:
         await launcher.stop()
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` is a live process (a zombie awaiting its reaper is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(b")", 1)[-1].split()[0] != b"Z"
+
+
+async def test_delete_ends_the_worker_process(tmp_path: Path) -> None:
+    harness = LocalHarness(tmp_path)
+    try:
+        launcher = await harness.new_launcher()
+        job = spec(str(uuid.uuid4()))
+        await launcher.launch(job)
+        pid = orjson.loads((harness.jobs / f"{job.name}.json").read_bytes())["pid"]
+        assert _running(pid)
+        await launcher.delete(job.name)
+        # delete returns once the worker is gone; no record of it stays behind.
+        assert not _running(pid)
+        assert not (harness.jobs / f"{job.name}.json").exists()
+    finally:
+        await harness.close()
