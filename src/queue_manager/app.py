@@ -63,7 +63,7 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
 
         bus = MemoryBus()
     if settings.resolved_launcher is LauncherBackend.KUBERNETES:
-        from queue_manager.adapters.kube_launcher import KubeLauncher
+        from queue_manager.adapters.kube import KubeLauncher
 
         launcher = KubeLauncher.from_settings(settings)
     else:

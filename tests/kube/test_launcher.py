@@ -23,7 +23,8 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import CascadeType, PatchType
 
-from queue_manager.adapters.kube_launcher import KubeLauncher, TokenBucket
+from queue_manager.adapters.kube import KubeLauncher
+from queue_manager.adapters.kube.rate_limit import TokenBucket
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
 from queue_manager.ports import JobPhase
 from tests.kube.test_launcher_helpers import (

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
-from queue_manager.adapters.kube_launcher import KubeLauncher
+from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.app import job_config
 from queue_manager.domain import planner
 from queue_manager.domain.models import QueueState

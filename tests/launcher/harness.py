@@ -23,7 +23,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import PatchType
 
-from queue_manager.adapters.kube_launcher import KubeLauncher
+from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.adapters.local_launcher import LocalLauncher
 from queue_manager.domain.models import Target
 from queue_manager.domain.naming import job_name
