@@ -24,7 +24,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.types import PatchType
 
 from queue_manager.adapters.kube import KubeLauncher
-from queue_manager.adapters.local_launcher import LocalLauncher
+from queue_manager.adapters.local import LocalLauncher
 from queue_manager.domain.models import Target
 from queue_manager.domain.naming import job_name
 from queue_manager.ports import JobPhase, JobSpec, JobStatus, Launcher

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from queue_manager.adapters.local_launcher import LocalLauncher
+from queue_manager.adapters.local import LocalLauncher
 from queue_manager.domain.errors import DependencyUnavailable
 from tests.launcher.harness import LocalHarness, spec
 
