@@ -31,6 +31,7 @@ from tests.kube.test_launcher_helpers import (
     ARANGO_PASSWORD,
     KAFKA_PASSWORD,
     Watcher,
+    apiserver_requests,
     eventually,
     historical_queue,
     make_launcher,
@@ -478,23 +479,6 @@ async def test_watch_recovers_from_410_gone(compacting_apiserver: KubeAPIServer)
 # -- rate limit -----------------------------------------------------------------------------------
 
 
-def _post_jobs_total(server: KubeAPIServer) -> int:
-    text = server.request("GET", "/metrics")
-    total = 0
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels, _, value = line.rpartition(" ")
-        if (
-            'verb="POST"' in labels
-            and 'resource="jobs"' in labels
-            and 'subresource=""' in labels
-            and 'dry_run=""' in labels
-        ):
-            total += int(float(value))
-    return total
-
-
 class MetricsSampler:
     """Polls the API server's own request counter: (read started, read ended, value)."""
 
@@ -507,7 +491,7 @@ class MetricsSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            value = _post_jobs_total(self.server)
+            value = apiserver_requests(self.server, "POST")
             self.samples.append((started, time.monotonic(), value))
             self._stop.wait(0.1)
 
@@ -546,11 +530,13 @@ async def test_a_burst_of_creates_stays_under_the_configured_qps(
     try:
         specs = [simple_spec(f"qm-burst000-{i}-loader-producer", "q-b", i) for i in range(count)]
         with MetricsSampler(kube_apiserver) as sampler:
-            await asyncio.sleep(0.3)
+            # A reading before the first request and one begun after the last one was answered.
+            await eventually(lambda: sampler.samples, within=10)
             started = time.monotonic()
             await asyncio.gather(*(launch(spec) for spec in specs))
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(0.3)
+            finished = time.monotonic()
+            elapsed = finished - started
+            await eventually(lambda: sampler.samples[-1][0] > finished, within=10)
         assert len(sends) == count
         assert elapsed >= (count - burst) / qps * 0.95, elapsed
         # Client side, exactly: any n consecutive requests span at least (n - burst) / qps.
@@ -577,14 +563,28 @@ async def test_a_burst_of_creates_stays_under_the_configured_qps(
 
 
 async def test_token_bucket_allows_a_burst_then_the_rate() -> None:
-    bucket = TokenBucket(100, 5)
-    started = time.monotonic()
+    # The bucket's own clock, moved by hand: no assertion depends on how busy the machine is.
+    now = [0.0]
+    bucket = TokenBucket(100, 5, clock=lambda: now[0])
     for _ in range(5):
-        await bucket.acquire()
-    assert time.monotonic() - started < 0.05
-    for _ in range(20):
-        await bucket.acquire()
-    assert time.monotonic() - started >= 0.19
-    unlimited = TokenBucket(0, 1)
+        await asyncio.wait_for(bucket.acquire(), 5)  # the burst, with no time passing
+
+    async def blocked(task: asyncio.Task[None]) -> bool:
+        for _ in range(20):  # let it run; with the clock stopped it can only keep waiting
+            await asyncio.sleep(0)
+        return not task.done()
+
+    sixth = asyncio.create_task(bucket.acquire())
+    assert await blocked(sixth)
+    now[0] += 0.005  # half a token at 100 per second
+    assert await blocked(sixth)
+    now[0] += 0.005
+    await asyncio.wait_for(sixth, 5)
+    seventh = asyncio.create_task(bucket.acquire())
+    assert await blocked(seventh)
+    now[0] += 0.01
+    await asyncio.wait_for(seventh, 5)
+
+    unlimited = TokenBucket(0, 1, clock=lambda: 0.0)
     for _ in range(1000):
         await unlimited.acquire()

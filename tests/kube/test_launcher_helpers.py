@@ -134,6 +134,24 @@ async def eventually(check: Callable[[], Any], within: float = 15.0, every: floa
     raise AssertionError(f"condition not met within {within} s: {last!r}")
 
 
+def apiserver_requests(server: KubeAPIServer, verb: str, resource: str = "jobs") -> int:
+    """How many `verb` requests for `resource` (not a subresource, not a dry run) the API
+    server has answered, by its own counter."""
+    total = 0
+    for line in server.request("GET", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        if (
+            f'verb="{verb}"' in labels
+            and f'resource="{resource}"' in labels
+            and 'subresource=""' in labels
+            and 'dry_run=""' in labels
+        ):
+            total += int(float(value))
+    return total
+
+
 # -- the chart, rendered without helm -------------------------------------------------------------
 
 _TAG = re.compile(r"(?P<pre>[ \t]*\n?[ \t]*)?\{\{(?P<l>-)?\s*(?P<expr>.*?)\s*(?P<r>-)?\}\}")
