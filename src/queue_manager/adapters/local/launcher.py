@@ -51,6 +51,8 @@ class LocalLauncher:
         self._lock = asyncio.Lock()
         #: workers an earlier run started, with their start time (not our children)
         self._adopted: dict[str, tuple[JobRecord, int | None]] = {}
+        #: workers this run started, until reaped
+        self._children: dict[str, asyncio.subprocess.Process] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -120,17 +122,20 @@ class LocalLauncher:
         if record is None:
             return
         record.deleting = True
-        if record.phase is JobPhase.ACTIVE and procfs.alive(record.pid, name):
+        child = self._children.get(name)
+        if child is not None:
+            # Our child: its pid cannot be reused before we reap it, and /proc may not show
+            # the worker's environment yet if it was started a moment ago.
+            self._signal(record, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.wait(), self._kill_timeout)
+            except TimeoutError:
+                self._kill(record)
+                await child.wait()
+        elif record.phase is JobPhase.ACTIVE and procfs.alive(record.pid, name):
             self._signal(record, signal.SIGTERM)
             if not await procfs.wait_gone(record.pid, name, self._kill_timeout, 0.05):
-                log.warning(
-                    "worker ignored SIGTERM, killing",
-                    job=name,
-                    pid=record.pid,
-                    queue_id=record.queue_id,
-                    step=record.step_index,
-                )
-                self._signal(record, signal.SIGKILL)
+                self._kill(record)
                 await procfs.wait_gone(record.pid, name, None, 0.05)
         self._records.pop(name, None)
         try:
@@ -207,10 +212,15 @@ class LocalLauncher:
             queue_id=record.queue_id,
             step=record.step_index,
         )
+        self._children[record.name] = proc
         self._spawn_task(self._reap(record, proc))
 
     async def _reap(self, record: JobRecord, proc: asyncio.subprocess.Process) -> None:
-        code = await proc.wait()
+        try:
+            code = await proc.wait()
+        finally:
+            if self._children.get(record.name) is proc:
+                del self._children[record.name]
         if code == 0:
             await self._ended(record, JobPhase.SUCCEEDED, None)
         elif code < 0:
@@ -279,6 +289,16 @@ class LocalLauncher:
             step=record.step_index,
         )
         await self._events.put(record.status())
+
+    def _kill(self, record: JobRecord) -> None:
+        log.warning(
+            "worker ignored SIGTERM, killing",
+            job=record.name,
+            pid=record.pid,
+            queue_id=record.queue_id,
+            step=record.step_index,
+        )
+        self._signal(record, signal.SIGKILL)
 
     def _signal(self, record: JobRecord, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
