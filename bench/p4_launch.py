@@ -51,7 +51,8 @@ async def start_all(url: str, body: dict, count: int) -> int:
 async def raw_creates(server, namespace: str, count: int, qps: float, burst: int) -> float:
     from lightkube import AsyncClient, KubeConfig
 
-    from queue_manager.adapters.kube_launcher import JobTemplate, TokenBucket, build_job
+    from queue_manager.adapters.kube.manifests import JobTemplate, build_job
+    from queue_manager.adapters.kube.rate_limit import TokenBucket
     from queue_manager.app import job_config
     from queue_manager.domain.models import QueueState
     from queue_manager.services.job_specs import job_spec

@@ -71,11 +71,11 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
 
         bus = MemoryBus()
     if settings.resolved_launcher is LauncherBackend.KUBERNETES:
-        from queue_manager.adapters.kube_launcher import KubeLauncher
+        from queue_manager.adapters.kube import KubeLauncher
 
         launcher = KubeLauncher.from_settings(settings)
     else:
-        from queue_manager.adapters.local_launcher import LocalLauncher
+        from queue_manager.adapters.local import LocalLauncher
 
         def worker_env(queue_id: str) -> dict[str, str]:
             return {"QM_URL": settings.worker_url, "QM_WORKER_TOKEN": tokens.token(queue_id)}

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from lightkube import AsyncClient, KubeConfig, codecs
 
-from queue_manager.adapters.kube_launcher import KubeLauncher
+from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.domain.errors import LaunchFailed
 from queue_manager.ports import JobPhase
 from tests.kube.test_launcher_helpers import (

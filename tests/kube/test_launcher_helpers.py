@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
-from queue_manager.adapters.kube_launcher import KubeLauncher
+from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.app import job_config
 from queue_manager.domain import planner
 from queue_manager.domain.models import QueueState
@@ -132,6 +132,24 @@ async def eventually(check: Callable[[], Any], within: float = 15.0, every: floa
             last = exc
         await asyncio.sleep(every)
     raise AssertionError(f"condition not met within {within} s: {last!r}")
+
+
+def apiserver_requests(server: KubeAPIServer, verb: str, resource: str = "jobs") -> int:
+    """How many `verb` requests for `resource` (not a subresource, not a dry run) the API
+    server has answered, by its own counter."""
+    total = 0
+    for line in server.request("GET", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        if (
+            f'verb="{verb}"' in labels
+            and f'resource="{resource}"' in labels
+            and 'subresource=""' in labels
+            and 'dry_run=""' in labels
+        ):
+            total += int(float(value))
+    return total
 
 
 # -- the chart, rendered without helm -------------------------------------------------------------

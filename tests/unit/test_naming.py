@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date
 
+import annotated_types
 import pytest
 
 from queue_manager.domain import naming
 from queue_manager.domain.models import Target
+from queue_manager.domain.requests import PipelineCreate
 
 
 @pytest.mark.parametrize(
@@ -54,9 +57,33 @@ def test_streaming_types(step_type: str, streaming: bool) -> None:
     assert naming.is_streaming(step_type) is streaming
 
 
+def _max_step_index() -> int:
+    """The last index a pipeline can have: its step list's documented maximum length, minus 1."""
+    (limit,) = [m.max_length for m in PipelineCreate.model_fields["requests"].metadata
+                if isinstance(m, annotated_types.MaxLen)]  # fmt: skip
+    return int(limit) - 1
+
+
 @pytest.mark.parametrize("target", list(Target))
-def test_job_names_are_dns1123_and_short(target: Target) -> None:
-    name = naming.job_name("0f9d6c1e-7c1b-4c9e-9a0e-2f4b8f1d2a3c", 63, target)
-    assert len(name) <= 63
+def test_job_names_are_dns1123_and_carry_the_whole_queue_id(target: Target) -> None:
+    name = naming.job_name("0f9d6c1e-7c1b-4c9e-9a0e-2f4b8f1d2a3c", 7, target)
+    assert name == f"qm-0f9d6c1e7c1b4c9e9a0e2f4b8f1d2a3c-7-{target.value}"
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
-    assert name.startswith("qm-0f9d6c1e-63-")
+
+
+def test_the_longest_job_name_fits_a_kubernetes_name() -> None:
+    longest = max(Target, key=lambda t: len(t.value))
+    name = naming.job_name(str(uuid.uuid4()), _max_step_index(), longest)
+    assert len(name) <= naming.JOB_NAME_MAX == 63
+    assert name.endswith(f"-{_max_step_index()}-{longest.value}")
+
+
+def test_queue_ids_sharing_their_first_8_characters_get_distinct_job_names() -> None:
+    first, second = (
+        "0f9d6c1e-7c1b-4c9e-9a0e-2f4b8f1d2a3c",
+        "0f9d6c1e-0000-4000-8000-000000000000",
+    )
+    a, b = (naming.job_name(q, 0, Target.LOADER) for q in (first, second))
+    assert a != b
+    # The prefix people recognise is the same for both.
+    assert a.startswith("qm-0f9d6c1e") and b.startswith("qm-0f9d6c1e")

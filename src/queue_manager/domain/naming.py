@@ -4,6 +4,7 @@ types."""
 from __future__ import annotations
 
 import calendar
+import uuid
 from datetime import date
 
 from queue_manager.domain.models import LoaderType, Target
@@ -53,8 +54,11 @@ def data_topic(queue_id: str, step_type: str) -> str:
 
 
 def job_name(queue_id: str, index: int, target: Target) -> str:
-    name = f"qm-{queue_id[:8]}-{index}-{target.value}"
-    # Targets and indexes are bounded, so this holds for every accepted request.
+    """`qm-<the queue id's 32 hex digits>-<index>-<target>`: distinct queues, steps and targets
+    can never want the same name, so no launcher has to guard against a clash, and the name
+    still starts `qm-<first 8 of the id>-` as it always has. Queue ids are UUIDs."""
+    name = f"qm-{uuid.UUID(queue_id).hex}-{index}-{target.value}"
+    # Targets and indexes (< 64 steps) are bounded: 55 characters at most.
     assert len(name) <= JOB_NAME_MAX
     return name
 

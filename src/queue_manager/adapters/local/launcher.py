@@ -1,0 +1,313 @@
+"""`LocalLauncher`: the `Launcher` port on local worker processes. Workers outlive the service
+on purpose; a restarted service adopts those still running and follows them through /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from queue_manager.adapters.local import procfs
+from queue_manager.adapters.local.records import JobRecord, JobsDir, ended_without_us
+from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.ports import JobPhase, JobSpec, JobStatus
+
+log = structlog.get_logger(__name__)
+
+DEPENDENCY = "launcher"
+FINISHED_TTL_SECONDS = 3600.0
+
+
+class LocalLauncher:
+    name = "local"
+
+    def __init__(
+        self,
+        jobs_dir: Path,
+        *,
+        worker_env: Callable[[str], dict[str, str]],
+        extra_args: Sequence[str] = (),
+        command: Sequence[str] | None = None,
+        kill_timeout: float = 5.0,
+        poll_seconds: float = 1.0,
+        hidden_env: frozenset[str] = frozenset(),
+    ) -> None:
+        self._dir = JobsDir(jobs_dir)
+        #: the service's own settings (passwords, secrets) are not the workers' business
+        self._hidden_env = hidden_env
+        self._worker_env = worker_env
+        self._extra_args = list(extra_args)
+        self._command = list(command or [sys.executable, "-m", "queue_manager.worker.reference"])
+        self._kill_timeout = kill_timeout
+        self._poll = poll_seconds
+        self._records: dict[str, JobRecord] = {}
+        self._events: asyncio.Queue[JobStatus] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        #: workers an earlier run started, with their start time (not our children)
+        self._adopted: dict[str, tuple[JobRecord, int | None]] = {}
+        #: workers this run started, until reaped
+        self._children: dict[str, asyncio.subprocess.Process] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            self._dir.create()
+            names = list(self._dir.names())
+        except OSError as exc:
+            raise DependencyUnavailable(DEPENDENCY, f"cannot use {self._dir.path}: {exc}") from exc
+        self._spawn_task(self._follow_adopted())
+        for name in names:
+            record = self._dir.read(name)
+            if record is None:
+                continue
+            self._records[record.name] = record
+            if record.phase is not JobPhase.ACTIVE:
+                continue
+            if procfs.alive(record.pid, record.name):
+                log.info(
+                    "adopted running worker",
+                    job=record.name,
+                    pid=record.pid,
+                    queue_id=record.queue_id,
+                    step=record.step_index,
+                )
+                self._adopted[record.name] = (record, procfs.start_ticks(record.pid))
+            else:
+                self._ended_without_parent(record)
+
+    async def stop(self) -> None:
+        # Workers outlive the service on purpose: a restarted service adopts them.
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def ping(self) -> None:
+        if not os.access(self._dir.path, os.W_OK):
+            raise DependencyUnavailable(DEPENDENCY, f"{self._dir.path} is not writable")
+
+    # -- port -----------------------------------------------------------------------------------
+
+    async def launch(self, spec: JobSpec) -> None:
+        async with self._lock:
+            if spec.name in self._records:
+                return  # the job exists (running or ended): same as a 409 from Kubernetes
+            record = JobRecord(
+                name=spec.name,
+                queue_id=spec.queue_id,
+                step_index=spec.step_index,
+                target=spec.target,
+                env=dict(spec.env),
+                max_retries=spec.max_retries,
+            )
+            try:
+                await self._start_process(record)
+            except OSError as exc:
+                # No job is left behind, so the reconciler's next launch tries again.
+                raise DependencyUnavailable(
+                    DEPENDENCY, f"cannot start job {spec.name}: {exc}"
+                ) from exc
+            self._records[spec.name] = record
+
+    async def delete(self, name: str) -> None:
+        record = self._records.get(name) or self._dir.read(name)
+        if record is None:
+            return
+        record.deleting = True
+        child = self._children.get(name)
+        if child is not None:
+            # Our child: its pid cannot be reused before we reap it, and /proc may not show
+            # the worker's environment yet if it was started a moment ago.
+            self._signal(record, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.wait(), self._kill_timeout)
+            except TimeoutError:
+                self._kill(record)
+                await child.wait()
+        elif record.phase is JobPhase.ACTIVE and procfs.alive(record.pid, name):
+            self._signal(record, signal.SIGTERM)
+            if not await procfs.wait_gone(record.pid, name, self._kill_timeout, 0.05):
+                self._kill(record)
+                await procfs.wait_gone(record.pid, name, None, 0.05)
+        self._records.pop(name, None)
+        try:
+            self._dir.remove(name)
+        except OSError as exc:
+            raise DependencyUnavailable(DEPENDENCY, f"cannot delete job {name}: {exc}") from exc
+
+    async def list_jobs(self) -> list[JobStatus]:
+        now = time.time()
+        for record in list(self._records.values()):
+            expired = record.ended_at is not None and now - record.ended_at > FINISHED_TTL_SECONDS
+            if expired:
+                await self.delete(record.name)
+        jobs = [r.status() for r in self._records.values() if not r.deleting]
+        try:
+            return jobs + self._jobs_of_other_replicas()
+        except OSError as exc:
+            raise DependencyUnavailable(DEPENDENCY, f"cannot list {self._dir.path}: {exc}") from exc
+
+    async def watch(self) -> AsyncIterator[JobStatus]:
+        while True:
+            yield await self._events.get()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _jobs_of_other_replicas(self) -> list[JobStatus]:
+        found = []
+        for name in self._dir.names():
+            if name in self._records:
+                continue
+            record = self._dir.read(name)
+            if record is None:
+                continue
+            if record.phase is JobPhase.ACTIVE and not procfs.alive(record.pid, record.name):
+                record.phase, record.message = ended_without_us(self._dir.exit_outcome(name))
+            found.append(record.status())
+        return found
+
+    async def _start_process(self, record: JobRecord) -> None:
+        record.attempts += 1
+        self._dir.forget_exit(record.name)
+        env = {
+            **{k: v for k, v in os.environ.items() if k.upper() not in self._hidden_env},
+            **record.env,
+            **self._worker_env(record.queue_id),
+            procfs.JOB_NAME_ENV: record.name,
+            "QM_EXIT_FILE": str(self._dir.exit_file(record.name)),
+        }
+        argv = [*self._command, record.target, *self._extra_args]
+        with open(self._dir.log_file(record.name), "ab") as out:  # noqa: ASYNC230 (local, tiny)
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                # Its own session: signals to the service's group do not reach it, and a
+                # restarted service can still find it.
+                start_new_session=True,
+            )
+        record.pid = proc.pid
+        record.phase = JobPhase.ACTIVE
+        try:
+            self._dir.write(record)
+        except OSError:
+            # Unrecorded, a worker could be neither adopted nor stopped after a restart.
+            self._signal(record, signal.SIGKILL)
+            raise
+        log.info(
+            "worker started",
+            job=record.name,
+            pid=proc.pid,
+            attempt=record.attempts,
+            queue_id=record.queue_id,
+            step=record.step_index,
+        )
+        self._children[record.name] = proc
+        self._spawn_task(self._reap(record, proc))
+
+    async def _reap(self, record: JobRecord, proc: asyncio.subprocess.Process) -> None:
+        try:
+            code = await proc.wait()
+        finally:
+            if self._children.get(record.name) is proc:
+                del self._children[record.name]
+        if code == 0:
+            await self._ended(record, JobPhase.SUCCEEDED, None)
+        elif code < 0:
+            await self._failed(record, f"worker killed by signal {-code}")
+        else:
+            await self._failed(record, f"worker exited with code {code}")
+
+    async def _follow_adopted(self) -> None:
+        """One loop for all adopted workers; a process is checked by its start time, which is
+        cheap and tells a reused pid apart."""
+        while True:
+            await asyncio.sleep(self._poll)
+            for name, (record, ticks) in list(self._adopted.items()):
+                if ticks is None or procfs.start_ticks(record.pid) != ticks:
+                    del self._adopted[name]
+                    if not record.deleting:
+                        self._ended_without_parent(record)
+
+    def _ended_without_parent(self, record: JobRecord) -> None:
+        phase, message = ended_without_us(self._dir.exit_outcome(record.name))
+        if phase is JobPhase.FAILED:
+            assert message is not None
+            self._spawn_task(self._failed(record, message))
+        else:
+            self._spawn_task(self._ended(record, phase, message))
+
+    async def _failed(self, record: JobRecord, message: str) -> None:
+        if record.deleting:
+            return
+        if record.attempts <= record.max_retries:
+            log.warning(
+                "worker failed, retrying",
+                job=record.name,
+                reason=message,
+                attempt=record.attempts,
+                queue_id=record.queue_id,
+                step=record.step_index,
+            )
+            try:
+                async with self._lock:
+                    await self._start_process(record)
+            except OSError as exc:
+                await self._ended(record, JobPhase.FAILED, f"{message}; restart failed: {exc}")
+                return
+            await self._events.put(record.status())
+            return
+        await self._ended(record, JobPhase.FAILED, message)
+
+    async def _ended(self, record: JobRecord, phase: JobPhase, message: str | None) -> None:
+        if record.deleting:
+            return
+        record.phase = phase
+        record.message = message
+        record.ended_at = time.time()
+        try:
+            self._dir.write(record)
+        except OSError:
+            # The outcome is still reported; only a restarted service will not know it.
+            log.exception("job record not written", job=record.name)
+        log.info(
+            "worker ended",
+            job=record.name,
+            phase=phase.value,
+            reason=message,
+            queue_id=record.queue_id,
+            step=record.step_index,
+        )
+        await self._events.put(record.status())
+
+    def _kill(self, record: JobRecord) -> None:
+        log.warning(
+            "worker ignored SIGTERM, killing",
+            job=record.name,
+            pid=record.pid,
+            queue_id=record.queue_id,
+            step=record.step_index,
+        )
+        self._signal(record, signal.SIGKILL)
+
+    def _signal(self, record: JobRecord, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(record.pid, sig)
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

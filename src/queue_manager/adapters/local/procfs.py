@@ -1,0 +1,53 @@
+"""What /proc says about a worker process, which after a restart of the service is no longer
+our child: polling /proc is the only way to follow it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+#: the environment entry that marks a process as the worker of one job
+JOB_NAME_ENV = "QM_JOB_NAME"
+
+
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None if the
+    process is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # The command name is in parentheses and may itself hold spaces and ')'.
+            fields = fh.read().rsplit(b")", 1)[-1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    if not fields or fields[0] == b"Z":
+        return None
+    return fields
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), None if it is gone or a zombie: with
+    the pid, it tells a process apart from a later one that reused the pid."""
+    fields = _stat(pid)
+    # starttime is field 22 of stat, the 20th after the command name.
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
+
+
+def alive(pid: int, name: str) -> bool:
+    """True if `pid` is still the worker of job `name` (pids get reused)."""
+    if pid <= 0 or _stat(pid) is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return f"{JOB_NAME_ENV}={name}".encode() in fh.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+
+
+async def wait_gone(pid: int, name: str, within: float | None, every: float) -> bool:
+    """Wait until the worker is gone; False if still alive after `within` seconds."""
+    deadline = None if within is None else time.monotonic() + within
+    while alive(pid, name):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
