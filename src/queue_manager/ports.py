@@ -41,21 +41,15 @@ class StateStore(Protocol):
 
     async def get(self, queue_id: str) -> QueueState | None: ...
 
-    async def update(
-        self, queue_id: str, mutate: Callable[[QueueState], bool]
-    ) -> QueueState | None:
-        """Apply `mutate` to the freshest copy atomically (retrying on a concurrent write).
-
-        `mutate` returns whether it changed anything; nothing is written when it did not.
-        Returns the queue as stored afterwards, or None when it does not exist.
-        """
-        ...
-
     async def update_many(
         self, changes: Mapping[str, Callable[[QueueState], bool]]
     ) -> dict[str, QueueState | None]:
-        """`update` for several queues at once, as cheaply as the store allows (one transaction
-        for SQLite). Each queue is still updated atomically on its freshest copy."""
+        """Apply each `mutate` to the freshest copy of its queue atomically (retrying on a
+        concurrent write), as cheaply as the store allows (one transaction for SQLite).
+
+        `mutate` returns whether it changed anything; nothing is written when it did not.
+        Returns each queue as stored afterwards, or None when it does not exist.
+        """
         ...
 
     async def get_json(self, queue_id: str) -> bytes | None:

@@ -429,7 +429,7 @@ class ArangoStore:
             raw = await db.collection(QUEUE_COLLECTION).get(queue_id)
         return dict(raw) if raw is not None else None
 
-    async def update(
+    async def _update_one(
         self, queue_id: str, mutate: Callable[[QueueState], bool]
     ) -> QueueState | None:
         db = self._require()
@@ -471,7 +471,7 @@ class ArangoStore:
 
         async def one(queue_id: str) -> QueueState | None:
             async with gate:
-                return await self.update(queue_id, changes[queue_id])
+                return await self._update_one(queue_id, changes[queue_id])
 
         results = await asyncio.gather(*(one(queue_id) for queue_id in changes))
         return dict(zip(changes, results, strict=True))

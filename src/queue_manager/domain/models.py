@@ -133,9 +133,3 @@ class QueueState(BaseModel):
             if step.telemetry_id == producer:
                 return step
         return None
-
-    def step_by_job(self, job_name: str) -> Step | None:
-        for step in self.steps:
-            if step.job_name == job_name:
-                return step
-        return None

@@ -156,4 +156,3 @@ StartRequest = Annotated[
 SINGLE_FIELDS = sorted(QueueCreate.model_fields)
 PIPELINE_FIELDS = sorted([*PipelineCreate.model_fields, "microservices"])
 STEP_FIELDS = sorted(StepRequest.model_fields)
-TARGETS = [t.value for t in Target]

@@ -23,7 +23,6 @@ class Outcome:
     #: a step changed status (not just progress): dependents may be ready to launch
     transitioned: bool = False
     steps: set[int] = field(default_factory=set)
-    failed_fast: bool = False
     #: steps whose jobs must go now (fail-fast, or a step stopped behind the service's back)
     kill: set[int] = field(default_factory=set)
 
@@ -35,7 +34,6 @@ class Outcome:
         self.changed |= other.changed
         self.transitioned |= other.transitioned
         self.steps |= other.steps
-        self.failed_fast |= other.failed_fast
         self.kill |= other.kill
 
 
@@ -105,7 +103,6 @@ def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outco
     _advance(step, StepStatus.ERROR, now, out)
     if queue.stop_requested_at is not None or queue.status.terminal:
         return
-    out.failed_fast = True
     if queue.error_message is None:
         queue.error_message = f"step {step.index} ({step.target.value}) failed: {message}"
     for other in queue.steps:
