@@ -20,6 +20,7 @@ from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.job_contract import ARANGO_SECRET_KEYS, KAFKA_SECRET_KEYS, TARGETS, Env
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import Bus, Launcher, StateStore
@@ -70,7 +71,7 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
         from queue_manager.adapters.local_launcher import LocalLauncher
 
         def worker_env(queue_id: str) -> dict[str, str]:
-            return {"QM_URL": settings.worker_url, "QM_WORKER_TOKEN": tokens.token(queue_id)}
+            return {Env.QM_URL: settings.worker_url, Env.QM_WORKER_TOKEN: tokens.token(queue_id)}
 
         launcher = LocalLauncher(
             settings.data_dir / "jobs",
@@ -85,14 +86,13 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
 def job_config(settings: Settings) -> JobConfig:
     secret_env: dict[str, tuple[str, str]] = {}
     if settings.kafka_user:
-        secret_env["KAFKA_USER"] = (settings.kafka_secret_name, "username")
-        secret_env["KAFKA_PASSWORD"] = (settings.kafka_secret_name, "password")
+        for name, key in KAFKA_SECRET_KEYS.items():
+            secret_env[name] = (settings.kafka_secret_name, key)
     if settings.arango_url:
-        secret_env["ARANGO_USER"] = (settings.arango_secret_name, "username")
-        secret_env["ARANGO_PASSWORD"] = (settings.arango_secret_name, "password")
-    targets = ("loader-producer", "arango-connector", "graph-builder", "gnn-trainer", "visualizer")
+        for name, key in ARANGO_SECRET_KEYS.items():
+            secret_env[name] = (settings.arango_secret_name, key)
     return JobConfig(
-        images={t: settings.image_for(t) for t in targets},
+        images={t: settings.image_for(t) for t in TARGETS},
         allowed_images=frozenset(settings.allowed_images),
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers or "",
         arango_url=settings.arango_url or "",

@@ -8,17 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Re-exported: the domain names targets the way the job contract does.
+from queue_manager.job_contract import Target as Target
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Target(StrEnum):
-    LOADER = "loader-producer"
-    CONNECTOR = "arango-connector"
-    GRAPH_BUILDER = "graph-builder"
-    GNN_TRAINER = "gnn-trainer"
-    VISUALIZER = "visualizer"
 
 
 class StepStatus(StrEnum):

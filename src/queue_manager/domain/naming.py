@@ -7,6 +7,7 @@ import calendar
 from datetime import date
 
 from queue_manager.domain.models import LoaderType, Target
+from queue_manager.job_contract import is_streaming as is_streaming
 
 # Longest first, so FDUSD wins over USD and USDT over USD.
 QUOTE_CURRENCIES = tuple(
@@ -16,15 +17,6 @@ QUOTE_CURRENCIES = tuple(
 )
 
 JOB_NAME_MAX = 63
-
-
-def is_streaming(step_type: str) -> bool:
-    return (
-        step_type.startswith("ws_")
-        or step_type.startswith("realtime_")
-        or step_type.endswith("_stream")
-        or step_type == "ws"
-    )
 
 
 def base_asset(symbol: str) -> str:

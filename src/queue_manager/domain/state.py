@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from queue_manager.domain.errors import Conflict
 from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
 from queue_manager.domain.planner import ready_steps
-from queue_manager.domain.telemetry import TelemetryEvent
+from queue_manager.domain.telemetry import TelemetryEvent, step_status
 
 
 @dataclass
@@ -77,7 +77,7 @@ def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
 
 def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
     out = Outcome()
-    status = event.status.step_status()
+    status = step_status(event.status)
     _grow(step, event.records_written, event.last_loaded_timestamp, out)
     if status is StepStatus.ERROR:
         message = event.error_message or event.message or "worker reported an error"

@@ -23,6 +23,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from queue_manager.job_contract import CommandField, CommandName, ExitFile, Reported, Telemetry
 from queue_manager.worker.env import WorkerEnv
 from queue_manager.worker.transport import Command, DeliveryError, HttpTransport, Transport
 
@@ -34,9 +35,9 @@ READY_TIMEOUT = 10.0
 
 
 class Outcome(StrEnum):
-    FINISHED = "finished"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
+    FINISHED = Reported.FINISHED.value
+    ERROR = Reported.ERROR.value
+    INTERRUPTED = Reported.INTERRUPTED.value
 
     @property
     def exit_code(self) -> int:
@@ -144,9 +145,9 @@ class Worker:
     # -- reporting -------------------------------------------------------------------------
 
     async def started(self, message: str | None = None) -> bool:
-        if self._ended("started"):
+        if self._ended(Reported.STARTED):
             return False
-        body = self._body("started", message=message)
+        body = self._body(Reported.STARTED, message=message)
         # A stop makes `started` moot: the terminal status supersedes it.
         return await self._deliver(body, give_up_on_stop=True)
 
@@ -157,10 +158,10 @@ class Worker:
         message: str | None = None,
     ) -> None:
         """Queue a progress update and return at once; only the newest pending one is sent."""
-        if self._ended("loading"):
+        if self._ended(Reported.LOADING):
             return
         self._advance(records_written, last_loaded_timestamp)
-        self._pending_progress = self._body("loading", message=message)
+        self._pending_progress = self._body(Reported.LOADING, message=message)
         self._progress_wakeup.set()
 
     async def finished(
@@ -252,22 +253,23 @@ class Worker:
     ) -> dict[str, Any]:
         """The workers' telemetry shape (docs/worker-protocol.md)."""
         last = self.last_loaded_timestamp
+        t = Telemetry
         return {
-            "event": event,
-            "queue_id": self.env.queue_id,
-            "producer": self.env.telemetry_producer_id,
-            "records_written": self.records_written,
-            "last_loaded_timestamp": last.isoformat() if last is not None else None,
-            "finished": event == Outcome.FINISHED.value,
-            "message": message,
-            "error_message": error_message,
-            "sent_at": datetime.now(UTC).isoformat(),
-            "symbol": self.env.symbol,
-            "type": self.env.step_type,
+            t.EVENT: str(event),
+            t.QUEUE_ID: self.env.queue_id,
+            t.PRODUCER: self.env.telemetry_producer_id,
+            t.RECORDS_WRITTEN: self.records_written,
+            t.LAST_LOADED_TIMESTAMP: last.isoformat() if last is not None else None,
+            t.FINISHED: event == Reported.FINISHED,
+            t.MESSAGE: message,
+            t.ERROR_MESSAGE: error_message,
+            t.SENT_AT: datetime.now(UTC).isoformat(),
+            t.SYMBOL: self.env.symbol,
+            t.TYPE: self.env.step_type,
         }
 
     async def _deliver(self, body: dict[str, Any], *, give_up_on_stop: bool) -> bool:
-        event = body["event"]
+        event = body[Telemetry.EVENT]
 
         def should_stop(state: RetryCallState) -> bool:
             if self._abandon_delivery or (give_up_on_stop and self.stop_requested.is_set()):
@@ -348,17 +350,17 @@ class Worker:
             self._log.exception("command listener died; stop commands will not be heard")
 
     def _on_command(self, command: Command) -> None:
-        if command.get("queue_id", self.env.queue_id) != self.env.queue_id:
+        if command.get(CommandField.QUEUE_ID, self.env.queue_id) != self.env.queue_id:
             return
-        name = command.get("command")
-        if name == "stop":
+        name = command.get(CommandField.COMMAND)
+        if name == CommandName.STOP:
             self.request_stop("stop command")
-        elif name == "ping":
+        elif name == CommandName.PING:
             self._spawn(self._pong(), "pong")
 
     async def _pong(self) -> None:
         try:
-            await self.transport.send(self._body("pong"))
+            await self.transport.send(self._body(Reported.PONG))
         except DeliveryError as exc:
             self._log.info("pong not delivered", error=str(exc))
 
@@ -396,11 +398,11 @@ class Worker:
         if path is None or self.outcome is None:
             return
         record = {
-            "outcome": self.outcome.value,
-            "queue_id": self.env.queue_id,
-            "producer": self.env.telemetry_producer_id,
-            "records_written": self.records_written,
-            "error_message": self._error_message,
+            ExitFile.OUTCOME: self.outcome.value,
+            ExitFile.QUEUE_ID: self.env.queue_id,
+            ExitFile.PRODUCER: self.env.telemetry_producer_id,
+            ExitFile.RECORDS_WRITTEN: self.records_written,
+            ExitFile.ERROR_MESSAGE: self._error_message,
         }
         try:
             _write_atomically(path, json.dumps(record))
