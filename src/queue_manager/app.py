@@ -25,11 +25,13 @@ from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import Bus, Launcher, StateStore
 from queue_manager.services.engine import Deps, Engine
+from queue_manager.services.health import Health
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.telemetry import Dispatcher
+from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import BusBackend, LauncherBackend, Settings, StoreBackend
 from queue_manager.supervisor import Supervisor
 
@@ -129,8 +131,9 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     engine = Engine(deps)
     container = Container(
         settings=settings,
-        engine=engine,
         queues=QueueService(engine),
+        workers=WorkerReports(adapters.store, adapters.bus),
+        health=Health(adapters.store, adapters.bus, adapters.launcher),
         hub=hub,
         metrics=metrics,
         tokens=tokens,

@@ -78,7 +78,7 @@ class StateStore(Protocol):
 @dataclass(frozen=True)
 class Command:
     queue_id: str
-    command: str  # start | stop | ping
+    command: str  # a job_contract.CommandName
     command_id: str
     sent_at: str
     payload: dict[str, Any] = field(default_factory=dict)
@@ -184,6 +184,24 @@ class Launcher(Protocol):
 
     def watch(self) -> AsyncIterator[JobStatus]:
         """Changes of job status, until stopped."""
+        ...
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+class ServiceMetrics(Protocol):
+    """What the services count (docs/operations.md names the families)."""
+
+    def queue_started(self) -> None: ...
+    def job_launched(self, target: str, result: str) -> None:
+        """`result`: ok, refused (never retried) or error (retried by the reconciler)."""
+        ...
+
+    def telemetry_applied(self, source: str, status: str, count: int) -> None: ...
+    def telemetry_rejected(self, reason: str, count: int) -> None: ...
+    def telemetry_lag(self, seconds: float) -> None:
+        """Now minus the event's `sent_at` when it was applied."""
         ...
 
 

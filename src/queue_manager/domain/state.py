@@ -61,6 +61,21 @@ def _grow(step: Step, records: int | None, last_ts: datetime | None, out: Outcom
         out.touch(step)
 
 
+def ended_unfinished(step: Step) -> bool:
+    """The step ended other than by finishing (error, stopped, skipped): its job must not run."""
+    return step.status.terminal and step.status is not StepStatus.FINISHED
+
+
+def worker_must_stop(queue: QueueState, step: Step | None) -> bool:
+    """What a worker polling for commands is told (docs/worker-protocol.md): stop once its queue
+    is being stopped or has ended, or its own step ended unfinished."""
+    return (
+        queue.stop_requested_at is not None
+        or queue.status.terminal
+        or (step is not None and ended_unfinished(step))
+    )
+
+
 def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
     if event.producer:
         step = queue.step_by_producer(event.producer)
