@@ -1,16 +1,19 @@
 """The Worker a StreamForge job uses to report progress and learn it must stop
-(docs/worker-protocol.md)."""
+(docs/worker-protocol.md).
+
+Longer than our modules usually are, on purpose: it is the one class a job uses, and its
+reporting, delivery retries, command listener and signal handling share the worker's state
+(outcome, stop request, newest pending progress, one send lock) that split modules would have
+to hand back and forth. What it sends is built in `messages`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,7 +26,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from queue_manager.job_contract import CommandField, CommandName, ExitFile, Reported, Telemetry
+from queue_manager.job_contract import CommandField, CommandName, Reported, Telemetry
+from queue_manager.worker import messages
 from queue_manager.worker.env import WorkerEnv
 from queue_manager.worker.transport import Command, DeliveryError, HttpTransport, Transport
 
@@ -251,22 +255,14 @@ class Worker:
     def _body(
         self, event: str, *, message: str | None = None, error_message: str | None = None
     ) -> dict[str, Any]:
-        """The workers' telemetry shape (docs/worker-protocol.md)."""
-        last = self.last_loaded_timestamp
-        t = Telemetry
-        return {
-            t.EVENT: str(event),
-            t.QUEUE_ID: self.env.queue_id,
-            t.PRODUCER: self.env.telemetry_producer_id,
-            t.RECORDS_WRITTEN: self.records_written,
-            t.LAST_LOADED_TIMESTAMP: last.isoformat() if last is not None else None,
-            t.FINISHED: event == Reported.FINISHED,
-            t.MESSAGE: message,
-            t.ERROR_MESSAGE: error_message,
-            t.SENT_AT: datetime.now(UTC).isoformat(),
-            t.SYMBOL: self.env.symbol,
-            t.TYPE: self.env.step_type,
-        }
+        return messages.telemetry(
+            self.env,
+            event,
+            records_written=self.records_written,
+            last_loaded=self.last_loaded_timestamp,
+            message=message,
+            error_message=error_message,
+        )
 
     async def _deliver(self, body: dict[str, Any], *, give_up_on_stop: bool) -> bool:
         event = body[Telemetry.EVENT]
@@ -397,21 +393,13 @@ class Worker:
         path = self.env.qm_exit_file
         if path is None or self.outcome is None:
             return
-        record = {
-            ExitFile.OUTCOME: self.outcome.value,
-            ExitFile.QUEUE_ID: self.env.queue_id,
-            ExitFile.PRODUCER: self.env.telemetry_producer_id,
-            ExitFile.RECORDS_WRITTEN: self.records_written,
-            ExitFile.ERROR_MESSAGE: self._error_message,
-        }
         try:
-            _write_atomically(path, json.dumps(record))
+            messages.write_exit_file(
+                path,
+                self.env,
+                outcome=self.outcome.value,
+                records_written=self.records_written,
+                error_message=self._error_message,
+            )
         except OSError as exc:
             self._log.error("exit file not written", path=str(path), error=str(exc))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A launcher reading while we write must see the old file or the whole new one.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
