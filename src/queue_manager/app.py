@@ -25,16 +25,19 @@ from queue_manager.api.sessions import Sessions
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
 from queue_manager.domain.identity import ApiToken, Role, read_tokens_file
+from queue_manager.job_contract import ARANGO_SECRET_KEYS, KAFKA_SECRET_KEYS, TARGETS, Env
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import BearerVerifier, Bus, Launcher, Store
 from queue_manager.services.engine import Deps, Engine
+from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.telemetry import Dispatcher
+from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import AuthMode, BusBackend, LauncherBackend, Settings, StoreBackend
 from queue_manager.supervisor import Supervisor
 
@@ -78,7 +81,7 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
         from queue_manager.adapters.local import LocalLauncher
 
         def worker_env(queue_id: str) -> dict[str, str]:
-            return {"QM_URL": settings.worker_url, "QM_WORKER_TOKEN": tokens.token(queue_id)}
+            return {Env.QM_URL: settings.worker_url, Env.QM_WORKER_TOKEN: tokens.token(queue_id)}
 
         launcher = LocalLauncher(
             settings.data_dir / "jobs",
@@ -161,14 +164,13 @@ def session_secret(settings: Settings) -> bytes:
 def job_config(settings: Settings) -> JobConfig:
     secret_env: dict[str, tuple[str, str]] = {}
     if settings.kafka_user:
-        secret_env["KAFKA_USER"] = (settings.kafka_secret_name, "username")
-        secret_env["KAFKA_PASSWORD"] = (settings.kafka_secret_name, "password")
+        for name, key in KAFKA_SECRET_KEYS.items():
+            secret_env[name] = (settings.kafka_secret_name, key)
     if settings.arango_url:
-        secret_env["ARANGO_USER"] = (settings.arango_secret_name, "username")
-        secret_env["ARANGO_PASSWORD"] = (settings.arango_secret_name, "password")
-    targets = ("loader-producer", "arango-connector", "graph-builder", "gnn-trainer", "visualizer")
+        for name, key in ARANGO_SECRET_KEYS.items():
+            secret_env[name] = (settings.arango_secret_name, key)
     return JobConfig(
-        images={t: settings.image_for(t) for t in targets},
+        images={t: settings.image_for(t) for t in TARGETS},
         allowed_images=frozenset(settings.allowed_images),
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers or "",
         arango_url=settings.arango_url or "",
@@ -211,8 +213,9 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     )
     container = Container(
         settings=settings,
-        engine=engine,
         queues=QueueService(engine),
+        workers=WorkerReports(adapters.store, adapters.bus),
+        health=Health(adapters.store, adapters.bus, adapters.launcher),
         hub=hub,
         metrics=metrics,
         tokens=tokens,

@@ -41,21 +41,15 @@ class StateStore(Protocol):
 
     async def get(self, queue_id: str) -> QueueState | None: ...
 
-    async def update(
-        self, queue_id: str, mutate: Callable[[QueueState], bool]
-    ) -> QueueState | None:
-        """Apply `mutate` to the freshest copy atomically (retrying on a concurrent write).
-
-        `mutate` returns whether it changed anything; nothing is written when it did not.
-        Returns the queue as stored afterwards, or None when it does not exist.
-        """
-        ...
-
     async def update_many(
         self, changes: Mapping[str, Callable[[QueueState], bool]]
     ) -> dict[str, QueueState | None]:
-        """`update` for several queues at once, as cheaply as the store allows (one transaction
-        for SQLite). Each queue is still updated atomically on its freshest copy."""
+        """Apply each `mutate` to the freshest copy of its queue atomically (retrying on a
+        concurrent write), as cheaply as the store allows (one transaction for SQLite).
+
+        `mutate` returns whether it changed anything; nothing is written when it did not.
+        Returns each queue as stored afterwards, or None when it does not exist.
+        """
         ...
 
     async def get_json(self, queue_id: str) -> bytes | None:
@@ -84,7 +78,7 @@ class StateStore(Protocol):
 @dataclass(frozen=True)
 class Command:
     queue_id: str
-    command: str  # start | stop | ping
+    command: str  # a job_contract.CommandName
     command_id: str
     sent_at: str
     payload: dict[str, Any] = field(default_factory=dict)
@@ -190,6 +184,24 @@ class Launcher(Protocol):
 
     def watch(self) -> AsyncIterator[JobStatus]:
         """Changes of job status, until stopped."""
+        ...
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+class ServiceMetrics(Protocol):
+    """What the services count (docs/operations.md names the families)."""
+
+    def queue_started(self) -> None: ...
+    def job_launched(self, target: str, result: str) -> None:
+        """`result`: ok, refused (never retried) or error (retried by the reconciler)."""
+        ...
+
+    def telemetry_applied(self, source: str, status: str, count: int) -> None: ...
+    def telemetry_rejected(self, reason: str, count: int) -> None: ...
+    def telemetry_lag(self, seconds: float) -> None:
+        """Now minus the event's `sent_at` when it was applied."""
         ...
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from queue_manager.job_contract import Target
+
 
 class StoreBackend(StrEnum):
     AUTO = "auto"
@@ -207,14 +209,14 @@ class Settings(BaseSettings):
     def worker_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
-    def image_for(self, target: str) -> str:
+    def image_for(self, target: Target | str) -> str:
         return {
-            "loader-producer": self.loader_image,
-            "arango-connector": self.consumer_image,
-            "graph-builder": self.graph_builder_image,
-            "gnn-trainer": self.gnn_trainer_image,
-            "visualizer": self.visualizer_image,
-        }[target]
+            Target.LOADER: self.loader_image,
+            Target.CONNECTOR: self.consumer_image,
+            Target.GRAPH_BUILDER: self.graph_builder_image,
+            Target.GNN_TRAINER: self.gnn_trainer_image,
+            Target.VISUALIZER: self.visualizer_image,
+        }[Target(target)]
 
 
 def _pairs(value: Any, rule: str) -> Any:

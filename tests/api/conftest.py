@@ -7,7 +7,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from queue_manager.app import create_app
+from queue_manager.api.worker_auth import WorkerTokens
+from queue_manager.app import build_adapters, create_app
 from queue_manager.settings import Settings
 
 
@@ -15,9 +16,11 @@ from queue_manager.settings import Settings
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The real app (SQLite file, in-process bus, local launcher) driven in-process."""
     settings = Settings(data_dir=tmp_path, local_worker_args="--duration 1", _env_file=None)
-    app = create_app(settings)
+    # Built here, the way create_app would, so that a test can reach the real adapters.
+    adapters = build_adapters(settings, WorkerTokens.from_file(tmp_path / "worker-token.secret"))
+    app = create_app(settings, adapters)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://qm") as http:
-            http.app = app  # type: ignore[attr-defined]  # lets a test reach the real adapters
+            http.adapters = adapters  # type: ignore[attr-defined]
             yield http

@@ -103,8 +103,7 @@ async def test_health_reports_each_dependency(client: httpx.AsyncClient) -> None
 async def test_store_down_makes_ready_503_and_the_api_answer_503(
     client: httpx.AsyncClient, single: dict[str, Any]
 ) -> None:
-    app: Any = client.app  # type: ignore[attr-defined]
-    store: SQLiteStore = app.state.container.engine.d.store
+    store: SQLiteStore = client.adapters.store  # type: ignore[attr-defined]
     await store.close()
     try:
         ready = await client.get("/health/ready")

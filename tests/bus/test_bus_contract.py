@@ -13,6 +13,7 @@ import pytest
 
 from queue_manager.adapters.kafka_bus import KafkaBus
 from queue_manager.adapters.memory_bus import MemoryBus
+from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.telemetry import Source
 from queue_manager.kafka_security import client_security
 from queue_manager.ports import Bus, Command, Message
@@ -42,13 +43,16 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
 
 
 async def _until_ready(bus: Bus) -> None:
-    for _ in range(100):
+    """Kafka connects in the background; poll its ping (the condition) for up to 20 s."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
         try:
             await bus.ping()
             return
-        except Exception:
+        except DependencyUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
             await asyncio.sleep(0.2)
-    await bus.ping()
 
 
 async def _collect(bus: Bus, count: int, within: float = 30) -> list[Message]:
@@ -87,23 +91,37 @@ async def test_commands_travel_on_the_control_topic(bus: Bus) -> None:
     assert body == command.as_message()
 
 
-async def test_ping_answers_when_up(bus: Bus) -> None:
+async def test_ping_answers_when_up_and_fails_once_stopped(bus: Bus) -> None:
     await bus.ping()
+    await bus.stop()
+    with pytest.raises(DependencyUnavailable) as caught:
+        await bus.ping()
+    assert caught.value.dependency == "bus"
 
 
 async def test_updates_reach_every_subscriber_in_order(bus: Bus) -> None:
-    got: list[bytes] = []
+    got: list[dict[str, Any]] = []
+    subscribed = asyncio.Event()
 
     async def read() -> None:
         async with contextlib.aclosing(bus.updates()) as updates:  # type: ignore[type-var]
             async for value in updates:
-                got.append(value)
+                (update,) = orjson.loads(value)
+                if "probe" in update:
+                    subscribed.set()
+                    continue
+                got.append(update)
                 if len(got) == 20:
                     return
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(2)  # a subscriber sees updates sent after it joined
+    # A subscriber sees only updates sent after it joined: probe until one comes through.
+    async with asyncio.timeout(30):
+        while not subscribed.is_set():
+            await bus.send_updates(orjson.dumps([{"probe": True}]))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(subscribed.wait(), 0.2)
     for n in range(20):
         await bus.send_updates(orjson.dumps([{"n": n}]))
     await asyncio.wait_for(reader, 30)
-    assert [orjson.loads(v)[0]["n"] for v in got] == list(range(20))
+    assert [update["n"] for update in got] == list(range(20))

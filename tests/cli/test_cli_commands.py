@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.cli.helpers import CLI, Server, clean_env, run_cli
+from tests.support.service import wait_for
 
 SINGLE = ("--symbol", "BTCUSDT", "--type", "api", "--time-range", "2024-01-01:2024-01-03")
 
@@ -28,6 +29,18 @@ def queue_state(server: Server, queue_id: str) -> dict[str, object]:
     assert answer.status_code == 200, answer.text
     data: dict[str, object] = answer.json()["data"]
     return data
+
+
+def websocket_clients(server: Server) -> int:
+    """The service's own count of open WebSockets (docs/operations.md metrics)."""
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (line,) = [x for x in metrics.splitlines() if x.startswith("queue_manager_websocket_clients ")]
+    return int(float(line.split()[1]))
+
+
+def wait_until_subscribed(server: Server, before: int) -> None:
+    """A watcher hears only what is sent after its socket opened: wait for that socket."""
+    wait_for(lambda: websocket_clients(server) > before, timeout=30)
 
 
 def assert_no_traceback(done: subprocess.CompletedProcess[str]) -> None:
@@ -153,6 +166,7 @@ def test_watch_of_a_stopped_queue_exits_1_with_its_status(server: Server) -> Non
     )
     assert done.returncode == 0, done.stderr
     queue_id = done.stdout.strip()
+    before = websocket_clients(server)
     watcher = subprocess.Popen(
         [*CLI, "watch", queue_id],
         env=clean_env(QM_API_URL=server.url),
@@ -161,7 +175,7 @@ def test_watch_of_a_stopped_queue_exits_1_with_its_status(server: Server) -> Non
         text=True,
     )
     try:
-        time.sleep(1.0)
+        wait_until_subscribed(server, before)
         stopped = run_cli("stop", queue_id, "--force", api_url=server.url)
         assert stopped.returncode == 0, stopped.stderr
         assert queue_id in stopped.stdout
@@ -179,6 +193,7 @@ def test_watch_of_a_stopped_queue_exits_1_with_its_status(server: Server) -> Non
 
 
 def test_watch_without_a_queue_prints_every_update_until_ctrl_c(server: Server) -> None:
+    before = websocket_clients(server)
     watcher = subprocess.Popen(
         [*CLI, "watch"],
         env=clean_env(QM_API_URL=server.url),
@@ -187,7 +202,7 @@ def test_watch_without_a_queue_prints_every_update_until_ctrl_c(server: Server) 
     )
     assert watcher.stdout is not None
     try:
-        time.sleep(1.0)  # let it subscribe
+        wait_until_subscribed(server, before)
         queue_id = start_queue(server)
         seen = b""
         selector = selectors.DefaultSelector()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from queue_manager.cli.client import ws_url
-from queue_manager.cli.watch import QueueView
+from queue_manager.cli.watch_view import QueueView
 
 QID = "7d0f5b0e-6c1a-4f57-9a55-0a6c8b8f3c11"
 

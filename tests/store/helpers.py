@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,15 @@ from queue_manager.domain.models import (
     StepStatus,
     Target,
 )
+from queue_manager.ports import StateStore
+
+
+async def update_one(
+    store: StateStore, queue_id: str, mutate: Callable[[QueueState], bool]
+) -> QueueState | None:
+    """One queue through `update_many`, the store's only write path for existing queues."""
+    return (await store.update_many({queue_id: mutate}))[queue_id]
+
 
 BASE = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -2,6 +2,8 @@
 
 AQL strings must be plain constants: never an f-string, a `%`/`+` composition or a `.format()`,
 so no value can ever be spliced into a query. Collections are bind parameters too (`@@coll`).
+The store's list queries are assembled at import from constant fragments, so the assembled
+texts are checked as well, as the module holds them.
 """
 
 from __future__ import annotations
@@ -10,14 +12,11 @@ import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import queue_manager
-from queue_manager.adapters import arango_store
-from queue_manager.adapters.arango_store import ArangoStore
-from queue_manager.domain.models import QueueStatus
+from queue_manager.adapters.arango_store import queries
 
 SRC = Path(queue_manager.__file__).parent
 
@@ -60,6 +59,18 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return ids
 
 
+def text_violations(text: str, where: str) -> list[str]:
+    """What is wrong with one AQL text, wherever it came from."""
+    bad = []
+    for match in COLLECTION_OPERAND.finditer(text):
+        operand = match.group(1) or match.group(2)
+        if not operand.startswith("@"):
+            bad.append(f"{where}: collection `{operand}` named in the text, not as @@param")
+    if STRING_LITERAL.search(text):
+        bad.append(f"{where}: a string value written into the AQL text")
+    return bad
+
+
 def scan(source: str, filename: str) -> tuple[list[Finding], list[str]]:
     """(AQL constants found, violations) for one module's source."""
     tree = ast.parse(source, filename)
@@ -89,6 +100,7 @@ def scan(source: str, filename: str) -> tuple[list[Finding], list[str]]:
         if isinstance(parent, ast.JoinedStr):
             continue  # reported above
         found.append(Finding(where, node.value))
+        bad += text_violations(node.value, where)
         if isinstance(parent, ast.BinOp):
             bad.append(f"{where}: AQL composed with an operator ({type(parent.op).__name__})")
         if isinstance(parent, ast.Attribute) and parent.attr in (
@@ -98,12 +110,6 @@ def scan(source: str, filename: str) -> tuple[list[Finding], list[str]]:
             "join",
         ):
             bad.append(f"{where}: AQL passed through .{parent.attr}()")
-        for match in COLLECTION_OPERAND.finditer(node.value):
-            operand = match.group(1) or match.group(2)
-            if not operand.startswith("@"):
-                bad.append(f"{where}: collection `{operand}` named in the text, not as @@param")
-        if STRING_LITERAL.search(node.value):
-            bad.append(f"{where}: a string value written into the AQL text")
     # Compositions whose parts are AQL held in names (`_PAGE + extra`, `"%s" % q`).
     aql_names = {
         t.id
@@ -146,8 +152,8 @@ def test_every_aql_string_in_src_is_a_constant_with_bind_parameters() -> None:
     found, bad = scan_tree()
     assert bad == []
     # the scanner does see the store's queries (it would pass vacuously otherwise)
-    in_store = [f for f in found if f.where.startswith("queue_manager/adapters/arango_store.py")]
-    assert len(in_store) >= 10, [f.where for f in found]
+    in_store = [f for f in found if f.where.startswith("queue_manager/adapters/arango_store/")]
+    assert len(in_store) >= 8, [f.where for f in found]
     for finding in in_store:
         if "FOR " in finding.text:
             assert "@@coll" in finding.text, finding.where
@@ -177,6 +183,30 @@ def test_sql_is_not_mistaken_for_aql() -> None:
     assert (found, bad) == ([], [])
 
 
+# -- the assembled queries, as the store module holds them -----------------------------------
+
+
+def _assembled() -> dict[str, str]:
+    texts = {f"PAGE_QUERIES[{key}]": text for key, text in queries.PAGE_QUERIES.items()}
+    for name in dir(queries):
+        value = getattr(queries, name)
+        if isinstance(value, str) and looks_like_aql(value):
+            texts[name] = value
+    return texts
+
+
+def test_assembled_queries_keep_the_rules() -> None:
+    texts = _assembled()
+    # eight distinct list queries (status x symbol x cursor), plus the others
+    assert len(set(queries.PAGE_QUERIES.values())) == 8
+    assert {"LIST_ACTIVE", "COUNT_BY_STATUS"} <= set(texts)
+    for where, text in texts.items():
+        assert text_violations(text, where) == []
+        if "FOR " in text:
+            assert "FOR d IN @@coll" in text, where
+        assert "OFFSET" not in text and "fullCount" not in text, where
+
+
 # -- every bind parameter a query names is supplied, and nothing else ------------------------
 
 
@@ -184,41 +214,25 @@ def _placeholders(query: str) -> set[str]:
     return {m.group(0)[1:] for m in re.finditer(r"@@?\w+", query)}
 
 
-@pytest.mark.parametrize("status", [None, QueueStatus.LOADING])
+@pytest.mark.parametrize("status", [None, "loading"])
 @pytest.mark.parametrize("symbol", [None, "BTCUSDT"])
-@pytest.mark.parametrize("with_cursor", [False, True])
-async def test_store_queries_bind_exactly_what_they_name(
-    monkeypatch: pytest.MonkeyPatch,
-    status: QueueStatus | None,
-    symbol: str | None,
-    with_cursor: bool,
+@pytest.mark.parametrize("after", [None, ("2024-06-01T00:00:00.000000Z", "some-id")])
+def test_page_binds_exactly_what_its_query_names(
+    status: str | None, symbol: str | None, after: tuple[str, str] | None
 ) -> None:
-    from queue_manager.adapters import cursor as cursors
+    query, bind = queries.page(status=status, symbol=symbol, limit=6, after=after)
+    assert _placeholders(query) == set(bind), query
+    assert bind["@coll"] == queries.QUEUE_COLLECTION
+    assert bind["limit"] == 6
+    assert (bind.get("status"), bind.get("symbol")) == (status, symbol)
+    assert ("@status" in query, "@symbol" in query) == (status is not None, symbol is not None)
+    if after is not None:
+        assert (bind["created"], bind["key"]) == after
+    else:
+        assert "@created" not in query
 
-    calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def record(self: ArangoStore, action: str, query: str, bind: dict[str, Any]) -> list[Any]:
-        calls.append((query, bind))
-        return []
-
-    monkeypatch.setattr(ArangoStore, "_query", record)
-    store = ArangoStore("http://127.0.0.1:1", "db", "root", "pw")
-    cursor = cursors.encode("2024-06-01T00:00:00.000000Z", "some-id") if with_cursor else None
-    await store.page(status=status, symbol=symbol, limit=5, cursor=cursor)
-    await store.list_active()
-    await store.count_by_status()
-    for query, bind in calls:
+def test_the_other_queries_bind_exactly_what_they_name() -> None:
+    for query, bind in (queries.list_active(["pending", "loading"]), queries.count_by_status()):
         assert _placeholders(query) == set(bind), query
-        assert bind["@coll"] == arango_store.QUEUE_COLLECTION
-    page_bind = calls[0][1]
-    assert page_bind["limit"] == 6  # one more than asked: tells whether a next page exists
-    assert ("status" in page_bind, "symbol" in page_bind) == (
-        status is not None,
-        symbol is not None,
-    )
-    if with_cursor:
-        assert (page_bind["created"], page_bind["key"]) == (
-            "2024-06-01T00:00:00.000000Z",
-            "some-id",
-        )
-    assert "OFFSET" not in calls[0][0] and "fullCount" not in calls[0][0]
+        assert bind["@coll"] == queries.QUEUE_COLLECTION

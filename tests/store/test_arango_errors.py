@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from queue_manager.adapters.arango_store import ArangoStore
+from queue_manager.adapters.arango_store.errors import ErrorScrubber
 from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
 from queue_manager.settings import Settings
 
@@ -96,8 +97,8 @@ def test_from_settings_uses_the_platform_variables(monkeypatch: pytest.MonkeyPat
 
 
 def test_password_never_reaches_an_error_detail() -> None:
-    store = ArangoStore(f"http://qm:{PASSWORD}@arango:8529", "sf", "qm", PASSWORD)
-    err = store._unavailable("read", OSError(f"boom http://qm:{PASSWORD}@arango:8529 {PASSWORD}"))
+    errors = ErrorScrubber("qm", PASSWORD, "sf")
+    err = errors.unavailable("read", OSError(f"boom http://qm:{PASSWORD}@arango:8529 {PASSWORD}"))
     assert PASSWORD not in err.message
     assert "***" in err.message
 

@@ -15,7 +15,7 @@ from queue_manager.domain.state import apply_telemetry
 from queue_manager.domain.telemetry import Reported, TelemetryEvent
 from queue_manager.ports import StateStore
 from tests.store.conftest import Backend
-from tests.store.helpers import BASE, full_queue, make_queue
+from tests.store.helpers import BASE, full_queue, make_queue, update_one
 
 
 def test_store_names_itself(store: StateStore, backend: Backend) -> None:
@@ -79,7 +79,7 @@ async def test_update_applies_mutate_and_returns_the_stored_copy(store: StateSto
         q.status = QueueStatus.LOADING
         return True
 
-    updated = await store.update(queue.id, mutate)
+    updated = await update_one(store, queue.id, mutate)
     assert updated is not None
     assert (updated.records_written, updated.status) == (42, QueueStatus.LOADING)
     assert await store.get(queue.id) == updated
@@ -95,7 +95,7 @@ async def test_update_writes_nothing_when_mutate_reports_no_change(store: StateS
         q.records_written = 999  # changed in memory, but reported as unchanged
         return False
 
-    result = await store.update(queue.id, no_change)
+    result = await update_one(store, queue.id, no_change)
     assert result is not None
     assert await store.get(queue.id) == queue
 
@@ -108,8 +108,8 @@ async def test_update_unknown_is_none(store: StateStore) -> None:
         called = True
         return True
 
-    assert await store.update("00000000-0000-4000-8000-000000000000", mutate) is None
-    assert await store.update("bad/key", mutate) is None
+    assert await update_one(store, "00000000-0000-4000-8000-000000000000", mutate) is None
+    assert await update_one(store, "bad/key", mutate) is None
     assert called is False
 
 
@@ -239,7 +239,7 @@ async def test_concurrent_updates_lose_nothing(store: StateStore, backend: Backe
         return True
 
     writers = [store if i % 2 else other for i in range(200)]
-    results = await asyncio.gather(*(w.update(queue.id, increment) for w in writers))
+    results = await asyncio.gather(*(update_one(w, queue.id, increment) for w in writers))
     assert all(r is not None for r in results)
     final = await store.get(queue.id)
     assert final is not None
@@ -270,7 +270,7 @@ async def test_concurrent_telemetry_keeps_the_maximum(store: StateStore, backend
     events.reverse()  # the newest first: later, smaller counts must not win
     events.insert(75, telemetry(150, Reported.FINISHED))
     await asyncio.gather(
-        *((store if i % 2 else other).update(queue.id, apply(e)) for i, e in enumerate(events))
+        *(update_one(store if i % 2 else other, queue.id, apply(e)) for i, e in enumerate(events))
     )
     final = await store.get(queue.id)
     assert final is not None

@@ -14,7 +14,7 @@ from queue_manager.adapters.cursor import sort_key
 from queue_manager.domain.models import QueueState, Step
 from queue_manager.ports import StateStore
 from tests.store.conftest import Backend
-from tests.store.helpers import FIXED_QUEUE_FIELDS, FIXED_STEP_FIELDS, full_queue
+from tests.store.helpers import FIXED_QUEUE_FIELDS, FIXED_STEP_FIELDS, full_queue, update_one
 
 ARANGO_ONLY = {"_key", "_id", "_rev", "created"}
 
@@ -62,7 +62,7 @@ async def test_updates_keep_the_shape(store: StateStore, backend: Backend) -> No
         q.records_written += 1
         return True
 
-    updated = await store.update(queue.id, mutate)
+    updated = await update_one(store, queue.id, mutate)
     assert updated is not None
     raw = await backend.raw_document(queue.id)
     assert raw is not None

@@ -14,7 +14,7 @@ from queue_manager.adapters.sqlite_store import SQLiteStore
 from queue_manager.domain.models import QueueState, QueueStatus, StepStatus
 from queue_manager.domain.state import apply_telemetry
 from queue_manager.domain.telemetry import Reported, TelemetryEvent
-from tests.store.helpers import make_queue
+from tests.store.helpers import make_queue, update_one
 
 PROCESSES = 2
 QUEUES = 4
@@ -59,7 +59,7 @@ async def _writer(path: str, process: int, queue_ids: list[str], start: Any) -> 
                 step.params[key] = step.params.get(key, 0) + 1
                 return True
 
-            stored = await store.update(qid, mutate)
+            stored = await update_one(store, qid, mutate)
             assert stored is not None
             seen[qid] = stored.steps[0].records_written
     finally:

@@ -145,3 +145,34 @@ def test_queue_status_is_derived() -> None:
     }
     queue = planner.plan(TypeAdapter(StartRequest).validate_python(body), QID)
     assert state.derive_status(queue) is QueueStatus.PENDING
+
+
+def test_worker_must_stop_once_its_step_ends_unfinished_or_its_queue_stops(
+    single: dict[str, Any],
+) -> None:
+    queue = plan(single)
+    step = queue.steps[0]
+    apply(queue, 0, "loading", 10)
+    assert not state.worker_must_stop(queue, step)
+    assert not state.worker_must_stop(queue, None)
+    state.request_stop(queue, T0, timedelta(seconds=30))
+    assert state.worker_must_stop(queue, None)
+    assert not state.ended_unfinished(step)  # still running: the grace period is for it
+
+
+def test_a_finished_step_is_not_told_to_stop_while_its_queue_runs(
+    historical: dict[str, Any],
+) -> None:
+    queue = plan(historical)
+    step = queue.steps[0]
+    apply(queue, 0, "finished", 10)
+    assert queue.status is QueueStatus.LOADING
+    assert not state.ended_unfinished(step)
+    assert not state.worker_must_stop(queue, step)
+
+
+def test_an_errored_step_ended_unfinished(single: dict[str, Any]) -> None:
+    queue = plan(single)
+    apply(queue, 0, "error")
+    assert state.ended_unfinished(queue.steps[0])
+    assert state.worker_must_stop(queue, queue.steps[0])

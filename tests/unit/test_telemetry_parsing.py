@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from queue_manager.domain.models import StepStatus
-from queue_manager.domain.telemetry import Ignored, Rejected, Source, parse
+from queue_manager.domain.telemetry import Ignored, Rejected, Source, parse, step_status
 
 
 def test_workers_shape_keeps_only_whitelisted_fields() -> None:
@@ -29,7 +29,7 @@ def test_workers_shape_keeps_only_whitelisted_fields() -> None:
         ),
         Source.EVENTS,
     )
-    assert event.status.step_status() is StepStatus.LOADING
+    assert step_status(event.status) is StepStatus.LOADING
     assert event.records_written == 378
     dumped = event.model_dump()
     assert "user" not in dumped and "arango_url" not in dumped
@@ -40,7 +40,7 @@ def test_control_shape_and_commands_on_the_control_topic() -> None:
         {"type": "telemetry", "queue_id": "q-1", "status": "interrupted", "records_written": 5},
         Source.CONTROL,
     )
-    assert event.status.step_status() is StepStatus.STOPPED
+    assert step_status(event.status) is StepStatus.STOPPED
     with pytest.raises(Ignored):
         parse({"queue_id": "q-1", "command": "stop"}, Source.CONTROL)
 

@@ -91,7 +91,7 @@ def test_an_explicit_mapping_ignores_the_process_environment(monkeypatch):
         ({"TELEMETRY_PRODUCER_ID": None}, "TELEMETRY_PRODUCER_ID: missing"),
         ({"TIME_RANGE": "2024-06-01"}, "TIME_RANGE: must be YYYY-MM-DD:YYYY-MM-DD"),
         ({"TIME_RANGE": "2024-02-30:2024-03-01"}, "TIME_RANGE: not a real date"),
-        ({"TIME_RANGE": "2024-03-01:2024-02-01"}, "TIME_RANGE: start is after end"),
+        ({"TIME_RANGE": "2024-03-01:2024-02-01"}, "TIME_RANGE: start date is after end date"),
         ({"KAFKA_BOOTSTRAP_SERVERS": None}, "KAFKA_BOOTSTRAP_SERVERS: missing"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "kafka"}, "KAFKA_BOOTSTRAP_SERVERS: must be"),
         ({"KAFKA_USER": "qm"}, "KAFKA_PASSWORD: required when KAFKA_USER is set"),

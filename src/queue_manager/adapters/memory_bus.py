@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.telemetry import Source
 from queue_manager.ports import Command, Message
 
@@ -29,15 +30,21 @@ class MemoryBus:
         self._inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=max_pending)
         self._updates: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max_pending)
         self._stopped = asyncio.Event()
+        self._running = False
 
     async def start(self) -> None:
         self._stopped.clear()
+        self._running = True
 
     async def stop(self) -> None:
         self._stopped.set()
+        self._running = False
 
     async def ping(self) -> None:
-        """Always reachable: it lives in this process."""
+        """Reachable whenever it runs (it lives in this process); not before start or after stop,
+        like a Kafka bus without its connection."""
+        if not self._running:
+            raise DependencyUnavailable("bus", "in-process bus not started")
 
     async def send_command(self, command: Command) -> None:
         # queue-control carries commands too; the dispatcher reads and ignores them, as on Kafka.

@@ -152,11 +152,6 @@ class SQLiteStore:
         doc = await self.get_json(queue_id)
         return _load(doc) if doc is not None else None
 
-    async def update(
-        self, queue_id: str, mutate: Callable[[QueueState], bool]
-    ) -> QueueState | None:
-        return (await self.update_many({queue_id: mutate}))[queue_id]
-
     async def update_many(
         self, changes: Mapping[str, Callable[[QueueState], bool]]
     ) -> dict[str, QueueState | None]:

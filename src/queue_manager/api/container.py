@@ -10,9 +10,10 @@ from queue_manager.api.hub import Hub
 from queue_manager.api.sessions import Sessions
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.observability.metrics import Metrics
-from queue_manager.services.engine import Engine
+from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.queues import QueueService
+from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import Settings
 
 
@@ -26,8 +27,9 @@ class AuthPolicy:
 @dataclass
 class Container:
     settings: Settings
-    engine: Engine
     queues: QueueService
+    workers: WorkerReports
+    health: Health
     hub: Hub
     metrics: Metrics
     tokens: WorkerTokens

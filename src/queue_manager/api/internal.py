@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import error, success
-from queue_manager.domain.models import QueueState
+from queue_manager.domain.errors import QueueNotFound
 
 router = APIRouter(prefix="/internal", include_in_schema=False)
 Services = Annotated[Container, Depends(get_container)]
@@ -38,19 +38,8 @@ async def telemetry(
     queue_id = data.get("queue_id") if isinstance(data, dict) else None
     if not _authorised(services, queue_id, authorization):
         return error("Invalid worker token for this queue", 401)
-    # Through the bus, like Kafka telemetry: one dispatcher applies everything.
-    await services.engine.d.bus.send_telemetry(raw)
+    await services.workers.accept_telemetry(raw)
     return success("Accepted", status_code=202)
-
-
-def _commands(queue: QueueState, producer: str | None) -> list[dict[str, Any]]:
-    step = queue.step_by_producer(producer) if producer else None
-    stop = (
-        queue.stop_requested_at is not None
-        or queue.status.terminal
-        or (step is not None and step.status.terminal and step.status.value != "finished")
-    )
-    return [{"queue_id": queue.id, "command": "stop", "payload": {}}] if stop else []
 
 
 @router.get("/commands")
@@ -62,7 +51,8 @@ async def commands(
 ) -> Response:
     if not _authorised(services, queue_id, authorization):
         return error("Invalid worker token for this queue", 401)
-    queue = await services.engine.d.store.get(queue_id)
-    if queue is None:
+    try:
+        commands = await services.workers.commands(queue_id, producer)
+    except QueueNotFound:
         return error(f"Queue {queue_id} not found", 404)
-    return success("Commands", {"commands": _commands(queue, producer)})
+    return success("Commands", {"commands": commands})

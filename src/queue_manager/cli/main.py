@@ -310,6 +310,8 @@ def watch(
     Without: prints every update until Ctrl-C.
     """
     from queue_manager.cli import watch as live
+    from queue_manager.cli.watch_render import Display, LineDisplay, LiveDisplay
+    from queue_manager.cli.watch_view import QueueView
 
     options = _options(ctx)
     out = make_console()
@@ -331,18 +333,16 @@ def watch(
             return
         return
 
-    display: live.Display = (
-        live.LiveDisplay(out) if out.is_terminal and not plain else live.LineDisplay(out, err)
-    )
+    display: Display = LiveDisplay(out) if out.is_terminal and not plain else LineDisplay(out, err)
 
-    async def follow() -> live.QueueView:
+    async def follow() -> QueueView:
         async with options.client() as api:
             with display:
                 return await live.watch_queue(api, queue_id, display)
 
     view = _run(follow())
     out.print(view.final_line())
-    if view.status != QueueStatus.FINISHED.value:
+    if view.status is not QueueStatus.FINISHED:
         raise typer.Exit(1)
 
 

@@ -8,17 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Re-exported: the domain names targets the way the job contract does.
+from queue_manager.job_contract import Target as Target
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Target(StrEnum):
-    LOADER = "loader-producer"
-    CONNECTOR = "arango-connector"
-    GRAPH_BUILDER = "graph-builder"
-    GNN_TRAINER = "gnn-trainer"
-    VISUALIZER = "visualizer"
 
 
 class StepStatus(StrEnum):
@@ -134,11 +129,5 @@ class QueueState(BaseModel):
     def step_by_producer(self, producer: str) -> Step | None:
         for step in self.steps:
             if step.telemetry_id == producer:
-                return step
-        return None
-
-    def step_by_job(self, job_name: str) -> Step | None:
-        for step in self.steps:
-            if step.job_name == job_name:
                 return step
         return None

@@ -8,6 +8,7 @@ import uuid
 from datetime import date
 
 from queue_manager.domain.models import LoaderType, Target
+from queue_manager.job_contract import is_streaming as is_streaming
 
 # Longest first, so FDUSD wins over USD and USDT over USD.
 QUOTE_CURRENCIES = tuple(
@@ -17,15 +18,6 @@ QUOTE_CURRENCIES = tuple(
 )
 
 JOB_NAME_MAX = 63
-
-
-def is_streaming(step_type: str) -> bool:
-    return (
-        step_type.startswith("ws_")
-        or step_type.startswith("realtime_")
-        or step_type.endswith("_stream")
-        or step_type == "ws"
-    )
 
 
 def base_asset(symbol: str) -> str:

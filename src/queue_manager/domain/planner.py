@@ -8,24 +8,15 @@ run, a batch step when they have finished.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from enum import Enum
 
 from queue_manager.domain import naming
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.models import QueueState, Step, StepStatus, Target
-from queue_manager.domain.requests import (
-    PARAMETER_ENV,
-    PipelineCreate,
-    QueueCreate,
-    StepRequest,
-)
-
-REQUIRED: dict[Target, list[tuple[str, ...]]] = {
-    Target.GRAPH_BUILDER: [("collection_inputs",), ("collection_output",)],
-    Target.GNN_TRAINER: [("graph_collection",), ("model_output", "inference_interval")],
-    Target.VISUALIZER: [("source",)],
-}
+from queue_manager.domain.requests import PipelineCreate, QueueCreate, StepRequest
+from queue_manager.job_contract import PARAMETER_ENV, missing_parameters
 
 
 class Edge(Enum):
@@ -61,17 +52,20 @@ def plan(request: QueueCreate | PipelineCreate, queue_id: str) -> QueueState:
 def _check_required(steps_in: list[StepRequest]) -> None:
     errors = []
     for i, req in enumerate(steps_in):
-        for alternatives in REQUIRED.get(req.target, []):
-            if all(getattr(req, name) in (None, []) for name in alternatives):
-                wanted = " or ".join(alternatives)
-                errors.append(
-                    {
-                        "field": f"requests.{i}.{alternatives[0]}",
-                        "message": f"{req.target.value} requires {wanted}",
-                    }
-                )
+        for alternatives in missing_parameters(req.target, _given(req)):
+            wanted = " or ".join(alternatives)
+            errors.append(
+                {
+                    "field": f"requests.{i}.{alternatives[0]}",
+                    "message": f"{req.target.value} requires {wanted}",
+                }
+            )
     if errors:
         raise InvalidRequest(errors)
+
+
+def _given(req: StepRequest) -> Callable[[str], bool]:
+    return lambda name: getattr(req, name) not in (None, [])
 
 
 def _step(

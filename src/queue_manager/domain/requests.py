@@ -18,29 +18,15 @@ from pydantic import (
 )
 
 from queue_manager.domain.models import Target
+from queue_manager.job_contract import TIME_RANGE_FORMAT, parse_time_range
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
-TIME_RANGE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}):(\d{4}-\d{2}-\d{2})$")
 TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$"
 INTERVAL_PATTERN = r"^[1-9][0-9]{0,3}(s|m|h|d|w|M)$"
 SINGLE_TYPE_PREFIXES = ("api_", "ws_", "rest_")
 
 CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
-
-
-def parse_time_range(value: str) -> tuple[date, date]:
-    """`YYYY-MM-DD:YYYY-MM-DD`, real dates, start <= end."""
-    match = TIME_RANGE_RE.match(value)
-    if not match:
-        raise ValueError("must be YYYY-MM-DD:YYYY-MM-DD")
-    try:
-        start, end = date.fromisoformat(match.group(1)), date.fromisoformat(match.group(2))
-    except ValueError as exc:
-        raise ValueError(f"not a real date ({exc})") from None
-    if start > end:
-        raise ValueError("start date is after end date")
-    return start, end
 
 
 class _Common(BaseModel):
@@ -50,7 +36,7 @@ class _Common(BaseModel):
         description="Trading pair, e.g. BTCUSDT (upper-cased).", examples=["BTCUSDT"]
     )
     time_range: str = Field(
-        description="YYYY-MM-DD:YYYY-MM-DD, start <= end.", examples=["2024-01-01:2024-01-03"]
+        description=f"{TIME_RANGE_FORMAT}, start <= end.", examples=["2024-01-01:2024-01-03"]
     )
 
     @field_validator("symbol", mode="before")
@@ -115,18 +101,6 @@ class StepRequest(BaseModel):
     image: str | None = Field(default=None, max_length=256)
 
 
-PARAMETER_ENV = {
-    "interval": "INTERVAL",
-    "collection_name": "COLLECTION_NAME",
-    "collection_inputs": "COLLECTION_INPUTS",
-    "collection_output": "COLLECTION_OUTPUT",
-    "graph_collection": "GRAPH_COLLECTION",
-    "model_output": "MODEL_OUTPUT",
-    "inference_interval": "INFERENCE_INTERVAL",
-    "source": "SOURCE",
-}
-
-
 class PipelineCreate(_Common):
     """Pipeline form: several steps whose order follows the data flow (docs/pipelines.md)."""
 
@@ -156,4 +130,3 @@ StartRequest = Annotated[
 SINGLE_FIELDS = sorted(QueueCreate.model_fields)
 PIPELINE_FIELDS = sorted([*PipelineCreate.model_fields, "microservices"])
 STEP_FIELDS = sorted(StepRequest.model_fields)
-TARGETS = [t.value for t in Target]

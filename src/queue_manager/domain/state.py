@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from queue_manager.domain.errors import Conflict
 from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
 from queue_manager.domain.planner import ready_steps
-from queue_manager.domain.telemetry import TelemetryEvent
+from queue_manager.domain.telemetry import TelemetryEvent, step_status
 
 
 @dataclass
@@ -23,7 +23,6 @@ class Outcome:
     #: a step changed status (not just progress): dependents may be ready to launch
     transitioned: bool = False
     steps: set[int] = field(default_factory=set)
-    failed_fast: bool = False
     #: steps whose jobs must go now (fail-fast, or a step stopped behind the service's back)
     kill: set[int] = field(default_factory=set)
 
@@ -35,7 +34,6 @@ class Outcome:
         self.changed |= other.changed
         self.transitioned |= other.transitioned
         self.steps |= other.steps
-        self.failed_fast |= other.failed_fast
         self.kill |= other.kill
 
 
@@ -63,6 +61,21 @@ def _grow(step: Step, records: int | None, last_ts: datetime | None, out: Outcom
         out.touch(step)
 
 
+def ended_unfinished(step: Step) -> bool:
+    """The step ended other than by finishing (error, stopped, skipped): its job must not run."""
+    return step.status.terminal and step.status is not StepStatus.FINISHED
+
+
+def worker_must_stop(queue: QueueState, step: Step | None) -> bool:
+    """What a worker polling for commands is told (docs/worker-protocol.md): stop once its queue
+    is being stopped or has ended, or its own step ended unfinished."""
+    return (
+        queue.stop_requested_at is not None
+        or queue.status.terminal
+        or (step is not None and ended_unfinished(step))
+    )
+
+
 def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
     if event.producer:
         step = queue.step_by_producer(event.producer)
@@ -79,7 +92,7 @@ def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
 
 def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
     out = Outcome()
-    status = event.status.step_status()
+    status = step_status(event.status)
     _grow(step, event.records_written, event.last_loaded_timestamp, out)
     if status is StepStatus.ERROR:
         message = event.error_message or event.message or "worker reported an error"
@@ -105,7 +118,6 @@ def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outco
     _advance(step, StepStatus.ERROR, now, out)
     if queue.stop_requested_at is not None or queue.status.terminal:
         return
-    out.failed_fast = True
     if queue.error_message is None:
         queue.error_message = f"step {step.index} ({step.target.value}) failed: {message}"
     for other in queue.steps:

@@ -11,6 +11,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from queue_manager.domain.models import StepStatus
+from queue_manager.job_contract import CONTROL_TELEMETRY_TYPE, Telemetry
+from queue_manager.job_contract import Reported as Reported  # the domain reads reports as sent
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_TEXT = 2000
@@ -22,16 +24,9 @@ class Source(StrEnum):
     HTTP = "http"
 
 
-class Reported(StrEnum):
-    STARTED = "started"
-    LOADING = "loading"
-    FINISHED = "finished"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
-    PONG = "pong"
-
-    def step_status(self) -> StepStatus | None:
-        return _TO_STEP.get(self)
+def step_status(reported: Reported) -> StepStatus | None:
+    """The step status a report moves its step to; None for reports that move nothing."""
+    return _TO_STEP.get(reported)
 
 
 _TO_STEP = {
@@ -108,33 +103,34 @@ def parse(raw: bytes | dict[str, Any], source: Source) -> TelemetryEvent:
         data = raw
     if not isinstance(data, dict):
         raise Rejected("not_an_object")
+    t = Telemetry
     if source is Source.CONTROL:
-        if data.get("type") != "telemetry":
+        if data.get(t.TYPE) != CONTROL_TELEMETRY_TYPE:
             raise Ignored
         fields = {
-            "queue_id": data.get("queue_id"),
-            "status": data.get("status"),
-            "producer": data.get("producer"),
-            "records_written": data.get("records_written"),
-            "error_message": data.get("error_message"),
-            "sent_at": data.get("sent_at") or data.get("finished_at") or data.get("timestamp"),
-            "last_loaded_timestamp": data.get("last_loaded_timestamp"),
+            "queue_id": data.get(t.QUEUE_ID),
+            "status": data.get(t.STATUS),
+            "producer": data.get(t.PRODUCER),
+            "records_written": data.get(t.RECORDS_WRITTEN),
+            "error_message": data.get(t.ERROR_MESSAGE),
+            "sent_at": data.get(t.SENT_AT) or data.get(t.FINISHED_AT) or data.get(t.TIMESTAMP),
+            "last_loaded_timestamp": data.get(t.LAST_LOADED_TIMESTAMP),
         }
     else:
-        status = data.get("event") if data.get("event") is not None else data.get("status")
-        if status is None and data.get("finished") is True:
-            status = "finished"
+        status = data.get(t.EVENT) if data.get(t.EVENT) is not None else data.get(t.STATUS)
+        if status is None and data.get(t.FINISHED) is True:
+            status = Reported.FINISHED.value
         fields = {
-            "queue_id": data.get("queue_id"),
+            "queue_id": data.get(t.QUEUE_ID),
             "status": status,
-            "producer": data.get("producer"),
-            "records_written": data.get("records_written"),
-            "last_loaded_timestamp": data.get("last_loaded_timestamp"),
-            "finished": data.get("finished"),
-            "message": data.get("message"),
-            "error_message": data.get("error_message"),
-            "sent_at": data.get("sent_at") or data.get("timestamp"),
-            "step_type": data.get("type"),
+            "producer": data.get(t.PRODUCER),
+            "records_written": data.get(t.RECORDS_WRITTEN),
+            "last_loaded_timestamp": data.get(t.LAST_LOADED_TIMESTAMP),
+            "finished": data.get(t.FINISHED),
+            "message": data.get(t.MESSAGE),
+            "error_message": data.get(t.ERROR_MESSAGE),
+            "sent_at": data.get(t.SENT_AT) or data.get(t.TIMESTAMP),
+            "step_type": data.get(t.TYPE),
         }
     try:
         return TelemetryEvent.model_validate({k: v for k, v in fields.items() if v is not None})

@@ -22,10 +22,10 @@ class Metrics:
         self.telemetry_events = Counter(
             "queue_manager_telemetry_events", "Telemetry applied.", ["source", "status"], registry=r
         )
-        self.telemetry_rejected = Counter(
+        self.telemetry_rejected_total = Counter(
             "queue_manager_telemetry_rejected", "Telemetry skipped.", ["reason"], registry=r
         )
-        self.telemetry_lag = Histogram(
+        self.telemetry_lag_seconds = Histogram(
             "queue_manager_telemetry_lag_seconds",
             "Now minus the event's sent_at when applied.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
@@ -44,6 +44,23 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+
+    # ports.ServiceMetrics: what the services count.
+
+    def queue_started(self) -> None:
+        self.queues_started.inc()
+
+    def job_launched(self, target: str, result: str) -> None:
+        self.jobs_launched.labels(target=target, result=result).inc()
+
+    def telemetry_applied(self, source: str, status: str, count: int) -> None:
+        self.telemetry_events.labels(source=source, status=status).inc(count)
+
+    def telemetry_rejected(self, reason: str, count: int) -> None:
+        self.telemetry_rejected_total.labels(reason=reason).inc(count)
+
+    def telemetry_lag(self, seconds: float) -> None:
+        self.telemetry_lag_seconds.observe(seconds)
 
     def set_queue_counts(self, counts: dict[str, int]) -> None:
         for status in QueueStatus:

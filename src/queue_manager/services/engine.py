@@ -23,8 +23,17 @@ from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
 from queue_manager.domain.models import QueueState
 from queue_manager.domain.state import Outcome
 from queue_manager.domain.updates import updates_for
-from queue_manager.observability.metrics import Metrics
-from queue_manager.ports import Broadcaster, Bus, Command, JobPhase, JobStatus, Launcher, StateStore
+from queue_manager.job_contract import CommandName
+from queue_manager.ports import (
+    Broadcaster,
+    Bus,
+    Command,
+    JobPhase,
+    JobStatus,
+    Launcher,
+    ServiceMetrics,
+    StateStore,
+)
 from queue_manager.services.job_specs import JobConfig, job_spec
 
 log = structlog.get_logger(__name__)
@@ -40,7 +49,7 @@ class Deps:
     bus: Bus
     launcher: Launcher
     broadcaster: Broadcaster
-    metrics: Metrics
+    metrics: ServiceMetrics
     jobs: JobConfig
     stop_grace: timedelta
     launch_grace: timedelta
@@ -107,16 +116,16 @@ class Engine:
             await self.d.launcher.launch(job_spec(queue, step, self.d.jobs))
         except LaunchFailed as exc:
             reason = f"launch refused: {exc.message}"
-            self.d.metrics.jobs_launched.labels(target=step.target.value, result="refused").inc()
+            self.d.metrics.job_launched(step.target.value, "refused")
             bound.warning("launch refused", reason=exc.message)
             await self.apply(queue.id, lambda q: state.fail_step(q, index, reason, now()))
             return
         except DependencyUnavailable as exc:
             # Left `launching`: the reconciler launches it again once the launcher is back.
-            self.d.metrics.jobs_launched.labels(target=step.target.value, result="error").inc()
+            self.d.metrics.job_launched(step.target.value, "error")
             bound.warning("launch failed, will retry", reason=exc.detail)
             return
-        self.d.metrics.jobs_launched.labels(target=step.target.value, result="ok").inc()
+        self.d.metrics.job_launched(step.target.value, "ok")
         bound.info("job launched", job=step.job_name)
 
     async def kill(self, queue: QueueState, indexes: set[int]) -> None:
@@ -128,7 +137,7 @@ class Engine:
     async def send_stop(self, queue_id: str) -> None:
         command = Command(
             queue_id=queue_id,
-            command="stop",
+            command=CommandName.STOP,
             command_id=str(uuid.uuid4()),
             sent_at=now().isoformat(),
         )
@@ -203,7 +212,7 @@ class Engine:
         step = queue.steps[index]
         stopping = queue.stop_requested_at is not None
         if job.phase is JobPhase.ACTIVE:
-            if step.status.terminal and step.status.value != "finished":
+            if state.ended_unfinished(step):
                 await self._delete(job.name, queue.id, index)
             elif job.attempts > step.attempts:
                 await self.apply(queue.id, lambda q: state.set_attempts(q, index, job.attempts))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from queue_manager.domain.errors import LaunchFailed
 from queue_manager.domain.models import QueueState, Step
-from queue_manager.domain.requests import PARAMETER_ENV
+from queue_manager.job_contract import PARAMETER_ENV, Env
 from queue_manager.ports import JobSpec
 
 
@@ -31,21 +31,22 @@ def job_spec(queue: QueueState, step: Step, config: JobConfig) -> JobSpec:
             raise LaunchFailed(f"image {step.image!r} is not in the allow-list")
         image = step.image
     env = {
-        "QUEUE_ID": queue.id,
-        "SYMBOL": queue.symbol,
-        "TYPE": step.type,
-        "TIME_RANGE": queue.time_range,
-        "KAFKA_TOPIC": step.kafka_topic or "",
-        "COLLECTION_NAME": step.collection_name or "",
-        "TELEMETRY_PRODUCER_ID": step.telemetry_id,
-        "QUEUE_CONTROL_TOPIC": config.control_topic,
-        "QUEUE_EVENTS_TOPIC": config.events_topic,
-        "KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap_servers,
-        "ARANGO_URL": config.arango_url,
-        "ARANGO_DB": config.arango_db,
+        Env.QUEUE_ID: queue.id,
+        Env.SYMBOL: queue.symbol,
+        Env.TYPE: step.type,
+        Env.TIME_RANGE: queue.time_range,
+        Env.KAFKA_TOPIC: step.kafka_topic or "",
+        Env.COLLECTION_NAME: step.collection_name or "",
+        Env.TELEMETRY_PRODUCER_ID: step.telemetry_id,
+        Env.QUEUE_CONTROL_TOPIC: config.control_topic,
+        Env.QUEUE_EVENTS_TOPIC: config.events_topic,
+        Env.KAFKA_BOOTSTRAP_SERVERS: config.kafka_bootstrap_servers,
+        Env.ARANGO_URL: config.arango_url,
+        Env.ARANGO_DB: config.arango_db,
     }
     for name, var in PARAMETER_ENV.items():
         value = step.params.get(name)
+        # COLLECTION_NAME is set above from the step's resolved collection.
         if value is None or name == "collection_name":
             continue
         env[var] = ",".join(value) if isinstance(value, list) else str(value)

@@ -10,6 +10,7 @@ from queue_manager.domain import planner, state
 from queue_manager.domain.errors import QueueNotFound
 from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.requests import PipelineCreate, QueueCreate
+from queue_manager.job_contract import CommandName
 from queue_manager.ports import Command, Page
 from queue_manager.services.engine import Engine, now
 
@@ -35,7 +36,7 @@ class QueueService:
         if not created:
             log.info("idempotent start replayed", queue_id=stored.id)
             return stored
-        self.d.metrics.queues_started.inc()
+        self.d.metrics.queue_started()
         log.info(
             "queue created",
             queue_id=stored.id,
@@ -48,7 +49,7 @@ class QueueService:
         await self.d.bus.send_command(
             Command(
                 queue_id=stored.id,
-                command="start",
+                command=CommandName.START,
                 command_id=str(uuid.uuid4()),
                 sent_at=now().isoformat(),
             )

@@ -66,12 +66,12 @@ class Dispatcher:
         for rejection in rejected:
             self.reject(rejection.reason, rejection.detail)
         for (source, status), count in counts.items():
-            self.d.metrics.telemetry_events.labels(source=source, status=status).inc(count)
-        lag = self.d.metrics.telemetry_lag
+            self.d.metrics.telemetry_applied(source, status, count)
         for events in by_queue.values():
             for event in events:
                 if event.sent_at is not None:
-                    lag.observe(max((received - event.sent_at).total_seconds(), 0.0))
+                    lag = max((received - event.sent_at).total_seconds(), 0.0)
+                    self.d.metrics.telemetry_lag(lag)
 
     async def apply_events(self, by_queue: dict[str, list[TelemetryEvent]], at: datetime) -> None:
         """One store write for the whole batch; each queue gets its events in order."""
@@ -102,5 +102,5 @@ class Dispatcher:
                 await self.engine.advance(queue_id)
 
     def reject(self, reason: str, detail: str, count: int = 1) -> None:
-        self.d.metrics.telemetry_rejected.labels(reason=reason).inc(count)
+        self.d.metrics.telemetry_rejected(reason, count)
         log.warning("telemetry rejected", reason=reason, detail=detail[:300])

@@ -19,10 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-_TIME_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2}):(\d{4}-\d{2}-\d{2})$")
-
-# Values of these variables never appear in an error message.
-_SECRET_VARIABLES = frozenset({"KAFKA_PASSWORD", "QM_WORKER_TOKEN"})
+from queue_manager.job_contract import PARAMETER_ENV, SECRET_ENV, Env, parse_time_range
 
 Transport = Literal["http", "kafka"]
 
@@ -54,38 +51,38 @@ class WorkerEnv(BaseSettings):
         str_strip_whitespace=True,
     )
 
-    queue_id: str = Field(validation_alias="QUEUE_ID", min_length=1, max_length=64)
-    symbol: str = Field(validation_alias="SYMBOL", min_length=1)
-    step_type: str = Field(validation_alias="TYPE", min_length=1)
-    time_range: str = Field(validation_alias="TIME_RANGE")
-    telemetry_producer_id: str = Field(validation_alias="TELEMETRY_PRODUCER_ID", min_length=1)
-    kafka_topic: str | None = _var("KAFKA_TOPIC")
-    collection_name: str | None = _var("COLLECTION_NAME")
+    queue_id: str = Field(validation_alias=Env.QUEUE_ID, min_length=1, max_length=64)
+    symbol: str = Field(validation_alias=Env.SYMBOL, min_length=1)
+    step_type: str = Field(validation_alias=Env.TYPE, min_length=1)
+    time_range: str = Field(validation_alias=Env.TIME_RANGE)
+    telemetry_producer_id: str = Field(validation_alias=Env.TELEMETRY_PRODUCER_ID, min_length=1)
+    kafka_topic: str | None = _var(Env.KAFKA_TOPIC)
+    collection_name: str | None = _var(Env.COLLECTION_NAME)
 
-    queue_control_topic: str = Field("queue-control", validation_alias="QUEUE_CONTROL_TOPIC")
-    queue_events_topic: str = Field("queue-events", validation_alias="QUEUE_EVENTS_TOPIC")
-    kafka_bootstrap_servers: str | None = _var("KAFKA_BOOTSTRAP_SERVERS")
-    kafka_user: str | None = _var("KAFKA_USER")
-    kafka_password: SecretStr | None = _var("KAFKA_PASSWORD")
-    ca_path: Path | None = _var("CA_PATH")
-    arango_url: str | None = _var("ARANGO_URL")
-    arango_db: str | None = _var("ARANGO_DB")
+    queue_control_topic: str = Field("queue-control", validation_alias=Env.QUEUE_CONTROL_TOPIC)
+    queue_events_topic: str = Field("queue-events", validation_alias=Env.QUEUE_EVENTS_TOPIC)
+    kafka_bootstrap_servers: str | None = _var(Env.KAFKA_BOOTSTRAP_SERVERS)
+    kafka_user: str | None = _var(Env.KAFKA_USER)
+    kafka_password: SecretStr | None = _var(Env.KAFKA_PASSWORD)
+    ca_path: Path | None = _var(Env.CA_PATH)
+    arango_url: str | None = _var(Env.ARANGO_URL)
+    arango_db: str | None = _var(Env.ARANGO_DB)
 
     # docs/pipelines.md step parameters.
-    interval: str | None = _var("INTERVAL")
+    interval: str | None = _var(PARAMETER_ENV["interval"])
     collection_inputs: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias="COLLECTION_INPUTS"
+        default_factory=list, validation_alias=PARAMETER_ENV["collection_inputs"]
     )
-    collection_output: str | None = _var("COLLECTION_OUTPUT")
-    graph_collection: str | None = _var("GRAPH_COLLECTION")
-    model_output: str | None = _var("MODEL_OUTPUT")
-    inference_interval: str | None = _var("INFERENCE_INTERVAL")
-    source: str | None = _var("SOURCE")
+    collection_output: str | None = _var(PARAMETER_ENV["collection_output"])
+    graph_collection: str | None = _var(PARAMETER_ENV["graph_collection"])
+    model_output: str | None = _var(PARAMETER_ENV["model_output"])
+    inference_interval: str | None = _var(PARAMETER_ENV["inference_interval"])
+    source: str | None = _var(PARAMETER_ENV["source"])
 
     # Embedded mode: the local launcher sets these and the worker reports over HTTP.
-    qm_url: str | None = _var("QM_URL")
-    qm_worker_token: SecretStr | None = _var("QM_WORKER_TOKEN")
-    qm_exit_file: Path | None = _var("QM_EXIT_FILE")
+    qm_url: str | None = _var(Env.QM_URL)
+    qm_worker_token: SecretStr | None = _var(Env.QM_WORKER_TOKEN)
+    qm_exit_file: Path | None = _var(Env.QM_EXIT_FILE)
 
     @classmethod
     def settings_customise_sources(
@@ -104,15 +101,7 @@ class WorkerEnv(BaseSettings):
     @field_validator("time_range")
     @classmethod
     def _valid_range(cls, value: str) -> str:
-        match = _TIME_RANGE.match(value)
-        if match is None:
-            raise ValueError("must be YYYY-MM-DD:YYYY-MM-DD")
-        try:
-            start, end = date.fromisoformat(match[1]), date.fromisoformat(match[2])
-        except ValueError as exc:
-            raise ValueError(f"not a real date ({exc})") from None
-        if start > end:
-            raise ValueError("start is after end")
+        parse_time_range(value)
         return value
 
     @field_validator("collection_inputs", mode="before")
@@ -184,11 +173,11 @@ class WorkerEnv(BaseSettings):
 
     @property
     def start_date(self) -> date:
-        return date.fromisoformat(self.time_range.split(":")[0])
+        return parse_time_range(self.time_range)[0]
 
     @property
     def end_date(self) -> date:
-        return date.fromisoformat(self.time_range.split(":")[1])
+        return parse_time_range(self.time_range)[1]
 
     @property
     def range_start(self) -> datetime:
@@ -218,7 +207,7 @@ def _describe(exc: ValidationError) -> list[str]:
         if not name:
             # A model-level check already names its variables.
             problems.append(message)
-        elif name in _SECRET_VARIABLES or not isinstance(error.get("input"), str):
+        elif name in SECRET_ENV or not isinstance(error.get("input"), str):
             problems.append(f"{name}: {message}")
         else:
             problems.append(f"{name}: {message} (got {error['input']!r})")

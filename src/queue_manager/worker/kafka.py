@@ -16,6 +16,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from queue_manager.job_contract import CommandField
 from queue_manager.kafka_security import client_security
 from queue_manager.worker.env import WorkerEnv
 from queue_manager.worker.transport import DeliveryError, OnCommand
@@ -142,8 +143,8 @@ class KafkaTransport:
             return None
         if (
             not isinstance(message, dict)
-            or message.get("queue_id") != self._env.queue_id
-            or not isinstance(message.get("command"), str)
+            or message.get(CommandField.QUEUE_ID) != self._env.queue_id
+            or not isinstance(message.get(CommandField.COMMAND), str)
         ):
             return None
         return message

@@ -20,11 +20,17 @@ from typing import TypeVar
 
 import structlog
 
-from queue_manager.domain.naming import is_streaming
+from queue_manager.job_contract import (
+    PARAMETER_ENV,
+    TARGETS,
+    Target,
+    is_streaming,
+)
+from queue_manager.job_contract import (
+    missing_parameters as missing_requirements,
+)
 from queue_manager.worker.env import WorkerEnv, WorkerEnvError
 from queue_manager.worker.sdk import Outcome, Worker, make_transport
-
-TARGETS = ("loader-producer", "arango-connector", "graph-builder", "gnn-trainer", "visualizer")
 
 DEFAULT_DURATION = 6.0
 DEFAULT_TICK = 0.5
@@ -32,11 +38,11 @@ DEFAULT_RECORDS_PER_TICK = 100
 
 # What each target says it did, for the telemetry `message`.
 _WORK = {
-    "loader-producer": "published {n} records to {topic}",
-    "arango-connector": "wrote {n} documents to {collection}",
-    "graph-builder": "built {n} graph elements into {output}",
-    "gnn-trainer": "processed {n} samples for {output}",
-    "visualizer": "published {n} metric points from {source}",
+    Target.LOADER: "published {n} records to {topic}",
+    Target.CONNECTOR: "wrote {n} documents to {collection}",
+    Target.GRAPH_BUILDER: "built {n} graph elements into {output}",
+    Target.GNN_TRAINER: "processed {n} samples for {output}",
+    Target.VISUALIZER: "published {n} metric points from {source}",
 }
 
 _T = TypeVar("_T")
@@ -168,25 +174,14 @@ def parse_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
 
 
 def missing_parameters(target: str, env: WorkerEnv) -> list[str]:
-    """The docs/pipelines.md parameters `target` cannot work without."""
-    missing: list[str] = []
-    if target == "graph-builder":
-        if not env.collection_inputs:
-            missing.append("COLLECTION_INPUTS")
-        if env.collection_output is None:
-            missing.append("COLLECTION_OUTPUT")
-    elif target == "gnn-trainer":
-        if env.graph_collection is None:
-            missing.append("GRAPH_COLLECTION")
-        if env.model_output is None and env.inference_interval is None:
-            missing.append("MODEL_OUTPUT or INFERENCE_INTERVAL")
-    elif target == "visualizer" and env.source is None:
-        missing.append("SOURCE")
-    return missing
+    """The docs/pipelines.md parameters `target` cannot work without, by variable name: the same
+    requirements the service checks when it accepts the step."""
+    unmet = missing_requirements(target, lambda name: getattr(env, name) not in (None, []))
+    return [" or ".join(PARAMETER_ENV[name] for name in alternatives) for alternatives in unmet]
 
 
 def _describe_work(options: Options, env: WorkerEnv, records: int) -> str:
-    return _WORK[options.target].format(
+    return _WORK[Target(options.target)].format(
         n=records,
         topic=env.kafka_topic or f"{env.queue_id}.{env.step_type}",
         collection=env.collection_name or "its collection",

@@ -1,16 +1,19 @@
 """The Worker a StreamForge job uses to report progress and learn it must stop
-(docs/worker-protocol.md)."""
+(docs/worker-protocol.md).
+
+Longer than our modules usually are, on purpose: it is the one class a job uses, and its
+reporting, delivery retries, command listener and signal handling share the worker's state
+(outcome, stop request, newest pending progress, one send lock) that split modules would have
+to hand back and forth. What it sends is built in `messages`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,6 +26,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from queue_manager.job_contract import CommandField, CommandName, Reported, Telemetry
+from queue_manager.worker import messages
 from queue_manager.worker.env import WorkerEnv
 from queue_manager.worker.transport import Command, DeliveryError, HttpTransport, Transport
 
@@ -34,9 +39,9 @@ READY_TIMEOUT = 10.0
 
 
 class Outcome(StrEnum):
-    FINISHED = "finished"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
+    FINISHED = Reported.FINISHED.value
+    ERROR = Reported.ERROR.value
+    INTERRUPTED = Reported.INTERRUPTED.value
 
     @property
     def exit_code(self) -> int:
@@ -144,9 +149,9 @@ class Worker:
     # -- reporting -------------------------------------------------------------------------
 
     async def started(self, message: str | None = None) -> bool:
-        if self._ended("started"):
+        if self._ended(Reported.STARTED):
             return False
-        body = self._body("started", message=message)
+        body = self._body(Reported.STARTED, message=message)
         # A stop makes `started` moot: the terminal status supersedes it.
         return await self._deliver(body, give_up_on_stop=True)
 
@@ -157,10 +162,10 @@ class Worker:
         message: str | None = None,
     ) -> None:
         """Queue a progress update and return at once; only the newest pending one is sent."""
-        if self._ended("loading"):
+        if self._ended(Reported.LOADING):
             return
         self._advance(records_written, last_loaded_timestamp)
-        self._pending_progress = self._body("loading", message=message)
+        self._pending_progress = self._body(Reported.LOADING, message=message)
         self._progress_wakeup.set()
 
     async def finished(
@@ -250,24 +255,17 @@ class Worker:
     def _body(
         self, event: str, *, message: str | None = None, error_message: str | None = None
     ) -> dict[str, Any]:
-        """The workers' telemetry shape (docs/worker-protocol.md)."""
-        last = self.last_loaded_timestamp
-        return {
-            "event": event,
-            "queue_id": self.env.queue_id,
-            "producer": self.env.telemetry_producer_id,
-            "records_written": self.records_written,
-            "last_loaded_timestamp": last.isoformat() if last is not None else None,
-            "finished": event == Outcome.FINISHED.value,
-            "message": message,
-            "error_message": error_message,
-            "sent_at": datetime.now(UTC).isoformat(),
-            "symbol": self.env.symbol,
-            "type": self.env.step_type,
-        }
+        return messages.telemetry(
+            self.env,
+            event,
+            records_written=self.records_written,
+            last_loaded=self.last_loaded_timestamp,
+            message=message,
+            error_message=error_message,
+        )
 
     async def _deliver(self, body: dict[str, Any], *, give_up_on_stop: bool) -> bool:
-        event = body["event"]
+        event = body[Telemetry.EVENT]
 
         def should_stop(state: RetryCallState) -> bool:
             if self._abandon_delivery or (give_up_on_stop and self.stop_requested.is_set()):
@@ -348,17 +346,17 @@ class Worker:
             self._log.exception("command listener died; stop commands will not be heard")
 
     def _on_command(self, command: Command) -> None:
-        if command.get("queue_id", self.env.queue_id) != self.env.queue_id:
+        if command.get(CommandField.QUEUE_ID, self.env.queue_id) != self.env.queue_id:
             return
-        name = command.get("command")
-        if name == "stop":
+        name = command.get(CommandField.COMMAND)
+        if name == CommandName.STOP:
             self.request_stop("stop command")
-        elif name == "ping":
+        elif name == CommandName.PING:
             self._spawn(self._pong(), "pong")
 
     async def _pong(self) -> None:
         try:
-            await self.transport.send(self._body("pong"))
+            await self.transport.send(self._body(Reported.PONG))
         except DeliveryError as exc:
             self._log.info("pong not delivered", error=str(exc))
 
@@ -395,21 +393,13 @@ class Worker:
         path = self.env.qm_exit_file
         if path is None or self.outcome is None:
             return
-        record = {
-            "outcome": self.outcome.value,
-            "queue_id": self.env.queue_id,
-            "producer": self.env.telemetry_producer_id,
-            "records_written": self.records_written,
-            "error_message": self._error_message,
-        }
         try:
-            _write_atomically(path, json.dumps(record))
+            messages.write_exit_file(
+                path,
+                self.env,
+                outcome=self.outcome.value,
+                records_written=self.records_written,
+                error_message=self._error_message,
+            )
         except OSError as exc:
             self._log.error("exit file not written", path=str(path), error=str(exc))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A launcher reading while we write must see the old file or the whole new one.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -10,13 +10,12 @@ import httpx
 import orjson
 import structlog
 
+from queue_manager.job_contract import COMMANDS_PATH, TELEMETRY_PATH
+
 log = structlog.get_logger("queue_manager.worker")
 
 Command = Mapping[str, Any]
 OnCommand = Callable[[Command], None]
-
-TELEMETRY_PATH = "/internal/telemetry"
-COMMANDS_PATH = "/internal/commands"
 
 
 class DeliveryError(Exception):

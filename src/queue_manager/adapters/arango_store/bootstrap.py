@@ -1,0 +1,57 @@
+"""What the ArangoDB store makes sure exists before it serves: the database (when the user may
+create it), the collections and their indexes. Safe when several replicas start at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arangoasync.exceptions import ArangoServerError
+
+from queue_manager.adapters.arango_store.errors import (
+    ERR_DUPLICATE_NAME,
+    HTTP_FORBIDDEN,
+    HTTP_UNAUTHORIZED,
+    server_codes,
+)
+from queue_manager.adapters.arango_store.queries import (
+    INDEXES,
+    KEYS_COLLECTION,
+    QUEUE_COLLECTION,
+    TOKENS_COLLECTION,
+)
+
+
+async def create_database(sys_db: Any, name: str) -> None:
+    """Create the database from `_system` when this user may; otherwise assume it exists."""
+    try:
+        if not await sys_db.has_database(name):
+            await sys_db.create_database(name)
+    except ArangoServerError as exc:
+        http, err = server_codes(exc)
+        if http in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN) or err == ERR_DUPLICATE_NAME:
+            return  # no rights on _system (checked again on the database) or a race
+        raise
+
+
+async def create_collections(db: Any) -> None:
+    for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION):
+        if not await db.has_collection(name):
+            try:
+                await db.create_collection(name)
+            except ArangoServerError as exc:
+                if server_codes(exc)[1] != ERR_DUPLICATE_NAME:  # another replica won
+                    raise
+    coll = db.collection(QUEUE_COLLECTION)
+    for index_name, fields in INDEXES:
+        # Creating an index that exists with the same definition returns the existing one.
+        await coll.add_index(
+            type="persistent",
+            fields=fields,
+            options={"name": index_name, "unique": False, "sparse": False},
+        )
+    # Two tokens can never share a hash, so a lookup by hash names one token.
+    await db.collection(TOKENS_COLLECTION).add_index(
+        type="persistent",
+        fields=["sha256"],
+        options={"name": "api_tokens_sha256", "unique": True, "sparse": False},
+    )

@@ -1,0 +1,105 @@
+"""Every AQL text the ArangoDB store runs, and what it binds (docs/operations.md).
+
+Each query is a module constant; values always travel as bind parameters and collections as
+`@@` parameters (tests/store/test_aql_bind_parameters.py scans these constants). The eight list
+queries are assembled here, once at import, from fixed fragments chosen by three booleans —
+never from a value — so a request can pick a query but never change its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+QUEUE_COLLECTION: Final = "queue_state"
+KEYS_COLLECTION: Final = "queue_idempotency"
+TOKENS_COLLECTION: Final = "api_tokens"
+
+# persistent indexes: (name, fields). Each serves one list filter plus the newest-first sort.
+INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
+    ("queue_state_created", ["created", "_key"]),
+    ("queue_state_status", ["status", "created", "_key"]),
+    ("queue_state_symbol", ["symbol", "created", "_key"]),
+)
+
+# -- list pages: keyset pagination ------------------------------------------------------------
+_SCAN: Final = "FOR d IN @@coll"
+_BY_STATUS: Final = "  FILTER d.status == @status"
+_BY_SYMBOL: Final = "  FILTER d.symbol == @symbol"
+# `created <= @created` is the index range; the second condition drops the rows of the same
+# instant already returned (ties broken by `_key`), so no OFFSET is needed.
+_AFTER_CURSOR: Final = (
+    "  FILTER d.created <= @created\n  FILTER d.created < @created OR d._key < @key"
+)
+_NEWEST_FIRST: Final = "  SORT d.created DESC, d._key DESC\n  LIMIT @limit\n  RETURN d"
+
+
+def _page_query(by_status: bool, by_symbol: bool, after_cursor: bool) -> str:
+    parts = [_SCAN]
+    if by_status:
+        parts.append(_BY_STATUS)
+    if by_symbol:
+        parts.append(_BY_SYMBOL)
+    if after_cursor:
+        parts.append(_AFTER_CURSOR)
+    parts.append(_NEWEST_FIRST)
+    return "\n".join(parts)
+
+
+#: (filter by status, filter by symbol, after a cursor) -> query
+PAGE_QUERIES: Final[Mapping[tuple[bool, bool, bool], str]] = {
+    (status, symbol, after): _page_query(status, symbol, after)
+    for status in (False, True)
+    for symbol in (False, True)
+    for after in (False, True)
+}
+
+
+def page(
+    *, status: str | None, symbol: str | None, limit: int, after: tuple[str, str] | None
+) -> tuple[str, dict[str, Any]]:
+    """The list query and its bind parameters; `after` is the last row's (created, _key)."""
+    bind: dict[str, Any] = {"@coll": QUEUE_COLLECTION, "limit": limit}
+    if status is not None:
+        bind["status"] = status
+    if symbol is not None:
+        bind["symbol"] = symbol
+    if after is not None:
+        bind["created"], bind["key"] = after
+    query = PAGE_QUERIES[(status is not None, symbol is not None, after is not None)]
+    return query, bind
+
+
+# -- the rest ---------------------------------------------------------------------------------
+LIST_ACTIVE: Final = """
+FOR d IN @@coll
+  FILTER d.status IN @statuses
+  RETURN d
+"""
+COUNT_BY_STATUS: Final = """
+FOR d IN @@coll
+  COLLECT status = d.status WITH COUNT INTO n
+  RETURN [status, n]
+"""
+PING: Final = "RETURN 1"
+
+
+def list_active(statuses: list[str]) -> tuple[str, dict[str, Any]]:
+    return LIST_ACTIVE, {"@coll": QUEUE_COLLECTION, "statuses": statuses}
+
+
+def count_by_status() -> tuple[str, dict[str, Any]]:
+    return COUNT_BY_STATUS, {"@coll": QUEUE_COLLECTION}
+
+
+# -- API tokens ------------------------------------------------------------------------------
+# A duplicate name (the key) or hash (unique index) is skipped, and then nothing is returned.
+TOKEN_INSERT: Final = "INSERT @doc INTO @@coll OPTIONS { ignoreErrors: true } RETURN NEW._key"
+TOKEN_BY_HASH: Final = "FOR t IN @@coll FILTER t.sha256 == @sha256 LIMIT 1 RETURN t"
+TOKENS: Final = "FOR t IN @@coll SORT t._key RETURN t"
+TOKEN_DELETE: Final = (
+    "REMOVE { _key: @name } IN @@coll OPTIONS { ignoreErrors: true } RETURN OLD._key"
+)
+TOKEN_TOUCH: Final = (
+    "UPDATE { _key: @name } WITH { last_used_at: @at } IN @@coll OPTIONS { ignoreErrors: true }"
+)
