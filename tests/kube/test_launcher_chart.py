@@ -73,9 +73,18 @@ def test_the_chart_has_every_piece() -> None:
     }
     assert container["envFrom"] == [{"configMapRef": {"name": RELEASE}}]
     secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert set(secret_refs) == {"KAFKA_PASSWORD", "ARANGO_PASSWORD"}
+    assert set(secret_refs) == {"KAFKA_PASSWORD", "ARANGO_PASSWORD", "AUTH_SESSION_SECRET"}
     assert all("value" not in e for e in container["env"])
+    # Auth comes from an existing Secret: the tokens file mounted where AUTH_TOKENS_FILE says.
+    auth_secret = secret_refs["AUTH_SESSION_SECRET"]["name"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "auth"]
+    assert volume["secret"]["secretName"] == auth_secret
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "auth"]
+    assert mount["readOnly"] is True
     config = rendered["configmap.yaml"]["data"]
+    tokens_path = f"{mount['mountPath']}/{volume['secret']['items'][0]['path']}"
+    assert config["AUTH_TOKENS_FILE"] == tokens_path
+    assert config["AUTH_MODE"] == "auto"
     assert config["K8S_NAMESPACE"] == "streamforge"
     assert config["LAUNCHER_BACKEND"] == "kubernetes"
     assert all(isinstance(v, str) for v in config.values())

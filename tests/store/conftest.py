@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from queue_manager.adapters.sqlite_store import SQLiteStore
-from queue_manager.ports import StateStore
+from queue_manager.ports import Store
 
 ARANGO_SKIP_REASON = (
     "ARANGO_TEST_URL not set: no ArangoDB server on this machine; "
@@ -69,11 +69,15 @@ async def _truncate(target: ArangoTarget) -> None:
     from arangoasync import ArangoClient
     from arangoasync.auth import Auth
 
-    from queue_manager.adapters.arango_store import KEYS_COLLECTION, QUEUE_COLLECTION
+    from queue_manager.adapters.arango_store import (
+        KEYS_COLLECTION,
+        QUEUE_COLLECTION,
+        TOKENS_COLLECTION,
+    )
 
     async with ArangoClient(hosts=target.url) as client:
         db = await client.db(target.database, auth=Auth(target.user, target.password))
-        for name in (QUEUE_COLLECTION, KEYS_COLLECTION):
+        for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION):
             await db.collection(name).truncate()
 
 
@@ -84,9 +88,9 @@ class Backend:
     kind: str
     sqlite_path: Path | None = None
     arango: ArangoTarget | None = None
-    opened: list[StateStore] = field(default_factory=list)
+    opened: list[Store] = field(default_factory=list)
 
-    def new(self) -> StateStore:
+    def new(self) -> Store:
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
             return SQLiteStore(self.sqlite_path)
@@ -97,7 +101,7 @@ class Backend:
             self.arango.url, self.arango.database, self.arango.user, self.arango.password
         )
 
-    async def open(self) -> StateStore:
+    async def open(self) -> Store:
         store = self.new()
         await store.open()
         self.opened.append(store)
@@ -142,5 +146,5 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-async def store(backend: Backend) -> StateStore:
+async def store(backend: Backend) -> Store:
     return backend.opened[0]

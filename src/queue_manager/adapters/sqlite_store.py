@@ -267,8 +267,8 @@ class SQLiteStore:
 
     async def put_token(self, token: ApiToken) -> bool:
         added = await self._write(
-            "INSERT OR IGNORE INTO api_tokens (name, role, sha256, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (name, role, sha256, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 token.name,
                 token.role.value,

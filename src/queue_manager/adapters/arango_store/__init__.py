@@ -5,7 +5,11 @@ Split by concern: `store` (the StateStore: documents and listings), `queries` (e
 collections, indexes), `tokens` (the TokenStore half).
 """
 
-from queue_manager.adapters.arango_store.queries import KEYS_COLLECTION, QUEUE_COLLECTION
+from queue_manager.adapters.arango_store.queries import (
+    KEYS_COLLECTION,
+    QUEUE_COLLECTION,
+    TOKENS_COLLECTION,
+)
 from queue_manager.adapters.arango_store.store import ArangoStore
 
-__all__ = ["KEYS_COLLECTION", "QUEUE_COLLECTION", "ArangoStore"]
+__all__ = ["KEYS_COLLECTION", "QUEUE_COLLECTION", "TOKENS_COLLECTION", "ArangoStore"]

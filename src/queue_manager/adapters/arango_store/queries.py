@@ -95,8 +95,8 @@ def count_by_status() -> tuple[str, dict[str, Any]]:
 # -- API tokens ------------------------------------------------------------------------------
 # A duplicate name (the key) or hash (unique index) is skipped, and then nothing is returned.
 TOKEN_INSERT: Final = "INSERT @doc INTO @@coll OPTIONS { ignoreErrors: true } RETURN NEW._key"
-TOKEN_BY_HASH: Final = "FOR t IN @@coll FILTER t.sha256 == @sha256 LIMIT 1 RETURN t"
-TOKENS: Final = "FOR t IN @@coll SORT t._key RETURN t"
+TOKEN_BY_HASH: Final = "FOR d IN @@coll FILTER d.sha256 == @sha256 LIMIT 1 RETURN d"
+TOKENS: Final = "FOR d IN @@coll SORT d._key RETURN d"
 TOKEN_DELETE: Final = (
     "REMOVE { _key: @name } IN @@coll OPTIONS { ignoreErrors: true } RETURN OLD._key"
 )
