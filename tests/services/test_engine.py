@@ -1,0 +1,122 @@
+"""The one path of state changes (services/engine.py) with the dispatcher and the reconciler
+around it, in-process (docs/pipelines.md, docs/operations.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from queue_manager.domain.models import QueueStatus, StepStatus
+from queue_manager.ports import JobPhase, JobStatus
+from tests.services.conftest import Services
+
+
+async def test_a_pipeline_launches_in_data_flow_order(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    queue = await services.start(historical)
+    # loaders and their connectors together; graph-builder waits for the connectors
+    assert sorted(services.launcher.targets()) == sorted(
+        ["loader-producer", "loader-producer", "arango-connector", "arango-connector"]
+    )
+    for index in (2, 3):
+        await services.report(queue, index, "started")
+        await services.report(queue, index, "finished", records_written=10)
+    assert services.launcher.targets()[-1] == "graph-builder"
+    stored = await services.get(queue.id)
+    assert stored.steps[4].status is StepStatus.LAUNCHING
+    assert stored.steps[5].status is StepStatus.PENDING
+    # every change went out as live updates, the queue's summary last
+    assert services.updates.sent[-1]["event"] == "queue.updated"
+
+
+async def test_a_failed_step_fails_the_queue_and_deletes_the_running_jobs(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    queue = await services.start(historical)
+    for index in range(4):
+        await services.report(queue, index, "loading", records_written=5)
+    await services.report(queue, 2, "error", error_message="disk full")
+
+    stored = await services.get(queue.id)
+    assert stored.status is QueueStatus.ERROR
+    assert stored.error_message == "step 2 (arango-connector) failed: disk full"
+    assert [s.status for s in stored.steps] == [
+        StepStatus.STOPPED,
+        StepStatus.STOPPED,
+        StepStatus.ERROR,
+        StepStatus.STOPPED,
+        StepStatus.SKIPPED,
+        StepStatus.SKIPPED,
+    ]
+    assert sorted(services.launcher.deleted) == sorted(stored.steps[i].job_name for i in (0, 1, 3))
+    await services.drain()
+    assert {"queue_id": queue.id, "command": "stop"}.items() <= services.commands[-1].items()
+
+
+async def test_a_refused_launch_fails_its_step_at_once(
+    services: Services, single: dict[str, Any]
+) -> None:
+    services.launcher.refuse.add("loader-producer")
+    queue = await services.start(single)
+    stored = await services.get(queue.id)
+    assert stored.status is QueueStatus.ERROR
+    assert stored.steps[0].error_message == "launch refused: loader-producer refused by the test"
+
+
+async def test_a_running_job_of_a_step_that_ended_unfinished_is_deleted(
+    services: Services, single: dict[str, Any]
+) -> None:
+    queue = await services.start(single)
+    await services.report(queue, 0, "interrupted")
+    step = (await services.get(queue.id)).steps[0]
+    assert step.status is StepStatus.STOPPED
+    await services.engine.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE))
+    assert services.launcher.deleted == [step.job_name]
+
+
+async def test_a_finished_step_keeps_its_job_until_it_ends(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    queue = await services.start(historical)
+    await services.report(queue, 0, "finished", records_written=3)
+    step = (await services.get(queue.id)).steps[0]
+    await services.engine.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE))
+    assert services.launcher.deleted == []
+
+
+async def test_reconcile_fails_a_step_whose_job_vanished_and_deletes_unknown_jobs(
+    services: Services, single: dict[str, Any]
+) -> None:
+    queue = await services.start(single)
+    await services.report(queue, 0, "loading", records_written=1)
+    step = (await services.get(queue.id)).steps[0]
+    services.launcher.jobs.clear()  # the job disappeared behind the service's back
+    stranger = JobStatus("qm-stranger-0-loader-producer", "no-such-queue", 0, JobPhase.ACTIVE)
+    services.launcher.jobs[stranger.name] = stranger
+
+    await services.reconciler.reconcile()
+
+    stored = await services.get(queue.id)
+    assert stored.steps[0].status is StepStatus.ERROR
+    assert stored.steps[0].error_message == "job vanished without reporting an end"
+    assert stranger.name in services.launcher.deleted
+    assert step.job_name not in services.launcher.deleted
+
+
+async def test_reconcile_relaunches_a_step_whose_job_never_appeared(
+    services: Services, single: dict[str, Any]
+) -> None:
+    queue = await services.start(single)
+    services.launcher.jobs.clear()
+    late = (await services.get(queue.id)).steps[0].launched_at
+    assert late is not None
+
+    def backdate(q: Any) -> bool:
+        q.steps[0].launched_at = late - timedelta(minutes=5)
+        return True
+
+    await services.store.update_many({queue.id: backdate})
+    await services.reconciler.reconcile()
+    assert services.launcher.targets() == ["loader-producer", "loader-producer"]
+    assert (await services.get(queue.id)).steps[0].status is StepStatus.LAUNCHING
