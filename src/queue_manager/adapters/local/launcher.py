@@ -18,6 +18,7 @@ import structlog
 from queue_manager.adapters.local import procfs
 from queue_manager.adapters.local.records import JobRecord, JobsDir, ended_without_us
 from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.job_contract import Env
 from queue_manager.ports import JobPhase, JobSpec, JobStatus
 
 log = structlog.get_logger(__name__)
@@ -185,7 +186,7 @@ class LocalLauncher:
             **record.env,
             **self._worker_env(record.queue_id),
             procfs.JOB_NAME_ENV: record.name,
-            "QM_EXIT_FILE": str(self._dir.exit_file(record.name)),
+            Env.QM_EXIT_FILE: str(self._dir.exit_file(record.name)),
         }
         argv = [*self._command, record.target, *self._extra_args]
         with open(self._dir.log_file(record.name), "ab") as out:  # noqa: ASYNC230 (local, tiny)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from queue_manager.job_contract import Env
+
 #: the environment entry that marks a process as the worker of one job
-JOB_NAME_ENV = "QM_JOB_NAME"
+JOB_NAME_ENV = Env.QM_JOB_NAME
 
 
 def _stat(pid: int) -> list[bytes] | None:

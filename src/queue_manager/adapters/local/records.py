@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import structlog
 
+from queue_manager.job_contract import ExitFile
 from queue_manager.ports import JobPhase, JobStatus
 
 log = structlog.get_logger(__name__)
@@ -96,7 +97,7 @@ class JobsDir:
             data: Any = orjson.loads(self.exit_file(name).read_bytes())
         except (OSError, orjson.JSONDecodeError):  # none, unreadable or half written: no word
             return None
-        return str(data.get("outcome")) if isinstance(data, dict) else None
+        return str(data.get(ExitFile.OUTCOME)) if isinstance(data, dict) else None
 
     def forget_exit(self, name: str) -> None:
         self.exit_file(name).unlink(missing_ok=True)
