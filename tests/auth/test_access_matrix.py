@@ -30,6 +30,8 @@ RANK = {VIEWER: 0, OPERATOR: 1, ADMIN: 2}
 EXPECTED = {
     ("POST", "/queues/start"): OPERATOR,
     ("POST", "/queues/stop"): OPERATOR,
+    ("POST", "/queues/{queue_id}/retry"): OPERATOR,
+    ("POST", "/queues/{queue_id}/resubmit"): OPERATOR,
     ("GET", "/queues"): VIEWER,
     ("GET", "/queues/{queue_id}"): VIEWER,
     ("GET", "/auth/me"): VIEWER,
@@ -48,6 +50,10 @@ EXPECTED = {
     ("POST", "/internal/telemetry"): WORKER,
     ("GET", "/internal/commands"): WORKER,
     ("WS", "/ws/topic"): VIEWER,
+}
+RUNNING_QUEUE_CONFLICTS = {
+    ("POST", "/queues/{queue_id}/retry"),
+    ("POST", "/queues/{queue_id}/resubmit"),
 }
 #: trades a credential for a cookie, so its code follows the credential: tests/auth/test_sessions.py
 LOGIN = ("POST", "/auth/login")
@@ -79,6 +85,8 @@ class World:
     service: Service
     tokens: dict[str, str | None]
     running_queue: str
+    #: never stopped: retrying or resubmitting it is a conflict once past the role guard
+    busy_queue: str
     counter: Iterator[int]
 
     def headers(self, caller: str) -> dict[str, str]:
@@ -104,9 +112,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tokens["revoked"] = _create(service, "matrix-revoked", VIEWER)
     assert service.delete("/auth/tokens/matrix-revoked").status_code == 200
     tokens["expired"] = _create(service, "matrix-expired", ADMIN, expires="1m")
-    running = service.start_queue({"symbol": "BTCUSDT", "type": "ws", "time_range": _today()})
+    streaming = {"symbol": "BTCUSDT", "type": "ws", "time_range": _today()}
+    running = service.start_queue(streaming)
+    busy = service.start_queue(streaming)
     try:
-        yield World(service, tokens, running, itertools.count())
+        yield World(service, tokens, running, busy, itertools.count())
     finally:
         service.stop()
         service.kill_workers()
@@ -143,6 +153,8 @@ def _call(world: World, route: tuple[str, str], caller: str) -> int:
         kw["json"] = {"symbol": "ETHUSDT", "type": "api", "time_range": "2024-01-01:2024-01-01"}
     elif route == ("POST", "/queues/stop"):
         kw["params"] = {"queue_id": queue_id}
+    elif route in RUNNING_QUEUE_CONFLICTS:
+        path = route[1].replace("{queue_id}", world.busy_queue)
     elif route == ("GET", "/queues/{queue_id}"):
         path = f"/queues/{queue_id}"
     elif route == ("POST", "/auth/tokens"):
@@ -187,6 +199,8 @@ def _expected(route: tuple[str, str], caller: str) -> set[int]:
         return {4401 if ws else 401}
     if RANK[caller] < RANK[needed]:
         return {4403 if ws else 403}
+    if route in RUNNING_QUEUE_CONFLICTS:
+        return {409}  # past the guard: the queue is running, so it cannot be run again yet
     return {200}
 
 

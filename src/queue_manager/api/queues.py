@@ -126,3 +126,46 @@ async def show_queue(
     _: Reader, services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]
 ) -> Response:
     return success_json("Queue status", await services.queues.get_json(queue_id))
+
+
+class ResubmitData(BaseModel):
+    queue_id: str
+    resubmitted_from: str
+
+
+Retrier = Annotated[Principal, Depends(require(Role.OPERATOR, "retry a queue"))]
+Resubmitter = Annotated[Principal, Depends(require(Role.OPERATOR, "resubmit a queue"))]
+
+
+@router.post(
+    "/{queue_id}/retry",
+    response_model=Envelope[StopData],
+    summary="Run again what did not finish (error or stopped queues); finished steps are kept",
+    responses=error_responses(401, 403, 404, 409, 503),
+)
+async def retry_queue(
+    principal: Retrier,
+    services: Services,
+    queue_id: Annotated[str, Path(min_length=1, max_length=64)],
+    from_step: Annotated[
+        int | None,
+        Query(ge=0, le=63, description="Also re-run this step and everything downstream of it"),
+    ] = None,
+) -> Response:
+    queue = await services.queues.retry(queue_id, from_step=from_step, actor=principal.actor)
+    return success("Queue retried", {"queue_id": queue.id, "status": queue.status.value})
+
+
+@router.post(
+    "/{queue_id}/resubmit",
+    response_model=Envelope[ResubmitData],
+    summary="Start a new queue from the same request as an ended one",
+    responses=error_responses(401, 403, 404, 409, 503),
+)
+async def resubmit_queue(
+    principal: Resubmitter,
+    services: Services,
+    queue_id: Annotated[str, Path(min_length=1, max_length=64)],
+) -> Response:
+    queue = await services.queues.resubmit(queue_id, actor=principal.actor)
+    return success("Queue resubmitted", {"queue_id": queue.id, "resubmitted_from": queue_id})

@@ -18,7 +18,7 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
-from queue_manager.cli import tokens
+from queue_manager.cli import runs, tokens
 from queue_manager.cli.client import DEFAULT_API_URL, ApiClient, CliError, check_api_url
 from queue_manager.cli.render import (
     make_console,
@@ -34,7 +34,7 @@ T = TypeVar("T")
 app = typer.Typer(
     name="queue-manager",
     help="Control plane of the StreamForge market-data platform: run the service "
-    "(serve) or drive a running one (start, stop, list, show, watch).",
+    "(serve) or drive a running one (start, stop, retry, resubmit, list, show, watch, token).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -346,6 +346,8 @@ def watch(
         raise typer.Exit(1)
 
 
+app.command()(runs.retry)
+app.command()(runs.resubmit)
 app.add_typer(tokens.app)
 
 

@@ -100,6 +100,8 @@ class Step(BaseModel):
     max_retries: int = 0
     image: str | None = None
     launched_at: datetime | None = None
+    #: 0 for the first run; each retry of the queue that re-runs this step adds one
+    run: int = 0
 
 
 class QueueState(BaseModel):
@@ -124,6 +126,11 @@ class QueueState(BaseModel):
     #: who started it and who asked it to stop (`token:ci`, `oidc:alice`, `anonymous`)
     created_by: str | None = None
     stopped_by: str | None = None
+    #: how often the queue was retried, and the queue this one was resubmitted from
+    retries: int = 0
+    resubmitted_from: str | None = None
+    #: the start request as accepted, so the queue can be resubmitted
+    request: dict[str, Any] | None = None
     steps: list[Step] = Field(default_factory=list)
 
     def step_by_producer(self, producer: str) -> Step | None:

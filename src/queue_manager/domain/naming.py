@@ -45,18 +45,28 @@ def data_topic(queue_id: str, step_type: str) -> str:
     return f"{queue_id}.{step_type}"
 
 
-def job_name(queue_id: str, index: int, target: Target) -> str:
-    """`qm-<the queue id's 32 hex digits>-<index>-<target>`: distinct queues, steps and targets
-    can never want the same name, so no launcher has to guard against a clash, and the name
-    still starts `qm-<first 8 of the id>-` as it always has. Queue ids are UUIDs."""
-    name = f"qm-{uuid.UUID(queue_id).hex}-{index}-{target.value}"
-    # Targets and indexes (< 64 steps) are bounded: 55 characters at most.
+#: how often a queue may be retried: keeps the run suffix, hence the job name, bounded
+MAX_RUN = 99
+
+
+def _run_suffix(run: int) -> str:
+    return f"-r{run}" if run else ""
+
+
+def job_name(queue_id: str, index: int, target: Target, run: int = 0) -> str:
+    """`qm-<the queue id's 32 hex digits>-<index>-<target>`, plus `-r<run>` for a retried step:
+    distinct queues, steps, targets and runs can never want the same name, so no launcher has to
+    guard against a clash, and the name still starts `qm-<first 8 of the id>-` as it always has.
+    Queue ids are UUIDs."""
+    name = f"qm-{uuid.UUID(queue_id).hex}-{index}-{target.value}{_run_suffix(run)}"
+    # Targets, indexes (< 64 steps) and runs (<= MAX_RUN) are bounded: 59 characters at most.
     assert len(name) <= JOB_NAME_MAX
     return name
 
 
-def telemetry_id(queue_id: str, index: int, target: Target) -> str:
-    return f"{target.value}-{queue_id}-{index}"
+def telemetry_id(queue_id: str, index: int, target: Target, run: int = 0) -> str:
+    """Unique per step and run: a late report of an earlier run names a producer no step has."""
+    return f"{target.value}-{queue_id}-{index}{_run_suffix(run)}"
 
 
 def loader_type_of(target: Target, step_type: str) -> LoaderType:

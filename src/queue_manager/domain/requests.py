@@ -14,6 +14,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     field_validator,
 )
 
@@ -130,3 +131,8 @@ StartRequest = Annotated[
 SINGLE_FIELDS = sorted(QueueCreate.model_fields)
 PIPELINE_FIELDS = sorted([*PipelineCreate.model_fields, "microservices"])
 STEP_FIELDS = sorted(StepRequest.model_fields)
+
+
+def parse_request(data: dict[str, Any]) -> QueueCreate | PipelineCreate:
+    """A start request as stored with its queue, read back (to resubmit it)."""
+    return TypeAdapter(StartRequest).validate_python(data)

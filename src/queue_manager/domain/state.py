@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from queue_manager.domain.errors import Conflict
+from queue_manager.domain import naming
+from queue_manager.domain.errors import Conflict, InvalidRequest
 from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
 from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.telemetry import TelemetryEvent, step_status
@@ -78,9 +79,8 @@ def worker_must_stop(queue: QueueState, step: Step | None) -> bool:
 
 def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
     if event.producer:
-        step = queue.step_by_producer(event.producer)
-        if step is not None:
-            return step
+        # A producer no step has is another run's (or nobody's): never guess a step for it.
+        return queue.step_by_producer(event.producer)
     if len(queue.steps) == 1:
         return queue.steps[0]
     if event.step_type:
@@ -199,6 +199,64 @@ def request_stop(
         if step.status is StepStatus.PENDING:
             _advance(step, StepStatus.STOPPED, now, out)
     return _settle(queue, now, out)
+
+
+def retry(queue: QueueState, now: datetime, from_step: int | None = None) -> Outcome:
+    """Run again what did not finish (and, with `from_step`, that step and everything
+    downstream of it), reusing the outputs of the finished steps. Same queue, new run.
+
+    The re-run steps get a new run number, hence a new job name and producer id: a late report
+    or job event of the earlier run matches no step and changes nothing.
+    """
+    if queue.status not in (QueueStatus.ERROR, QueueStatus.STOPPED):
+        raise Conflict(
+            f"Queue {queue.id} is {queue.status.value}; only an error or stopped queue can be "
+            "retried",
+            data={"queue_id": queue.id, "status": queue.status.value},
+        )
+    if from_step is not None and not 0 <= from_step < len(queue.steps):
+        raise InvalidRequest(
+            [{"field": "from_step", "message": f"must be a step index, 0..{len(queue.steps) - 1}"}]
+        )
+    rerun = {s.index for s in queue.steps if s.status is not StepStatus.FINISHED}
+    if from_step is not None:
+        rerun |= downstream(queue, from_step)
+    if any(queue.steps[i].run >= naming.MAX_RUN for i in rerun):
+        raise Conflict(
+            f"Queue {queue.id} was retried {naming.MAX_RUN} times; resubmit it instead",
+            data={"queue_id": queue.id},
+        )
+    out = Outcome(changed=True, transitioned=True)
+    for index in sorted(rerun):
+        step = queue.steps[index]
+        step.run += 1
+        step.attempts += 1
+        step.job_name = naming.job_name(queue.id, index, step.target, step.run)
+        step.telemetry_id = naming.telemetry_id(queue.id, index, step.target, step.run)
+        step.status = StepStatus.PENDING
+        step.error_message = None
+        step.started_at = step.finished_at = step.launched_at = None
+        out.touch(step)
+    queue.retries += 1
+    queue.error_message = None
+    queue.stop_requested_at = queue.stop_deadline = queue.finished_at = None
+    queue.stopped_by = None
+    # The one transition out of a terminal status: the queue runs again.
+    queue.status = derive_status(queue)
+    return _settle(queue, now, out)
+
+
+def downstream(queue: QueueState, index: int) -> set[int]:
+    """The step and every step that depends on it, directly or not."""
+    found = {index}
+    grew = True
+    while grew:
+        grew = False
+        for step in queue.steps:
+            if step.index not in found and found & set(step.depends_on):
+                found.add(step.index)
+                grew = True
+    return found
 
 
 def force_deadline(queue: QueueState, now: datetime) -> Outcome:

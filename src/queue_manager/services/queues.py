@@ -7,9 +7,9 @@ import uuid
 import structlog
 
 from queue_manager.domain import planner, state
-from queue_manager.domain.errors import QueueNotFound
+from queue_manager.domain.errors import Conflict, QueueNotFound
 from queue_manager.domain.models import QueueState, QueueStatus
-from queue_manager.domain.requests import PipelineCreate, QueueCreate
+from queue_manager.domain.requests import PipelineCreate, QueueCreate, parse_request
 from queue_manager.job_contract import CommandName
 from queue_manager.ports import Command, Page
 from queue_manager.services.engine import Engine, now
@@ -27,9 +27,12 @@ class QueueService:
         request: QueueCreate | PipelineCreate,
         idempotency_key: str | None = None,
         actor: str | None = None,
+        resubmitted_from: str | None = None,
     ) -> QueueState:
         queue = planner.plan(request, str(uuid.uuid4()))
         queue.created_by = actor
+        queue.resubmitted_from = resubmitted_from
+        queue.request = request.model_dump(mode="json", exclude_none=True)
         # A start the workers could never hear about must not be accepted: fail fast with 503.
         await self.d.bus.ping()
         stored, created = await self.d.store.insert(queue, idempotency_key)
@@ -79,6 +82,34 @@ class QueueService:
             self.engine.schedule_reap(queue_id, delay)
         log.info("stop requested", queue_id=queue_id, force=force, actor=actor)
         return await self.get(queue_id)
+
+    async def retry(
+        self, queue_id: str, *, from_step: int | None = None, actor: str | None = None
+    ) -> QueueState:
+        """Run again what did not finish; finished steps keep their outputs (docs/api.md)."""
+        queue, _ = await self.engine.apply(queue_id, lambda q: state.retry(q, now(), from_step))
+        if queue is None:
+            raise QueueNotFound(queue_id)
+        log.info("queue retried", queue_id=queue_id, from_step=from_step, actor=actor)
+        await self.engine.advance(queue_id)
+        return await self.get(queue_id)
+
+    async def resubmit(self, queue_id: str, *, actor: str | None = None) -> QueueState:
+        """A new queue from the same request, for any queue that has ended."""
+        original = await self.get(queue_id)
+        if not original.status.terminal:
+            raise Conflict(
+                f"Queue {queue_id} is {original.status.value}; only an ended queue can be "
+                "resubmitted",
+                data={"queue_id": queue_id, "status": original.status.value},
+            )
+        if original.request is None:
+            raise Conflict(
+                f"Queue {queue_id} was started before requests were kept; start it again",
+                data={"queue_id": queue_id},
+            )
+        request = parse_request(original.request)
+        return await self.start(request, actor=actor, resubmitted_from=queue_id)
 
     async def get(self, queue_id: str) -> QueueState:
         queue = await self.d.store.get(queue_id)

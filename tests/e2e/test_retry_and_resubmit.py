@@ -1,0 +1,123 @@
+"""Retry from the failed step and resubmit (docs/api.md), with real worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.service import Service, wait_for
+
+TOKEN_SECRET = "retry-test-worker-token-secret"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    svc = Service(
+        tmp_path / "svc",
+        env={"STOP_GRACE_SECONDS": "2", "WORKER_TOKEN_SECRET": TOKEN_SECRET,
+             "LOCAL_WORKER_ARGS": "--duration 2"},
+    ).start()  # fmt: skip
+    yield svc
+    svc.stop()
+    svc.kill_workers()
+
+
+def _late_report(service: Service, queue_id: str, producer: str) -> None:
+    token = hmac.new(TOKEN_SECRET.encode(), queue_id.encode(), hashlib.sha256).hexdigest()
+    answer = service.post(
+        "/internal/telemetry",
+        json={"event": "error", "queue_id": queue_id, "producer": producer,
+              "error_message": "late news from the killed run", "records_written": 1},
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    assert answer.status_code == 202
+
+
+def _rejected_unknown_step(service: Service) -> float:
+    for line in service.get("/metrics").text.splitlines():
+        if line.startswith('queue_manager_telemetry_rejected_total{reason="unknown_step"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_retry_reruns_only_what_did_not_finish_and_ignores_the_old_run(
+    service: Service, historical: dict[str, Any]
+) -> None:
+    queue_id = service.start_queue(historical)
+    building = wait_for(
+        lambda: (q := service.queue(queue_id))["steps"][4]["status"] == "loading" and q, 40
+    )
+    before = {s["index"]: s for s in building["steps"][:4]}
+    assert {s["status"] for s in before.values()} == {"finished"}
+    loader_records = {i: service.job_record(s["job_name"]) for i, s in before.items()}
+    killed = building["steps"][4]
+    os.killpg(service.job_record(killed["job_name"])["pid"], signal.SIGKILL)
+    failed = service.wait_status(queue_id, {"error"}, 20)
+    assert [s["status"] for s in failed["steps"][4:]] == ["error", "skipped"]
+
+    answer = service.post(f"/queues/{queue_id}/retry")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["message"] == "Queue retried"
+    done = service.wait_status(queue_id, {"finished", "error"}, 40)
+    assert done["status"] == "finished", done
+    assert done["error_message"] is None and done["retries"] == 1
+    for index, step in before.items():  # reused, not relaunched
+        now = done["steps"][index]
+        assert (now["job_name"], now["attempts"], now["run"]) == (step["job_name"], 1, 0)
+        assert service.job_record(now["job_name"])["pid"] == loader_records[index]["pid"]
+    rerun = done["steps"][4:]
+    assert [s["run"] for s in rerun] == [1, 1]
+    assert all(s["job_name"].endswith("-r1") for s in rerun)
+    assert rerun[0]["attempts"] == 2
+
+    # A report of the killed run, arriving late, matches no step and changes nothing.
+    seen = _rejected_unknown_step(service)
+    _late_report(service, queue_id, killed["telemetry_id"])
+    wait_for(lambda: _rejected_unknown_step(service) > seen, 10)
+    assert service.queue(queue_id)["status"] == "finished"
+    assert service.queue(queue_id)["steps"][4]["status"] == "finished"
+
+    again = service.post(f"/queues/{queue_id}/retry")
+    assert again.status_code == 409
+    assert again.json()["message"] == (
+        f"Queue {queue_id} is finished; only an error or stopped queue can be retried"
+    )
+
+
+def test_retry_from_a_step_also_reruns_everything_downstream(
+    service: Service, historical: dict[str, Any]
+) -> None:
+    queue_id = service.start_queue(historical)
+    wait_for(lambda: service.queue(queue_id)["steps"][4]["status"] == "loading", 40)
+    service.post(f"/queues/stop?queue_id={queue_id}&force=true")
+    service.wait_status(queue_id, {"stopped"}, 20)
+    answer = service.post(f"/queues/{queue_id}/retry", params={"from_step": 2})
+    assert answer.status_code == 200, answer.text
+    done = service.wait_status(queue_id, {"finished", "error"}, 40)
+    assert done["status"] == "finished", done
+    assert [s["run"] for s in done["steps"]] == [0, 0, 1, 0, 1, 1]
+    assert done["stopped_by"] is None
+
+
+def test_resubmit_starts_a_new_queue_from_the_same_request(
+    service: Service, single: dict[str, Any]
+) -> None:
+    first = service.start_queue(single)
+    running = service.post(f"/queues/{first}/resubmit")
+    assert running.status_code == 409  # only an ended queue can be resubmitted
+    service.wait_status(first, {"finished"}, 30)
+    answer = service.post(f"/queues/{first}/resubmit")
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert data["resubmitted_from"] == first and data["queue_id"] != first
+    second = service.queue(data["queue_id"])
+    assert second["resubmitted_from"] == first
+    assert second["request"] == service.queue(first)["request"]
+    assert service.wait_status(data["queue_id"], {"finished"}, 30)["status"] == "finished"
