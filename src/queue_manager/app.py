@@ -36,6 +36,7 @@ from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
+from queue_manager.services.retention import Pruner
 from queue_manager.services.telemetry import Dispatcher
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import AuthMode, BusBackend, LauncherBackend, Settings, StoreBackend
@@ -242,6 +243,10 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         supervisor.start("update-receiver", relay.receive_loop)
         supervisor.start("job-watcher", reconciler.watch)
         # Its first pass is the start-up reconcile: queues left running by a previous run resume.
+        if settings.retention_days is not None:
+            keep = timedelta(days=settings.retention_days)
+            pruner = Pruner(deps.store, metrics, keep, settings.retention_sweep_seconds)
+            supervisor.start("retention", pruner.run)
         supervisor.start("reconciler", reconciler.run)
         container.started = True
         log.info(

@@ -65,6 +65,11 @@ class StateStore(Protocol):
         cursor: str | None,
     ) -> Page: ...
 
+    async def delete_ended(self, before: datetime, limit: int) -> list[str]:
+        """Delete up to `limit` queues that ended (finished, stopped, error) before `before`,
+        oldest first, with their idempotency keys; returns their ids."""
+        ...
+
     async def list_active(self) -> list[QueueState]:
         """Every queue not yet terminal (pending, loading, stopping)."""
         ...
@@ -202,6 +207,10 @@ class ServiceMetrics(Protocol):
     def telemetry_rejected(self, reason: str, count: int) -> None: ...
     def telemetry_lag(self, seconds: float) -> None:
         """Now minus the event's `sent_at` when it was applied."""
+        ...
+
+    def queues_pruned(self, count: int) -> None:
+        """Ended queues deleted by retention."""
         ...
 
 

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     ws_client_buffer: int = Field(default=1000, ge=10)
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
+    #: delete queues that ended more than this many days ago (with their keys); unset: keep all
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
 
     # Access (docs/security.md)
     auth_mode: AuthMode = AuthMode.AUTO

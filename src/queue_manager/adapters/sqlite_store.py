@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS idempotency_key (
     key TEXT PRIMARY KEY,
     queue_id TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_key_queue ON idempotency_key (queue_id);
 CREATE TABLE IF NOT EXISTS api_tokens (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -234,6 +235,39 @@ class SQLiteStore:
             last = rows[limit - 1]
             next_cursor = cursors.encode(last[1], last[2])
         return Page(items=items, next_cursor=next_cursor)
+
+    async def delete_ended(self, before: datetime, limit: int) -> list[str]:
+        ended = [s.value for s in QueueStatus if s.terminal]
+        marks = ",".join("?" * len(ended))
+        cutoff = cursors.sort_key(before)
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    # created <= finished_at: the created index narrows, the document decides.
+                    rows: Any = await writer.execute_fetchall(
+                        f"SELECT id FROM queue_state WHERE status IN ({marks}) AND created < ? "
+                        "AND json_extract(CAST(doc AS TEXT), '$.finished_at') < ? "
+                        "ORDER BY created LIMIT ?",
+                        (*ended, cutoff, cutoff, limit),
+                    )
+                    ids = [str(row[0]) for row in rows]
+                    if ids:
+                        id_marks = ",".join("?" * len(ids))
+                        await writer.execute(
+                            f"DELETE FROM idempotency_key WHERE queue_id IN ({id_marks})", ids
+                        )
+                        await writer.execute(
+                            f"DELETE FROM queue_state WHERE id IN ({id_marks})", ids
+                        )
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise DependencyUnavailable("store", str(exc)) from exc
+        return ids
 
     async def list_active(self) -> list[QueueState]:
         marks = ",".join("?" for _ in ACTIVE_QUEUE_STATUSES)

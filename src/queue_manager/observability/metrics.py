@@ -31,6 +31,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self.queues_pruned_total = Counter(
+            "queue_manager_queues_pruned", "Ended queues deleted by retention.", registry=r
+        )
         self.websocket_clients = Gauge(
             "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
         )
@@ -61,6 +64,9 @@ class Metrics:
 
     def telemetry_lag(self, seconds: float) -> None:
         self.telemetry_lag_seconds.observe(seconds)
+
+    def queues_pruned(self, count: int) -> None:
+        self.queues_pruned_total.inc(count)
 
     def set_queue_counts(self, counts: dict[str, int]) -> None:
         for status in QueueStatus:

@@ -49,6 +49,12 @@ async def create_collections(db: Any) -> None:
             fields=fields,
             options={"name": index_name, "unique": False, "sparse": False},
         )
+    # Retention removes a queue's idempotency keys by queue id.
+    await db.collection(KEYS_COLLECTION).add_index(
+        type="persistent",
+        fields=["queue_id"],
+        options={"name": "queue_idempotency_queue", "unique": False, "sparse": False},
+    )
     # Two tokens can never share a hash, so a lookup by hash names one token.
     await db.collection(TOKENS_COLLECTION).add_index(
         type="persistent",

@@ -82,10 +82,37 @@ FOR d IN @@coll
   RETURN [status, n]
 """
 PING: Final = "RETURN 1"
+# Ended queues past retention, oldest first; `created <= finished_at`, so the created range
+# narrows the scan and the finish time decides.
+DELETE_ENDED: Final = """
+FOR d IN @@coll
+  FILTER d.status IN @statuses AND d.created < @created
+  SORT d.created
+  FILTER d.finished_at != null AND DATE_TIMESTAMP(d.finished_at) < @before
+  LIMIT @limit
+  REMOVE d IN @@coll
+  RETURN OLD._key
+"""
+DELETE_KEYS_OF: Final = """
+FOR d IN @@coll
+  FILTER d.queue_id IN @ids
+  REMOVE d IN @@coll
+"""
 
 
 def list_active(statuses: list[str]) -> tuple[str, dict[str, Any]]:
     return LIST_ACTIVE, {"@coll": QUEUE_COLLECTION, "statuses": statuses}
+
+
+def delete_ended(
+    statuses: list[str], created: str, before_ms: int, limit: int
+) -> tuple[str, dict[str, Any]]:
+    bind = {"@coll": QUEUE_COLLECTION, "statuses": statuses, "created": created}
+    return DELETE_ENDED, {**bind, "before": before_ms, "limit": limit}
+
+
+def delete_keys_of(ids: list[str]) -> tuple[str, dict[str, Any]]:
+    return DELETE_KEYS_OF, {"@coll": KEYS_COLLECTION, "ids": ids}
 
 
 def count_by_status() -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -336,6 +337,15 @@ class ArangoStore(TokenMethods):
             last = rows[limit - 1]
             next_cursor = cursors.encode(str(last["created"]), str(last["_key"]))
         return Page(items=items, next_cursor=next_cursor)
+
+    async def delete_ended(self, before: datetime, limit: int) -> list[str]:
+        ended = [s.value for s in QueueStatus if s.terminal]
+        cutoff = int(before.timestamp() * 1000)
+        query, bind = queries.delete_ended(ended, cursors.sort_key(before), cutoff, limit)
+        ids = [str(key) for key in await self._query("prune queues", query, bind)]
+        if ids:
+            await self._query("prune idempotency keys", *queries.delete_keys_of(ids))
+        return ids
 
     async def list_active(self) -> list[QueueState]:
         query, bind = queries.list_active([s.value for s in ACTIVE_QUEUE_STATUSES])
