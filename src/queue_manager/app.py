@@ -16,7 +16,7 @@ import structlog
 from fastapi import FastAPI
 
 from queue_manager import __version__
-from queue_manager.api import auth_routes, errors, health, internal, live, queues
+from queue_manager.api import auth_routes, errors, health, internal, live, logs, queues
 from queue_manager.api.container import AuthPolicy, Container
 from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
@@ -34,6 +34,7 @@ from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
+from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.retention import Pruner
@@ -217,6 +218,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         queues=QueueService(engine),
         workers=WorkerReports(adapters.store, adapters.bus),
         health=Health(adapters.store, adapters.bus, adapters.launcher),
+        logs=StepLogs(adapters.store, adapters.launcher),
         hub=hub,
         metrics=metrics,
         tokens=tokens,
@@ -279,7 +281,8 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     )
     app.state.container = container
     errors.install(app)
-    for router in (queues.router, health.router, live.router, internal.router, auth_routes.router):
+    routers = (queues, logs, health, live, internal, auth_routes)
+    for router in (module.router for module in routers):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HTTPMetrics, metrics=metrics)

@@ -187,6 +187,11 @@ class Launcher(Protocol):
         """Every job this service manages, as the launcher sees it now."""
         ...
 
+    def logs(self, name: str, *, tail: int | None, follow: bool) -> AsyncIterator[bytes]:
+        """The job's output: the last `tail` lines (all when None), then, with `follow`, what it
+        writes until it ends. Raises `LogsUnavailable` saying why there is none."""
+        ...
+
     def watch(self) -> AsyncIterator[JobStatus]:
         """Changes of job status, until stopped."""
         ...

@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from queue_manager.app import create_app
 from queue_manager.domain.identity import new_token, token_hash
 from queue_manager.settings import Settings
-from tests.support.service import Service
+from tests.support.service import Service, wait_for
 
 PUBLIC, WORKER, VIEWER, OPERATOR, ADMIN = "public", "worker", "viewer", "operator", "admin"
 RANK = {VIEWER: 0, OPERATOR: 1, ADMIN: 2}
@@ -34,6 +34,7 @@ EXPECTED = {
     ("POST", "/queues/{queue_id}/resubmit"): OPERATOR,
     ("GET", "/queues"): VIEWER,
     ("GET", "/queues/{queue_id}"): VIEWER,
+    ("GET", "/queues/{queue_id}/steps/{index}/logs"): VIEWER,
     ("GET", "/auth/me"): VIEWER,
     ("GET", "/auth/tokens"): ADMIN,
     ("POST", "/auth/tokens"): ADMIN,
@@ -115,6 +116,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     streaming = {"symbol": "BTCUSDT", "type": "ws", "time_range": _today()}
     running = service.start_queue(streaming)
     busy = service.start_queue(streaming)
+    # Its worker runs (and writes its log) before anyone reads it.
+    wait_for(lambda: service.queue(running)["steps"][0]["status"] == "loading", 20)
     try:
         yield World(service, tokens, running, busy, itertools.count())
     finally:
@@ -157,6 +160,9 @@ def _call(world: World, route: tuple[str, str], caller: str) -> int:
         path = route[1].replace("{queue_id}", world.busy_queue)
     elif route == ("GET", "/queues/{queue_id}"):
         path = f"/queues/{queue_id}"
+    elif route == ("GET", "/queues/{queue_id}/steps/{index}/logs"):
+        path = f"/queues/{queue_id}/steps/0/logs"
+        kw["params"] = {"tail": 5}
     elif route == ("POST", "/auth/tokens"):
         kw["json"] = {"name": f"made-{n}", "role": VIEWER}
     elif route == ("DELETE", "/auth/tokens/{name}"):

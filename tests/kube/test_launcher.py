@@ -20,12 +20,15 @@ from typing import Any
 
 import pytest
 from lightkube import AsyncClient, KubeConfig
+from lightkube.models.core_v1 import Container, PodSpec
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import CascadeType, PatchType
 
 from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.adapters.kube.rate_limit import TokenBucket
-from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
+from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed, LogsUnavailable
 from queue_manager.ports import JobPhase
 from tests.kube.test_launcher_helpers import (
     ARANGO_PASSWORD,
@@ -576,3 +579,25 @@ async def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     unlimited = TokenBucket(0, 1, clock=lambda: 0.0)
     for _ in range(1000):
         await unlimited.acquire()
+
+
+async def _read_logs(launcher: KubeLauncher, name: str) -> bytes:
+    return b"".join([c async for c in launcher.logs(name, tail=10, follow=False)])
+
+
+async def test_step_logs_say_clearly_when_no_pod_can_serve_them(
+    launcher: KubeLauncher, admin: AsyncClient, kube_namespace: str
+) -> None:
+    """The suite's API server has no kubelet: a Job without a pod, and a pod no node runs, are
+    each answered with the reason instead of an error page (docs/api.md)."""
+    spec = simple_spec("qm-logs0000-0-loader-producer")
+    await launcher.launch(spec)
+    with pytest.raises(LogsUnavailable, match="has no pod: not scheduled yet"):
+        await _read_logs(launcher, spec.name)
+    pod = Pod(
+        metadata=ObjectMeta(name=f"{spec.name}-x1", labels={"job-name": spec.name}),
+        spec=PodSpec(containers=[Container(name="worker", image="streamforge/loader:1")]),
+    )
+    await admin.create(pod, namespace=kube_namespace)
+    with pytest.raises(LogsUnavailable, match=f"pod {spec.name}-x1 of job {spec.name} has no log"):
+        await _read_logs(launcher, spec.name)

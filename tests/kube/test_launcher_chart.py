@@ -32,6 +32,7 @@ ROLE_RULES = [
     {"apiGroups": ["batch"], "resources": ["jobs"],
      "verbs": ["create", "get", "list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
 ]  # fmt: skip
 
 

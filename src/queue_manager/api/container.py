@@ -12,6 +12,7 @@ from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.observability.metrics import Metrics
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
+from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import Settings
@@ -30,6 +31,7 @@ class Container:
     queues: QueueService
     workers: WorkerReports
     health: Health
+    logs: StepLogs
     hub: Hub
     metrics: Metrics
     tokens: WorkerTokens

@@ -108,6 +108,11 @@ class ApiClient:
             headers={"User-Agent": f"queue-manager-cli/{__version__}", **self.auth_headers},
         )
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying client, for calls that stream (logs)."""
+        return self._http
+
     async def __aenter__(self) -> ApiClient:
         return self
 

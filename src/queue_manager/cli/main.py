@@ -18,7 +18,7 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
-from queue_manager.cli import runs, tokens
+from queue_manager.cli import logs, runs, tokens
 from queue_manager.cli.client import DEFAULT_API_URL, ApiClient, CliError, check_api_url
 from queue_manager.cli.render import (
     make_console,
@@ -34,7 +34,8 @@ T = TypeVar("T")
 app = typer.Typer(
     name="queue-manager",
     help="Control plane of the StreamForge market-data platform: run the service "
-    "(serve) or drive a running one (start, stop, retry, resubmit, list, show, watch, token).",
+    "(serve) or drive a running one (start, stop, retry, resubmit, list, show, watch, logs,"
+    " token).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -348,6 +349,7 @@ def watch(
 
 app.command()(runs.retry)
 app.command()(runs.resubmit)
+app.command()(logs.logs)
 app.add_typer(tokens.app)
 
 

@@ -72,3 +72,7 @@ class PermissionDenied(DomainError):
 class TokenNotFound(DomainError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Token {name} not found", data={"name": name})
+
+
+class LogsUnavailable(DomainError):
+    """A step's log cannot be served (no job yet, its job and pod are gone...): says why."""

@@ -35,6 +35,7 @@ from queue_manager.adapters.kube.config import (
     template_from_settings,
 )
 from queue_manager.adapters.kube.errors import DEPENDENCY, REFUSED, unavailable
+from queue_manager.adapters.kube.logs import pod_logs
 from queue_manager.adapters.kube.manifests import SELECTOR, JobTemplate, build_job, job_status
 from queue_manager.adapters.kube.rate_limit import TokenBucket
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
@@ -172,6 +173,9 @@ class KubeLauncher:
     async def list_jobs(self) -> list[JobStatus]:
         statuses, _ = await self._list()
         return statuses
+
+    def logs(self, name: str, *, tail: int | None, follow: bool) -> AsyncIterator[bytes]:
+        return pod_logs(self.client, self.namespace, name, tail=tail, follow=follow)
 
     def watch(self) -> AsyncIterator[JobStatus]:
         return job_watch.follow(

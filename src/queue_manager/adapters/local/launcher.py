@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from queue_manager.adapters.local import procfs
+from queue_manager.adapters.local.logs import read_log
 from queue_manager.adapters.local.records import JobRecord, JobsDir, ended_without_us
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.job_contract import Env
@@ -146,6 +147,15 @@ class LocalLauncher:
             self._dir.remove(name)
         except OSError as exc:
             raise DependencyUnavailable(DEPENDENCY, f"cannot delete job {name}: {exc}") from exc
+
+    def logs(self, name: str, *, tail: int | None, follow: bool) -> AsyncIterator[bytes]:
+        def running() -> bool:
+            record = self._records.get(name) or self._dir.read(name)
+            if record is None or record.phase is not JobPhase.ACTIVE:
+                return False
+            return name in self._children or procfs.alive(record.pid, name)
+
+        return read_log(self._dir.log_file(name), tail=tail, follow=follow, running=running)
 
     async def list_jobs(self) -> list[JobStatus]:
         now = time.time()
