@@ -317,3 +317,40 @@ def _restart(server: KubeAPIServer, namespace: str, service: Service) -> None:
         assert set(names[q][:4]) <= present
         assert names[q][4] not in present
         assert service.queue(q)["status"] not in ("error", "finished", "stopped")
+
+
+async def test_retry_relaunches_only_the_failed_steps_as_new_jobs(
+    kube_apiserver: KubeAPIServer, kube_namespace: str, kube_service: Service
+) -> None:
+    await asyncio.to_thread(_fail_and_retry, kube_apiserver, kube_namespace, kube_service)
+
+
+def _fail_and_retry(server: KubeAPIServer, namespace: str, service: Service) -> None:
+    """Historical example on Kubernetes: the graph-builder's Job fails; retry keeps the four
+    finished loader/connector Jobs and creates `-r1` Jobs for the rest (docs/api.md)."""
+    queue_id = service.start_queue(json.loads(HISTORICAL.read_text()))
+    names = [s["job_name"] for s in service.queue(queue_id)["steps"]]
+    wait_for(lambda: set(names[:4]) <= set(jobs(server, namespace)), 20)
+    for name in names[:4]:
+        set_status(server, namespace, name, succeeded_job_status())
+    wait_for(lambda: names[4] in jobs(server, namespace), 20)
+    before = {n: jobs(server, namespace)[n]["metadata"]["uid"] for n in names[:4]}
+    set_status(server, namespace, names[4], failed_job_status(message="graph-builder OOMKilled"))
+    failed = service.wait_status(queue_id, {"error"}, 20)
+    assert [s["status"] for s in failed["steps"][4:]] == ["error", "skipped"]
+
+    answer = service.post(f"/queues/{queue_id}/retry")
+    assert answer.status_code == 200, answer.text
+    retried = service.queue(queue_id)
+    rerun = retried["steps"][4]["job_name"]
+    assert rerun == names[4] + "-r1"
+    wait_for(lambda: rerun in jobs(server, namespace), 20)
+    stored = jobs(server, namespace)
+    assert {n: stored[n]["metadata"]["uid"] for n in names[:4]} == before  # not relaunched
+    assert [s["attempts"] for s in retried["steps"][:4]] == [1, 1, 1, 1]
+    set_status(server, namespace, rerun, succeeded_job_status())
+    trainer = names[5] + "-r1"
+    wait_for(lambda: trainer in jobs(server, namespace), 20)
+    set_status(server, namespace, trainer, succeeded_job_status())
+    done = service.wait_status(queue_id, {"finished", "error"}, 20)
+    assert done["status"] == "finished", done

@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 an error answer of the API, an unreachable service, or a watched queue
 that ended in error or was stopped; 2 bad usage or a bad setting; 130 interrupted.
+
+About 350 lines on purpose: the shared options and one small function per core verb, read top to
+bottom as the CLI's table of contents; the larger verbs live in their own modules (watch, tokens,
+runs, logs).
 """
 
 from __future__ import annotations

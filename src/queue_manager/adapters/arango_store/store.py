@@ -15,6 +15,9 @@ the SQLite store's `doc` column plus the list helper `created` (fixed-width UTC 
 * listings are keyset pages over persistent indexes (`created`, `_key`), with optional equality
   prefixes `status` / `symbol`: no OFFSET, no full count, fast at any depth.
 
+Slightly over our usual ~350 lines: the StateStore methods share the connection, the per-queue
+locks and the retry loop, and splitting them further would only pass those around.
+
 Every AQL text comes from `queries` (constants, values through bind parameters); every driver or
 network error leaves through `errors` as `DependencyUnavailable("store", ...)`.
 """
