@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,9 +17,10 @@ from queue_manager.app import job_config
 from queue_manager.domain import planner
 from queue_manager.domain.models import QueueState
 from queue_manager.domain.requests import StartRequest
-from queue_manager.ports import JobPhase, JobSpec, JobStatus
+from queue_manager.ports import JobSpec, JobStatus
 from queue_manager.services.job_specs import job_spec
 from queue_manager.settings import Settings
+from tests.support.job_watcher import Watcher as Watcher
 from tests.support.kube_apiserver import KubeAPIServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,44 +78,6 @@ def make_launcher(
     return KubeLauncher(
         namespace, kubeconfig=kubeconfig or server.kubeconfig_path, in_cluster=False, **kwargs
     )
-
-
-class Watcher:
-    """Runs `launcher.watch()` in a task and collects what it yields."""
-
-    def __init__(self, launcher: KubeLauncher) -> None:
-        self.launcher = launcher
-        self.seen: list[JobStatus] = []
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Watcher:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self) -> None:
-        async for status in self.launcher.watch():
-            self.seen.append(status)
-            self._changed.set()
-
-    async def wait_for(self, name: str, phase: JobPhase, within: float = 15.0) -> JobStatus:
-        deadline = time.monotonic() + within
-        while True:
-            for status in reversed(self.seen):
-                if status.name == name and status.phase is phase:
-                    return status
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {phase} for {name}; seen: {self.seen}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 async def eventually(check: Callable[[], Any], within: float = 15.0, every: float = 0.1) -> Any:

@@ -9,7 +9,6 @@ Both sides play the part the launcher does not: for local jobs a stand-in worker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,8 @@ from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.adapters.local import LocalLauncher
 from queue_manager.domain.models import Target
 from queue_manager.domain.naming import job_name
-from queue_manager.ports import JobPhase, JobSpec, JobStatus, Launcher
+from queue_manager.ports import JobSpec, Launcher
+from tests.support.job_watcher import Watcher as Watcher
 from tests.support.kube_apiserver import KubeAPIServer, failed_job_status, succeeded_job_status
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -144,44 +144,6 @@ class KubeHarness:
         for launcher in self._launchers:
             await launcher.stop()
         await self.admin.close()
-
-
-class Watcher:
-    """Runs a launcher's `watch()` in a task and keeps what it yields."""
-
-    def __init__(self, launcher: Launcher) -> None:
-        self.launcher = launcher
-        self.seen: list[JobStatus] = []
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Watcher:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self) -> None:
-        async for status in self.launcher.watch():
-            self.seen.append(status)
-            self._changed.set()
-
-    async def wait_for(self, name: str, phase: JobPhase, within: float = 15.0) -> JobStatus:
-        deadline = time.monotonic() + within
-        while True:
-            for status in reversed(self.seen):
-                if status.name == name and status.phase is phase:
-                    return status
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {phase} for {name}; seen: {self.seen}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 async def eventually(

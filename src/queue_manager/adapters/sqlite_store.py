@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,44 +110,50 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise DependencyUnavailable("store", str(exc)) from exc
 
-    async def insert(
-        self, queue: QueueState, idempotency_key: str | None
-    ) -> tuple[QueueState, bool]:
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: IMMEDIATE takes the write lock before reading, so another
+        process cannot write between our read and our write (no lost update)."""
         writer, _ = self._conns()
         async with self._write_lock:
             try:
                 await writer.execute("BEGIN IMMEDIATE")
                 try:
-                    if idempotency_key is not None:
-                        rows: Any = await writer.execute_fetchall(
-                            "SELECT q.doc FROM idempotency_key k JOIN queue_state q "
-                            "ON q.id = k.queue_id WHERE k.key = ?",
-                            (idempotency_key,),
-                        )
-                        if rows:
-                            await writer.execute("ROLLBACK")
-                            return _load(rows[0][0]), False
-                        await writer.execute(
-                            "INSERT INTO idempotency_key (key, queue_id) VALUES (?, ?)",
-                            (idempotency_key, queue.id),
-                        )
-                    await writer.execute(
-                        "INSERT INTO queue_state (id, status, symbol, created, version, doc) "
-                        "VALUES (?, ?, ?, ?, 1, ?)",
-                        (
-                            queue.id,
-                            queue.status.value,
-                            queue.symbol,
-                            cursors.sort_key(queue.created_at),
-                            _dump(queue),
-                        ),
-                    )
+                    yield writer
                     await writer.execute("COMMIT")
                 except BaseException:
                     await writer.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise DependencyUnavailable("store", str(exc)) from exc
+
+    async def insert(
+        self, queue: QueueState, idempotency_key: str | None
+    ) -> tuple[QueueState, bool]:
+        async with self._transaction() as writer:
+            if idempotency_key is not None:
+                rows: Any = await writer.execute_fetchall(
+                    "SELECT q.doc FROM idempotency_key k JOIN queue_state q "
+                    "ON q.id = k.queue_id WHERE k.key = ?",
+                    (idempotency_key,),
+                )
+                if rows:
+                    return _load(rows[0][0]), False  # commits a transaction that wrote nothing
+                await writer.execute(
+                    "INSERT INTO idempotency_key (key, queue_id) VALUES (?, ?)",
+                    (idempotency_key, queue.id),
+                )
+            await writer.execute(
+                "INSERT INTO queue_state (id, status, symbol, created, version, doc) "
+                "VALUES (?, ?, ?, ?, 1, ?)",
+                (
+                    queue.id,
+                    queue.status.value,
+                    queue.symbol,
+                    cursors.sort_key(queue.created_at),
+                    _dump(queue),
+                ),
+            )
         return queue, True
 
     async def get(self, queue_id: str) -> QueueState | None:
@@ -156,41 +163,29 @@ class SQLiteStore:
     async def update_many(
         self, changes: Mapping[str, Callable[[QueueState], bool]]
     ) -> dict[str, QueueState | None]:
-        writer, _ = self._conns()
         ids = list(changes)
         result: dict[str, QueueState | None] = dict.fromkeys(ids)
-        async with self._write_lock:
-            try:
-                # IMMEDIATE takes the write lock before reading, so another process cannot
-                # write between our read and our write: no lost update. One transaction for
-                # the whole batch: one commit instead of one per queue.
-                await writer.execute("BEGIN IMMEDIATE")
-                try:
-                    rows: list[Any] = []
-                    for start in range(0, len(ids), _CHUNK):
-                        chunk = ids[start : start + _CHUNK]
-                        marks = ",".join("?" * len(chunk))
-                        rows += await writer.execute_fetchall(
-                            f"SELECT id, doc FROM queue_state WHERE id IN ({marks})", chunk
-                        )
-                    writes = []
-                    for queue_id, doc in rows:
-                        queue = _load(doc)
-                        if changes[queue_id](queue):
-                            writes.append((queue.status.value, _dump(queue), queue_id))
-                        result[queue_id] = queue
-                    if writes:
-                        await writer.executemany(
-                            "UPDATE queue_state SET status = ?, version = version + 1, doc = ? "
-                            "WHERE id = ?",
-                            writes,
-                        )
-                    await writer.execute("COMMIT")
-                except BaseException:
-                    await writer.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise DependencyUnavailable("store", str(exc)) from exc
+        # One transaction for the whole batch: one commit instead of one per queue.
+        async with self._transaction() as writer:
+            rows: list[Any] = []
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows += await writer.execute_fetchall(
+                    f"SELECT id, doc FROM queue_state WHERE id IN ({marks})", chunk
+                )
+            writes = []
+            for queue_id, doc in rows:
+                queue = _load(doc)
+                if changes[queue_id](queue):
+                    writes.append((queue.status.value, _dump(queue), queue_id))
+                result[queue_id] = queue
+            if writes:
+                await writer.executemany(
+                    "UPDATE queue_state SET status = ?, version = version + 1, doc = ? "
+                    "WHERE id = ?",
+                    writes,
+                )
         return result
 
     async def get_json(self, queue_id: str) -> bytes | None:
@@ -240,33 +235,21 @@ class SQLiteStore:
         ended = [s.value for s in QueueStatus if s.terminal]
         marks = ",".join("?" * len(ended))
         cutoff = cursors.sort_key(before)
-        writer, _ = self._conns()
-        async with self._write_lock:
-            try:
-                await writer.execute("BEGIN IMMEDIATE")
-                try:
-                    # created <= finished_at: the created index narrows, the document decides.
-                    rows: Any = await writer.execute_fetchall(
-                        f"SELECT id FROM queue_state WHERE status IN ({marks}) AND created < ? "
-                        "AND json_extract(CAST(doc AS TEXT), '$.finished_at') < ? "
-                        "ORDER BY created LIMIT ?",
-                        (*ended, cutoff, cutoff, limit),
-                    )
-                    ids = [str(row[0]) for row in rows]
-                    if ids:
-                        id_marks = ",".join("?" * len(ids))
-                        await writer.execute(
-                            f"DELETE FROM idempotency_key WHERE queue_id IN ({id_marks})", ids
-                        )
-                        await writer.execute(
-                            f"DELETE FROM queue_state WHERE id IN ({id_marks})", ids
-                        )
-                    await writer.execute("COMMIT")
-                except BaseException:
-                    await writer.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise DependencyUnavailable("store", str(exc)) from exc
+        async with self._transaction() as writer:
+            # created <= finished_at: the created index narrows, the document decides.
+            rows: Any = await writer.execute_fetchall(
+                f"SELECT id FROM queue_state WHERE status IN ({marks}) AND created < ? "
+                "AND json_extract(CAST(doc AS TEXT), '$.finished_at') < ? "
+                "ORDER BY created LIMIT ?",
+                (*ended, cutoff, cutoff, limit),
+            )
+            ids = [str(row[0]) for row in rows]
+            if ids:
+                id_marks = ",".join("?" * len(ids))
+                await writer.execute(
+                    f"DELETE FROM idempotency_key WHERE queue_id IN ({id_marks})", ids
+                )
+                await writer.execute(f"DELETE FROM queue_state WHERE id IN ({id_marks})", ids)
         return ids
 
     async def list_active(self) -> list[QueueState]:

@@ -1,0 +1,47 @@
+"""Follow a launcher's `watch()` in the background and wait for a job to reach a phase."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from queue_manager.ports import JobPhase, JobStatus, Launcher
+
+
+class Watcher:
+    """Runs a launcher's `watch()` in a task and keeps what it yields."""
+
+    def __init__(self, launcher: Launcher) -> None:
+        self.launcher = launcher
+        self.seen: list[JobStatus] = []
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watcher:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        async for status in self.launcher.watch():
+            self.seen.append(status)
+            self._changed.set()
+
+    async def wait_for(self, name: str, phase: JobPhase, within: float = 15.0) -> JobStatus:
+        deadline = time.monotonic() + within
+        while True:
+            for status in reversed(self.seen):
+                if status.name == name and status.phase is phase:
+                    return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {phase} for {name}; seen: {self.seen}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
