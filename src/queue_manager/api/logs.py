@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import error_responses
+from queue_manager.api.queues import QueueIdPath
 from queue_manager.domain.identity import Principal, Role
 
 router = APIRouter(prefix="/queues", tags=["queues"])
@@ -29,7 +30,7 @@ Reader = Annotated[Principal, Depends(require(Role.VIEWER, "read logs"))]
 async def step_logs(
     _: Reader,
     services: Services,
-    queue_id: Annotated[str, Path(min_length=1, max_length=64)],
+    queue_id: QueueIdPath,
     index: Annotated[int, Path(ge=0, le=63)],
     tail: Annotated[int | None, Query(ge=0, le=100_000, description="The last N lines")] = None,
     follow: Annotated[bool, Query(description="Keep streaming until the step ends")] = False,

@@ -21,6 +21,8 @@ router = APIRouter(prefix="/queues", tags=["queues"])
 
 Services = Annotated[Container, Depends(get_container)]
 QueueId = Annotated[str, Field(min_length=1, max_length=64)]
+#: the queue id in a route's path
+QueueIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 Starter = Annotated[Principal, Depends(require(Role.OPERATOR, "start a queue"))]
 Stopper = Annotated[Principal, Depends(require(Role.OPERATOR, "stop a queue"))]
 Reader = Annotated[Principal, Depends(require(Role.VIEWER, "read queues"))]
@@ -122,9 +124,7 @@ async def list_queues(
     summary="One queue with its steps",
     responses=error_responses(401, 403, 404, 503),
 )
-async def show_queue(
-    _: Reader, services: Services, queue_id: Annotated[str, Path(min_length=1, max_length=64)]
-) -> Response:
+async def show_queue(_: Reader, services: Services, queue_id: QueueIdPath) -> Response:
     return success_json("Queue status", await services.queues.get_json(queue_id))
 
 
@@ -146,7 +146,7 @@ Resubmitter = Annotated[Principal, Depends(require(Role.OPERATOR, "resubmit a qu
 async def retry_queue(
     principal: Retrier,
     services: Services,
-    queue_id: Annotated[str, Path(min_length=1, max_length=64)],
+    queue_id: QueueIdPath,
     from_step: Annotated[
         int | None,
         Query(ge=0, le=63, description="Also re-run this step and everything downstream of it"),
@@ -165,7 +165,7 @@ async def retry_queue(
 async def resubmit_queue(
     principal: Resubmitter,
     services: Services,
-    queue_id: Annotated[str, Path(min_length=1, max_length=64)],
+    queue_id: QueueIdPath,
 ) -> Response:
     queue = await services.queues.resubmit(queue_id, actor=principal.actor)
     return success("Queue resubmitted", {"queue_id": queue.id, "resubmitted_from": queue_id})
