@@ -16,7 +16,17 @@ import structlog
 from fastapi import FastAPI
 
 from queue_manager import __version__
-from queue_manager.api import auth_routes, errors, health, internal, live, logs, queues
+from queue_manager.api import (
+    auth_routes,
+    errors,
+    health,
+    history,
+    internal,
+    live,
+    logs,
+    queues,
+    ui,
+)
 from queue_manager.api.container import AuthPolicy, Container
 from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
@@ -281,9 +291,10 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     )
     app.state.container = container
     errors.install(app)
-    routers = (queues, logs, health, live, internal, auth_routes)
+    routers = (queues, history, logs, health, live, internal, auth_routes, ui)
     for router in (module.router for module in routers):
         app.include_router(router)
+    app.mount(ui.PREFIX, ui.files(settings.oidc_issuer), name="ui")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HTTPMetrics, metrics=metrics)
     return app

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Principal
 from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.telemetry import Source
@@ -34,22 +35,28 @@ class StateStore(Protocol):
     async def ping(self) -> None: ...
 
     async def insert(
-        self, queue: QueueState, idempotency_key: str | None
+        self, queue: QueueState, idempotency_key: str | None, events: Sequence[QueueEvent] = ()
     ) -> tuple[QueueState, bool]:
-        """Store a new queue. With a key already used, return that queue and False instead."""
+        """Store a new queue with its first history events. With a key already used, return
+        that queue and False instead (writing nothing)."""
         ...
 
     async def get(self, queue_id: str) -> QueueState | None: ...
 
     async def update_many(
-        self, changes: Mapping[str, Callable[[QueueState], bool]]
+        self, changes: Mapping[str, Callable[[QueueState], list[QueueEvent] | None]]
     ) -> dict[str, QueueState | None]:
         """Apply each `mutate` to the freshest copy of its queue atomically (retrying on a
         concurrent write), as cheaply as the store allows (one transaction for SQLite).
 
-        `mutate` returns whether it changed anything; nothing is written when it did not.
-        Returns each queue as stored afterwards, or None when it does not exist.
+        `mutate` returns None when it changed nothing (nothing is written), else the history
+        events of its change (numbered already; maybe none), written in the same transaction
+        as the queue. Returns each queue as stored afterwards, or None when it does not exist.
         """
+        ...
+
+    async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
+        """The queue's history events with `seq` > `after`, oldest first."""
         ...
 
     async def get_json(self, queue_id: str) -> bytes | None:
@@ -67,7 +74,7 @@ class StateStore(Protocol):
 
     async def delete_ended(self, before: datetime, limit: int) -> list[str]:
         """Delete up to `limit` queues that ended (finished, stopped, error) before `before`,
-        oldest first, with their idempotency keys; returns their ids."""
+        oldest first, with their history and idempotency keys; returns their ids."""
         ...
 
     async def list_active(self) -> list[QueueState]:

@@ -35,6 +35,7 @@ EXPECTED = {
     ("GET", "/queues"): VIEWER,
     ("GET", "/queues/{queue_id}"): VIEWER,
     ("GET", "/queues/{queue_id}/steps/{index}/logs"): VIEWER,
+    ("GET", "/queues/{queue_id}/events"): VIEWER,
     ("GET", "/auth/me"): VIEWER,
     ("GET", "/auth/tokens"): ADMIN,
     ("POST", "/auth/tokens"): ADMIN,
@@ -158,8 +159,8 @@ def _call(world: World, route: tuple[str, str], caller: str) -> int:
         kw["params"] = {"queue_id": queue_id}
     elif route in RUNNING_QUEUE_CONFLICTS:
         path = route[1].replace("{queue_id}", world.busy_queue)
-    elif route == ("GET", "/queues/{queue_id}"):
-        path = f"/queues/{queue_id}"
+    elif route in (("GET", "/queues/{queue_id}"), ("GET", "/queues/{queue_id}/events")):
+        path = route[1].replace("{queue_id}", queue_id)
     elif route == ("GET", "/queues/{queue_id}/steps/{index}/logs"):
         path = f"/queues/{queue_id}/steps/0/logs"
         kw["params"] = {"tail": 5}

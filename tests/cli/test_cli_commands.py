@@ -302,3 +302,30 @@ def test_start_needs_a_file_or_all_three_flags(server: Server) -> None:
     assert done.returncode == 2
     assert "--time-range" in done.stderr
     assert_no_traceback(done)
+
+
+def test_events_follow_prints_the_history_until_the_queue_ends(server: Server) -> None:
+    queue_id = start_queue(server)
+
+    done = run_cli("events", queue_id, "--follow", "--json", api_url=server.url, timeout=90)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # each once, in order
+    assert (events[0]["to"], events[0]["message"]) == ("pending", "created")
+    assert (events[-1]["kind"], events[-1]["to"]) == ("queue.status", "finished")
+    assert len(events) == queue_state(server, queue_id)["event_seq"]
+    table = run_cli("events", queue_id, api_url=server.url)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) == len(events)
+    assert "queue.status" in lines[0] and "created" in lines[0] and "api:anonymous" in lines[0]
+    assert "step 0" in lines[1] and "pending -> launching" in lines[1]
+    assert_no_traceback(table)
+
+
+def test_events_of_an_unknown_queue_exit_1(server: Server) -> None:
+    done = run_cli("events", "no-such-queue", api_url=server.url)
+    assert done.returncode == 1
+    assert "no-such-queue" in done.stderr and "not found" in done.stderr.lower()
+    assert_no_traceback(done)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.history import assert_history_matches_state, history_of
 from tests.support.service import Service, wait_for
 
 TOKEN_SECRET = "retry-test-worker-token-secret"
@@ -83,12 +84,37 @@ def test_retry_reruns_only_what_did_not_finish_and_ignores_the_old_run(
     wait_for(lambda: _rejected_unknown_step(service) > seen, 10)
     assert service.queue(queue_id)["status"] == "finished"
     assert service.queue(queue_id)["steps"][4]["status"] == "finished"
+    _assert_the_history_tells_the_story(service, queue_id, killed["telemetry_id"])
 
     again = service.post(f"/queues/{queue_id}/retry")
     assert again.status_code == 409
     assert again.json()["message"] == (
         f"Queue {queue_id} is finished; only an error or stopped queue can be retried"
     )
+
+
+def _assert_the_history_tells_the_story(service: Service, queue_id: str, killed: str) -> None:
+    queue = service.queue(queue_id)
+    events = history_of(service, queue_id)
+    assert_history_matches_state(queue, events)
+    statuses = [(e["from"], e["to"]) for e in events if e["kind"] == "queue.status"]
+    assert statuses == [(None, "pending"), ("pending", "loading"), ("loading", "error"),
+                        ("error", "loading"), ("loading", "finished")]  # fmt: skip
+    builder = [e for e in events if e["kind"] == "step.status" and e["step"] == 4]
+    assert [e["to"] for e in builder][:1] + [e["to"] for e in builder][-1:] == [
+        "launching", "finished"]  # fmt: skip
+    failed = next(e for e in builder if e["to"] == "error")
+    assert failed["message"] and failed["actor"] in ("launcher", "reconciler")
+    assert next(e for e in builder if e["to"] == "loading")["actor"] == f"telemetry:{killed}"
+    retried = next(e for e in events if e["kind"] == "command" and e["to"] == "retry")
+    assert retried["actor"] == "api:anonymous" and "steps 4, 5 run again" in retried["message"]
+    assert events.index(failed) < events.index(retried)
+    # the loaders and connectors ran once: launched, loading, finished — and nothing after
+    for index in range(4):
+        path = [e["to"] for e in events if e["kind"] == "step.status" and e["step"] == index]
+        assert path[0] == "launching" and path[-1] == "finished" and "pending" not in path
+    # the late report of the killed run recorded nothing
+    assert events[-1]["kind"] == "queue.status" and events[-1]["to"] == "finished"
 
 
 def test_retry_from_a_step_also_reruns_everything_downstream(

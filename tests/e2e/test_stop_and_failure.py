@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.history import assert_history_matches_state, history_of
 from tests.support.service import Service, pid_alive, wait_for
 
 
@@ -92,6 +93,9 @@ def test_service_killed_mid_run_resumes_without_losing_anything(
     for step in stream["steps"]:
         assert step["status"] in ("started", "loading")
         assert pid_alive(service.job_record(step["job_name"])["pid"])
+    # The history was written with each change: nothing missing or doubled across the crash.
+    for queue_id in (batch_id, stream_id):
+        assert_history_matches_state(service.queue(queue_id), history_of(service, queue_id))
     service.post(f"/queues/stop?queue_id={stream_id}&force=true")
     service.wait_status(stream_id, {"stopped"}, 10)
 

@@ -112,9 +112,9 @@ async def test_reconcile_relaunches_a_step_whose_job_never_appeared(
     late = (await services.get(queue.id)).steps[0].launched_at
     assert late is not None
 
-    def backdate(q: Any) -> bool:
+    def backdate(q: Any) -> list[Any]:
         q.steps[0].launched_at = late - timedelta(minutes=5)
-        return True
+        return []
 
     await services.store.update_many({queue.id: backdate})
     await services.reconciler.reconcile()

@@ -21,8 +21,9 @@ from queue_manager.ports import StateStore
 async def update_one(
     store: StateStore, queue_id: str, mutate: Callable[[QueueState], bool]
 ) -> QueueState | None:
-    """One queue through `update_many`, the store's only write path for existing queues."""
-    return (await store.update_many({queue_id: mutate}))[queue_id]
+    """One queue through `update_many`, the store's only write path for existing queues;
+    `mutate` says whether it changed anything (and records no history)."""
+    return (await store.update_many({queue_id: lambda q: [] if mutate(q) else None}))[queue_id]
 
 
 BASE = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)

@@ -112,7 +112,7 @@ def test_error_with_retries_left_keeps_the_step_running(single: dict[str, Any]) 
     apply(queue, 0, "error")
     assert queue.steps[0].status is StepStatus.LAUNCHING
     assert queue.status is not QueueStatus.ERROR
-    state.set_attempts(queue, 0, 2)
+    state.set_attempts(queue, 0, 2, datetime.now(UTC))
     apply(queue, 0, "error")
     assert queue.status is QueueStatus.ERROR
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ import aiosqlite
 
 from queue_manager.adapters import cursor as cursors
 from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Role
 from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
 from queue_manager.ports import Page
@@ -35,6 +36,12 @@ CREATE TABLE IF NOT EXISTS idempotency_key (
     queue_id TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_key_queue ON idempotency_key (queue_id);
+CREATE TABLE IF NOT EXISTS queue_events (
+    queue_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (queue_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_tokens (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -56,6 +63,22 @@ def _dump(queue: QueueState) -> bytes:
 
 def _load(doc: bytes | str) -> QueueState:
     return QueueState.model_validate_json(doc)
+
+
+#: what retention deletes with a queue: its keys, its history, then the queue itself
+_PER_QUEUE = (("idempotency_key", "queue_id"), ("queue_events", "queue_id"), ("queue_state", "id"))
+
+# A (queue, seq) written twice would be a bug in the numbering: fail loudly, never overwrite.
+_INSERT_EVENT = "INSERT INTO queue_events (queue_id, seq, doc) VALUES (?, ?, ?)"
+
+
+async def _write_events(
+    writer: aiosqlite.Connection, queue_id: str, events: Sequence[QueueEvent]
+) -> None:
+    if events:
+        await writer.executemany(
+            _INSERT_EVENT, [(queue_id, e.seq, e.model_dump_json().encode()) for e in events]
+        )
 
 
 class SQLiteStore:
@@ -128,7 +151,7 @@ class SQLiteStore:
                 raise DependencyUnavailable("store", str(exc)) from exc
 
     async def insert(
-        self, queue: QueueState, idempotency_key: str | None
+        self, queue: QueueState, idempotency_key: str | None, events: Sequence[QueueEvent] = ()
     ) -> tuple[QueueState, bool]:
         async with self._transaction() as writer:
             if idempotency_key is not None:
@@ -154,6 +177,7 @@ class SQLiteStore:
                     _dump(queue),
                 ),
             )
+            await _write_events(writer, queue.id, events)
         return queue, True
 
     async def get(self, queue_id: str) -> QueueState | None:
@@ -161,7 +185,7 @@ class SQLiteStore:
         return _load(doc) if doc is not None else None
 
     async def update_many(
-        self, changes: Mapping[str, Callable[[QueueState], bool]]
+        self, changes: Mapping[str, Callable[[QueueState], list[QueueEvent] | None]]
     ) -> dict[str, QueueState | None]:
         ids = list(changes)
         result: dict[str, QueueState | None] = dict.fromkeys(ids)
@@ -175,10 +199,13 @@ class SQLiteStore:
                     f"SELECT id, doc FROM queue_state WHERE id IN ({marks})", chunk
                 )
             writes = []
+            history: list[tuple[str, int, bytes]] = []
             for queue_id, doc in rows:
                 queue = _load(doc)
-                if changes[queue_id](queue):
+                events = changes[queue_id](queue)
+                if events is not None:
                     writes.append((queue.status.value, _dump(queue), queue_id))
+                    history += ((queue_id, e.seq, e.model_dump_json().encode()) for e in events)
                 result[queue_id] = queue
             if writes:
                 await writer.executemany(
@@ -186,7 +213,16 @@ class SQLiteStore:
                     "WHERE id = ?",
                     writes,
                 )
+            if history:
+                await writer.executemany(_INSERT_EVENT, history)
         return result
+
+    async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
+        rows = await self._read(
+            "SELECT doc FROM queue_events WHERE queue_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (queue_id, after, limit),
+        )
+        return [QueueEvent.model_validate_json(row[0]) for row in rows]
 
     async def get_json(self, queue_id: str) -> bytes | None:
         if self._point is None:
@@ -246,10 +282,8 @@ class SQLiteStore:
             ids = [str(row[0]) for row in rows]
             if ids:
                 id_marks = ",".join("?" * len(ids))
-                await writer.execute(
-                    f"DELETE FROM idempotency_key WHERE queue_id IN ({id_marks})", ids
-                )
-                await writer.execute(f"DELETE FROM queue_state WHERE id IN ({id_marks})", ids)
+                for table, column in _PER_QUEUE:
+                    await writer.execute(f"DELETE FROM {table} WHERE {column} IN ({id_marks})", ids)
         return ids
 
     async def list_active(self) -> list[QueueState]:

@@ -5,7 +5,7 @@ that ended in error or was stopped; 2 bad usage or a bad setting; 130 interrupte
 
 About 350 lines on purpose: the shared options and one small function per core verb, read top to
 bottom as the CLI's table of contents; the larger verbs live in their own modules (watch, tokens,
-runs, logs).
+runs, logs, events).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
-from queue_manager.cli import logs, runs, tokens
+from queue_manager.cli import events, logs, runs, tokens
 from queue_manager.cli.client import DEFAULT_API_URL, ApiClient, CliError, check_api_url
 from queue_manager.cli.render import (
     make_console,
@@ -39,7 +39,7 @@ app = typer.Typer(
     name="queue-manager",
     help="Control plane of the StreamForge market-data platform: run the service "
     "(serve) or drive a running one (start, stop, retry, resubmit, list, show, watch, logs,"
-    " token).",
+    " events, token).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -354,6 +354,7 @@ def watch(
 app.command()(runs.retry)
 app.command()(runs.resubmit)
 app.command()(logs.logs)
+app.command()(events.events)
 app.add_typer(tokens.app)
 
 

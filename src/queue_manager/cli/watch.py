@@ -9,6 +9,7 @@ so what happened meanwhile is not lost.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -67,7 +68,7 @@ async def follow(
     url: str,
     *,
     on_open: Callable[[], Awaitable[bool]],
-    on_update: Callable[[dict[str, Any]], bool],
+    on_update: Callable[[dict[str, Any]], bool | Awaitable[bool]],
     notice: Callable[[str], None],
     reconnected: str = "reconnected",
     headers: dict[str, str] | None = None,
@@ -92,7 +93,8 @@ async def follow(
                     update = decode(await asyncio.wait_for(socket.recv(), IDLE_SECONDS))
                     if update is None or update.get("event") == "heartbeat":
                         continue
-                    done = on_update(update)
+                    result = on_update(update)
+                    done = await result if inspect.isawaitable(result) else result
                 return
         except Unreachable as exc:
             if not connected:

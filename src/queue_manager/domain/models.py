@@ -131,6 +131,8 @@ class QueueState(BaseModel):
     resubmitted_from: str | None = None
     #: the start request as accepted, so the queue can be resubmitted
     request: dict[str, Any] | None = None
+    #: the `seq` of its latest history event (`GET /queues/{id}/events`)
+    event_seq: int = 0
     steps: list[Step] = Field(default_factory=list)
 
     def step_by_producer(self, producer: str) -> Step | None:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from queue_manager.domain import naming
 from queue_manager.domain.errors import Conflict, InvalidRequest
+from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
 from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.telemetry import TelemetryEvent, step_status
@@ -26,6 +27,8 @@ class Outcome:
     steps: set[int] = field(default_factory=set)
     #: steps whose jobs must go now (fail-fast, or a step stopped behind the service's back)
     kill: set[int] = field(default_factory=set)
+    #: the history of this change, stored with it
+    events: list[QueueEvent] = field(default_factory=list)
 
     def touch(self, step: Step) -> None:
         self.changed = True
@@ -36,11 +39,29 @@ class Outcome:
         self.transitioned |= other.transitioned
         self.steps |= other.steps
         self.kill |= other.kill
+        self.events += other.events
+
+    def record(
+        self,
+        kind: EventKind,
+        at: datetime,
+        *,
+        step: int | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.changed = True
+        self.events.append(
+            QueueEvent(at=at, kind=kind, step=step, from_=from_, to=to, message=message)
+        )
 
 
 def _advance(step: Step, status: StepStatus, now: datetime, out: Outcome) -> bool:
     if step.status.terminal or status.rank < step.status.rank or status is step.status:
         return False
+    # Its message (the step's error) is filled in by `_settle`, once the caller has set it.
+    out.record(EventKind.STEP_STATUS, now, step=step.index, from_=step.status, to=status)
     step.status = status
     out.transitioned = True
     if status in (StepStatus.STARTED, StepStatus.LOADING) and step.started_at is None:
@@ -150,10 +171,18 @@ def stop_step(queue: QueueState, index: int, message: str | None, now: datetime)
     return _settle(queue, now, out)
 
 
-def set_attempts(queue: QueueState, index: int, attempts: int) -> Outcome:
+def set_attempts(queue: QueueState, index: int, attempts: int, now: datetime) -> Outcome:
     out = Outcome()
     step = queue.steps[index]
     if attempts > step.attempts and not step.status.terminal:
+        out.record(
+            EventKind.STEP_ATTEMPT,
+            now,
+            step=index,
+            from_=str(step.attempts),
+            to=str(attempts),
+            message=f"job restarted: attempt {attempts} of {step.max_retries + 1}",
+        )
         step.attempts = attempts
         out.touch(step)
     return out
@@ -194,7 +223,13 @@ def request_stop(
     queue.stop_requested_at = now
     queue.stop_deadline = now + grace
     queue.stopped_by = actor
-    out.changed = True
+    out.record(
+        EventKind.COMMAND,
+        now,
+        to="stop",
+        message="stop requested: workers told to stop, jobs deleted after "
+        f"{grace.total_seconds():g} s",
+    )
     for step in queue.steps:
         if step.status is StepStatus.PENDING:
             _advance(step, StepStatus.STOPPED, now, out)
@@ -227,8 +262,18 @@ def retry(queue: QueueState, now: datetime, from_step: int | None = None) -> Out
             data={"queue_id": queue.id},
         )
     out = Outcome(changed=True, transitioned=True)
+    rerun_text = ", ".join(str(i) for i in sorted(rerun))
+    out.record(
+        EventKind.COMMAND,
+        now,
+        to="retry",
+        message=f"retry {queue.retries + 1}"
+        + (f" from step {from_step}" if from_step is not None else "")
+        + f": steps {rerun_text} run again",
+    )
     for index in sorted(rerun):
         step = queue.steps[index]
+        out.record(EventKind.STEP_STATUS, now, step=index, from_=step.status, to=StepStatus.PENDING)
         step.run += 1
         step.attempts += 1
         step.job_name = naming.job_name(queue.id, index, step.target, step.run)
@@ -242,7 +287,7 @@ def retry(queue: QueueState, now: datetime, from_step: int | None = None) -> Out
     queue.stop_requested_at = queue.stop_deadline = queue.finished_at = None
     queue.stopped_by = None
     # The one transition out of a terminal status: the queue runs again.
-    queue.status = derive_status(queue)
+    _set_status(queue, derive_status(queue), now, out)
     return _settle(queue, now, out)
 
 
@@ -264,7 +309,7 @@ def force_deadline(queue: QueueState, now: datetime) -> Outcome:
     running = queue.stop_requested_at is not None and not queue.status.terminal
     if running and (queue.stop_deadline is None or queue.stop_deadline > now):
         queue.stop_deadline = now
-        out.changed = True
+        out.record(EventKind.COMMAND, now, to="force-stop", message="jobs deleted at once")
     return out
 
 
@@ -289,9 +334,10 @@ def _settle(queue: QueueState, now: datetime, out: Outcome) -> Outcome:
     if not out.changed:
         return out
     if not queue.status.terminal:
-        status = derive_status(queue)
-        if status is not queue.status:
-            queue.status = status
+        _set_status(queue, derive_status(queue), now, out)
+    for event in out.events:
+        if event.kind is EventKind.STEP_STATUS and event.message is None and event.to in _ENDED:
+            event.message = queue.steps[event.step or 0].error_message
     loaders = [s for s in queue.steps if s.target is Target.LOADER] or queue.steps
     queue.records_written = max(queue.records_written, sum(s.records_written for s in loaders))
     stamps = [s.last_loaded_timestamp for s in queue.steps if s.last_loaded_timestamp]
@@ -306,3 +352,16 @@ def _settle(queue: QueueState, now: datetime, out: Outcome) -> Outcome:
         queue.finished_at = now
     queue.updated_at = now
     return out
+
+
+_ENDED = frozenset({StepStatus.ERROR, StepStatus.STOPPED, StepStatus.SKIPPED})
+
+
+def _set_status(queue: QueueState, status: QueueStatus, now: datetime, out: Outcome) -> None:
+    if status is queue.status:
+        return
+    message = queue.error_message if status is QueueStatus.ERROR else None
+    if status is QueueStatus.STOPPED and queue.stopped_by:
+        message = f"stopped by {queue.stopped_by}"
+    out.record(EventKind.QUEUE_STATUS, now, from_=queue.status, to=status, message=message)
+    queue.status = status

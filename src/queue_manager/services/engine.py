@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from queue_manager.domain import state
+from queue_manager.domain import history, state
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
+from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.models import QueueState
 from queue_manager.domain.state import Outcome
 from queue_manager.domain.updates import updates_for
@@ -37,6 +38,11 @@ from queue_manager.ports import (
 from queue_manager.services.job_specs import JobConfig, job_spec
 
 log = structlog.get_logger(__name__)
+
+#: actors of the history (docs/api.md): the job launcher and its watch, and the loops that
+#: repair state (reconciler, stop deadline)
+LAUNCHER = "launcher"
+RECONCILER = "reconciler"
 
 
 def now() -> datetime:
@@ -62,20 +68,25 @@ class Engine:
         self._background: set[asyncio.Task[None]] = set()
 
     async def apply(
-        self, queue_id: str, change: Callable[[QueueState], Outcome]
+        self, queue_id: str, change: Callable[[QueueState], Outcome], *, actor: str
     ) -> tuple[QueueState | None, Outcome]:
-        return (await self.apply_many({queue_id: change}))[queue_id]
+        return (await self.apply_many({queue_id: change}, actor=actor))[queue_id]
 
     async def apply_many(
-        self, changes: Mapping[str, Callable[[QueueState], Outcome]]
+        self, changes: Mapping[str, Callable[[QueueState], Outcome]], *, actor: str
     ) -> dict[str, tuple[QueueState | None, Outcome]]:
+        """`actor` names who caused the events no change attributed more precisely."""
         outcomes: dict[str, Outcome] = {}
 
-        def mutate_for(queue_id: str) -> Callable[[QueueState], bool]:
-            def mutate(queue: QueueState) -> bool:
+        def mutate_for(queue_id: str) -> Callable[[QueueState], list[QueueEvent] | None]:
+            def mutate(queue: QueueState) -> list[QueueEvent] | None:
                 # The store may retry: the last run is the one stored.
-                outcomes[queue_id] = changes[queue_id](queue)
-                return outcomes[queue_id].changed
+                outcome = outcomes[queue_id] = changes[queue_id](queue)
+                if not outcome.changed:
+                    return None
+                history.stamp(outcome.events, actor)
+                history.number(queue, outcome.events)
+                return outcome.events
 
             return mutate
 
@@ -103,7 +114,7 @@ class Engine:
             claimed[:] = [s.index for s in steps]
             return outcome
 
-        queue, _ = await self.apply(queue_id, claim)
+        queue, _ = await self.apply(queue_id, claim, actor=LAUNCHER)
         if queue is None:
             return
         for index in claimed:
@@ -118,7 +129,9 @@ class Engine:
             reason = f"launch refused: {exc.message}"
             self.d.metrics.job_launched(step.target.value, "refused")
             bound.warning("launch refused", reason=exc.message)
-            await self.apply(queue.id, lambda q: state.fail_step(q, index, reason, now()))
+            await self.apply(
+                queue.id, lambda q: state.fail_step(q, index, reason, now()), actor=LAUNCHER
+            )
             return
         except DependencyUnavailable as exc:
             # Left `launching`: the reconciler launches it again once the launcher is back.
@@ -192,12 +205,12 @@ class Engine:
                 outcome.merge(state.stop_step(q, index, "stopped after the grace period", now()))
             return outcome
 
-        await self.apply(queue_id, stop_all)
+        await self.apply(queue_id, stop_all, actor=RECONCILER)
         log.info("queue stopped", queue_id=queue_id, deleted_jobs=len(open_steps))
 
     # -- job events -------------------------------------------------------------------------
 
-    async def on_job(self, job: JobStatus) -> None:
+    async def on_job(self, job: JobStatus, actor: str = LAUNCHER) -> None:
         queue = await self.d.store.get(job.queue_id)
         if (
             queue is None
@@ -215,7 +228,11 @@ class Engine:
             if state.ended_unfinished(step):
                 await self._delete(job.name, queue.id, index)
             elif job.attempts > step.attempts:
-                await self.apply(queue.id, lambda q: state.set_attempts(q, index, job.attempts))
+                await self.apply(
+                    queue.id,
+                    lambda q: state.set_attempts(q, index, job.attempts, now()),
+                    actor=actor,
+                )
             return
         if step.status.terminal:
             return
@@ -232,7 +249,7 @@ class Engine:
                 if stopping
                 else (lambda q: state.fail_step(q, index, reason, now()))
             )
-        _, outcome = await self.apply(queue.id, change)
+        _, outcome = await self.apply(queue.id, change, actor=actor)
         if outcome.changed:
             await self.advance(queue.id)
 

@@ -6,8 +6,9 @@ import uuid
 
 import structlog
 
-from queue_manager.domain import planner, state
+from queue_manager.domain import history, planner, state
 from queue_manager.domain.errors import Conflict, QueueNotFound
+from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.requests import PipelineCreate, QueueCreate, parse_request
 from queue_manager.job_contract import CommandName
@@ -33,9 +34,17 @@ class QueueService:
         queue.created_by = actor
         queue.resubmitted_from = resubmitted_from
         queue.request = request.model_dump(mode="json", exclude_none=True)
+        created_event = QueueEvent(
+            at=queue.created_at,
+            kind=EventKind.QUEUE_STATUS,
+            to=queue.status,
+            message=f"resubmitted from {resubmitted_from}" if resubmitted_from else "created",
+            actor=history.api_actor(actor),
+        )
+        history.number(queue, [created_event])
         # A start the workers could never hear about must not be accepted: fail fast with 503.
         await self.d.bus.ping()
-        stored, created = await self.d.store.insert(queue, idempotency_key)
+        stored, created = await self.d.store.insert(queue, idempotency_key, [created_event])
         if not created:
             log.info("idempotent start replayed", queue_id=stored.id)
             return stored
@@ -69,13 +78,16 @@ class QueueService:
             return current
         # Command first: if the bus is down the client gets 503 and nothing has changed.
         await self.engine.send_stop(queue_id)
+        who = history.api_actor(actor)
         queue, _ = await self.engine.apply(
-            queue_id, lambda q: state.request_stop(q, now(), self.d.stop_grace, actor)
+            queue_id, lambda q: state.request_stop(q, now(), self.d.stop_grace, actor), actor=who
         )
         if queue is None:
             raise QueueNotFound(queue_id)
         if force:
-            queue, _ = await self.engine.apply(queue_id, lambda q: state.force_deadline(q, now()))
+            queue, _ = await self.engine.apply(
+                queue_id, lambda q: state.force_deadline(q, now()), actor=who
+            )
             await self.engine.reap(queue_id)
         elif queue.stop_deadline is not None:
             delay = (queue.stop_deadline - now()).total_seconds()
@@ -87,7 +99,9 @@ class QueueService:
         self, queue_id: str, *, from_step: int | None = None, actor: str | None = None
     ) -> QueueState:
         """Run again what did not finish; finished steps keep their outputs (docs/api.md)."""
-        queue, _ = await self.engine.apply(queue_id, lambda q: state.retry(q, now(), from_step))
+        queue, _ = await self.engine.apply(
+            queue_id, lambda q: state.retry(q, now(), from_step), actor=history.api_actor(actor)
+        )
         if queue is None:
             raise QueueNotFound(queue_id)
         log.info("queue retried", queue_id=queue_id, from_step=from_step, actor=actor)
@@ -116,6 +130,12 @@ class QueueService:
         if queue is None:
             raise QueueNotFound(queue_id)
         return queue
+
+    async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
+        events = await self.d.store.events(queue_id, after=after, limit=limit)
+        if not events and await self.d.store.get_json(queue_id) is None:
+            raise QueueNotFound(queue_id)
+        return events
 
     async def get_json(self, queue_id: str) -> bytes:
         raw = await self.d.store.get_json(queue_id)

@@ -15,7 +15,7 @@ from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import StepStatus
 from queue_manager.domain.planner import ready_steps
 from queue_manager.ports import JobPhase, JobStatus
-from queue_manager.services.engine import Engine, now
+from queue_manager.services.engine import RECONCILER, Engine, now
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ class Reconciler:
         snapshot_at = now()
         jobs = {job.name: job for job in await self.d.launcher.list_jobs()}
         for job in jobs.values():
-            await self.engine.on_job(job)
+            await self.engine.on_job(job, RECONCILER)
         at = now()
         for queue in await self.d.store.list_active():
             for step in queue.steps:
@@ -72,7 +72,8 @@ class Reconciler:
                         step_index=step.index,
                         phase=JobPhase.GONE,
                         message="job vanished without reporting an end",
-                    )
+                    ),
+                    RECONCILER,
                 )
             if queue.stop_deadline is not None and queue.stop_deadline <= at:
                 await self.engine.reap(queue.id)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import structlog
 
-from queue_manager.domain import state
+from queue_manager.domain import history, state
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import QueueState
 from queue_manager.domain.state import Outcome
@@ -86,12 +86,18 @@ class Dispatcher:
                     if step is None:
                         unknown[queue_id].append(event)
                         continue
-                    total.merge(state.apply_telemetry(queue, step, event, at))
+                    applied = state.apply_telemetry(queue, step, event, at)
+                    history.stamp(
+                        applied.events, f"telemetry:{event.producer or step.telemetry_id}"
+                    )
+                    total.merge(applied)
                 return total
 
             return change
 
-        results = await self.engine.apply_many({q: change_for(q) for q in by_queue})
+        results = await self.engine.apply_many(
+            {q: change_for(q) for q in by_queue}, actor="telemetry"
+        )
         for queue_id, (queue, outcome) in results.items():
             if queue is None:
                 self.reject("unknown_queue", queue_id, count=len(by_queue[queue_id]))

@@ -14,6 +14,7 @@ from queue_manager.adapters.arango_store.errors import (
     server_codes,
 )
 from queue_manager.adapters.arango_store.queries import (
+    EVENTS_COLLECTION,
     INDEXES,
     KEYS_COLLECTION,
     QUEUE_COLLECTION,
@@ -34,7 +35,7 @@ async def create_database(sys_db: Any, name: str) -> None:
 
 
 async def create_collections(db: Any) -> None:
-    for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION):
+    for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION, EVENTS_COLLECTION):
         if not await db.has_collection(name):
             try:
                 await db.create_collection(name)
@@ -54,6 +55,12 @@ async def create_collections(db: Any) -> None:
         type="persistent",
         fields=["queue_id"],
         options={"name": "queue_idempotency_queue", "unique": False, "sparse": False},
+    )
+    # A queue's history in order; two events can never share a queue and seq.
+    await db.collection(EVENTS_COLLECTION).add_index(
+        type="persistent",
+        fields=["queue_id", "seq"],
+        options={"name": "queue_events_seq", "unique": True, "sparse": False},
     )
     # Two tokens can never share a hash, so a lookup by hash names one token.
     await db.collection(TOKENS_COLLECTION).add_index(

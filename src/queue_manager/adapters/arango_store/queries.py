@@ -14,6 +14,7 @@ from typing import Any, Final
 QUEUE_COLLECTION: Final = "queue_state"
 KEYS_COLLECTION: Final = "queue_idempotency"
 TOKENS_COLLECTION: Final = "api_tokens"
+EVENTS_COLLECTION: Final = "queue_events"
 
 # persistent indexes: (name, fields). Each serves one list filter plus the newest-first sort.
 INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
@@ -98,6 +99,37 @@ FOR d IN @@coll
   FILTER d.queue_id IN @ids
   REMOVE d IN @@coll
 """
+
+
+# -- history -----------------------------------------------------------------------------------
+# The unique (queue_id, seq) index serves this range and makes a duplicate event impossible.
+EVENTS_INSERT: Final = "FOR d IN @events INSERT d INTO @@coll"
+EVENTS_OF: Final = """
+FOR d IN @@coll
+  FILTER d.queue_id == @queue_id AND d.seq > @after
+  SORT d.queue_id, d.seq
+  LIMIT @limit
+  RETURN UNSET(d, @hidden)
+"""
+DELETE_EVENTS_OF: Final = """
+FOR d IN @@coll
+  FILTER d.queue_id IN @ids
+  REMOVE d IN @@coll
+"""
+
+
+def events_insert(queue_id: str, events: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    rows = [{**event, "queue_id": queue_id} for event in events]
+    return EVENTS_INSERT, {"@coll": EVENTS_COLLECTION, "events": rows}
+
+
+def events_of(queue_id: str, after: int, limit: int) -> tuple[str, dict[str, Any]]:
+    bind = {"@coll": EVENTS_COLLECTION, "queue_id": queue_id, "after": after, "limit": limit}
+    return EVENTS_OF, {**bind, "hidden": ["_key", "_id", "_rev", "queue_id"]}
+
+
+def delete_events_of(ids: list[str]) -> tuple[str, dict[str, Any]]:
+    return DELETE_EVENTS_OF, {"@coll": EVENTS_COLLECTION, "ids": ids}
 
 
 def list_active(statuses: list[str]) -> tuple[str, dict[str, Any]]:

@@ -8,7 +8,9 @@ the SQLite store's `doc` column plus the list helper `created` (fixed-width UTC 
   applies `mutate`, and replaces it only if the revision is unchanged (`If-Match`); on a
   conflict (HTTP 412) it reads again and re-applies `mutate`, so no replica ever overwrites
   another's write. Writers of one process
-  also take turns per queue, which keeps conflicts to the ones between replicas.
+  also take turns per queue, which keeps conflicts to the ones between replicas. A change
+  with history events is replaced and its events inserted in one stream transaction
+  (`queue_events`, unique on queue id + seq); a progress tick is a single replace.
 * an idempotency key is a document of `queue_idempotency` whose `_key` is the key's SHA-256:
   the primary index makes it unique, and a stream transaction stores it with the queue, so a
   retried start can never create a second queue.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -49,9 +51,14 @@ from queue_manager.adapters.arango_store.errors import (
     Rejected,
     server_codes,
 )
-from queue_manager.adapters.arango_store.queries import KEYS_COLLECTION, QUEUE_COLLECTION
+from queue_manager.adapters.arango_store.queries import (
+    EVENTS_COLLECTION,
+    KEYS_COLLECTION,
+    QUEUE_COLLECTION,
+)
 from queue_manager.adapters.arango_store.tokens import TokenMethods
 from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
+from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
 from queue_manager.ports import Page
 
@@ -59,6 +66,7 @@ if TYPE_CHECKING:
     from queue_manager.settings import Settings
 
 _PARALLEL_UPDATES: Final = 16
+_INSERT_COLLECTIONS: Final = [QUEUE_COLLECTION, KEYS_COLLECTION, EVENTS_COLLECTION]
 
 
 class ArangoStore(TokenMethods):
@@ -172,30 +180,31 @@ class ArangoStore(TokenMethods):
     # -- documents ------------------------------------------------------------------------
 
     async def insert(
-        self, queue: QueueState, idempotency_key: str | None
+        self, queue: QueueState, idempotency_key: str | None, events: Sequence[QueueEvent] = ()
     ) -> tuple[QueueState, bool]:
         db = self._require()
         doc = documents.document(queue)
-        if idempotency_key is None:
-            async with self._guard(f"insert queue {queue.id}"):
-                await db.collection(QUEUE_COLLECTION).insert(doc, silent=True)
-            return queue, True
-        key_doc = {
-            "_key": documents.idempotency_key(idempotency_key),
-            "key": idempotency_key,
-            "queue_id": queue.id,
-        }
+        key_doc = None
+        if idempotency_key is not None:
+            key_doc = {
+                "_key": documents.idempotency_key(idempotency_key),
+                "key": idempotency_key,
+                "queue_id": queue.id,
+            }
         for attempt in range(self._max_attempts):
-            existing = await self._by_idempotency_key(key_doc["_key"])
-            if existing is not None:
-                return existing, False
+            if key_doc is not None:
+                existing = await self._by_idempotency_key(key_doc["_key"])
+                if existing is not None:
+                    return existing, False
             async with self._guard(f"insert queue {queue.id}"):
-                txn = await db.begin_transaction(write=[QUEUE_COLLECTION, KEYS_COLLECTION])
-                key_stored = False
+                txn = await db.begin_transaction(write=_INSERT_COLLECTIONS)
+                key_stored = key_doc is None
                 try:
-                    await txn.collection(KEYS_COLLECTION).insert(key_doc, silent=True)
-                    key_stored = True
+                    if key_doc is not None:
+                        await txn.collection(KEYS_COLLECTION).insert(key_doc, silent=True)
+                        key_stored = True
                     await txn.collection(QUEUE_COLLECTION).insert(doc, silent=True)
+                    await self._insert_events(txn, queue.id, events)
                     await txn.commit_transaction()
                     return queue, True
                 except ArangoServerError as exc:
@@ -211,6 +220,16 @@ class ArangoStore(TokenMethods):
         raise DependencyUnavailable(
             "store", f"idempotency key still contended after {self._max_attempts} attempts"
         )
+
+    @staticmethod
+    async def _insert_events(txn: Any, queue_id: str, events: Sequence[QueueEvent]) -> None:
+        if not events:
+            return
+        rows = [event.model_dump(mode="json") for event in events]
+        query, bind = queries.events_insert(queue_id, rows)
+        async with await txn.aql.execute(query, bind_vars=bind) as cursor:
+            async for _ in cursor:
+                pass
 
     async def _by_idempotency_key(self, doc_key: str) -> QueueState | None:
         db = self._require()
@@ -240,7 +259,7 @@ class ArangoStore(TokenMethods):
         return dict(raw) if raw is not None else None
 
     async def _update_one(
-        self, queue_id: str, mutate: Callable[[QueueState], bool]
+        self, queue_id: str, mutate: Callable[[QueueState], list[QueueEvent] | None]
     ) -> QueueState | None:
         db = self._require()
         if not documents.valid_key(queue_id):
@@ -253,13 +272,12 @@ class ArangoStore(TokenMethods):
                 if raw is None:
                     return None
                 queue = documents.load(raw)
-                if not mutate(queue):  # domain code: its errors are not the store's
+                events = mutate(queue)  # domain code: its errors are not the store's
+                if events is None:
                     return queue
                 async with self._guard(f"update queue {queue_id}"):
                     try:
-                        await coll.replace(
-                            documents.document(queue), if_match=raw["_rev"], silent=True
-                        )
+                        await self._replace(queue, raw["_rev"], events)
                     except DocumentRevisionError:
                         pass  # another replica wrote first: re-read and re-apply
                     except ArangoServerError as exc:
@@ -275,8 +293,24 @@ class ArangoStore(TokenMethods):
             "store", f"queue {queue_id} still contended after {self._max_attempts} attempts"
         )
 
+    async def _replace(self, queue: QueueState, rev: str, events: Sequence[QueueEvent]) -> None:
+        """Replace the document if still at `rev`; with history, in one stream transaction."""
+        db = self._require()
+        doc = documents.document(queue)
+        if not events:  # a progress tick: one request, no transaction
+            await db.collection(QUEUE_COLLECTION).replace(doc, if_match=rev, silent=True)
+            return
+        txn = await db.begin_transaction(write=[QUEUE_COLLECTION, EVENTS_COLLECTION])
+        try:
+            await txn.collection(QUEUE_COLLECTION).replace(doc, if_match=rev, silent=True)
+            await self._insert_events(txn, queue.id, events)
+            await txn.commit_transaction()
+        except BaseException:
+            await self._abort(txn)
+            raise
+
     async def update_many(
-        self, changes: Mapping[str, Callable[[QueueState], bool]]
+        self, changes: Mapping[str, Callable[[QueueState], list[QueueEvent] | None]]
     ) -> dict[str, QueueState | None]:
         # Documents are independent in ArangoDB: optimistic updates side by side, bounded.
         gate = asyncio.Semaphore(_PARALLEL_UPDATES)
@@ -348,7 +382,13 @@ class ArangoStore(TokenMethods):
         ids = [str(key) for key in await self._query("prune queues", query, bind)]
         if ids:
             await self._query("prune idempotency keys", *queries.delete_keys_of(ids))
+            await self._query("prune history", *queries.delete_events_of(ids))
         return ids
+
+    async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
+        query, bind = queries.events_of(queue_id, after, limit)
+        rows = await self._query(f"read history of {queue_id}", query, bind)
+        return [QueueEvent.model_validate(row) for row in rows]
 
     async def list_active(self) -> list[QueueState]:
         query, bind = queries.list_active([s.value for s in ACTIVE_QUEUE_STATUSES])

@@ -1,0 +1,97 @@
+// WS /ws/topic with reconnects. Browsers send the session cookie with the upgrade (same origin).
+// After every reconnect the subscriber is told to re-read state over REST: updates sent while
+// the socket was down are not replayed, so the page would otherwise be silently stale.
+
+import { ROOT } from "./api.js";
+
+const listeners = new Set();
+let connection = "offline";
+
+/** The connection state shown in the header: "connecting", "live", "reconnecting", "offline". */
+export function onConnection(listener) {
+  listeners.add(listener);
+  listener(connection);
+  return () => listeners.delete(listener);
+}
+
+function announce(state) {
+  connection = state;
+  for (const listener of listeners) listener(state);
+}
+
+export class LiveFeed {
+  /**
+   * @param {{queueId?: string, onMessages: (batch: object[]) => void, onResync: () => void}} o
+   * Messages are handed over in batches (what arrived since the last animation frame).
+   */
+  constructor({ queueId, onMessages, onResync }) {
+    this.queueId = queueId;
+    this.onMessages = onMessages;
+    this.onResync = onResync;
+    this.socket = null;
+    this.closed = false;
+    this.delay = 250;
+    this.opened = false;
+    this.buffer = [];
+    this.flushing = false;
+    this.received = 0;
+    this.connect();
+  }
+
+  connect() {
+    const target = new URL("ws/topic", ROOT);
+    target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
+    if (this.queueId) target.searchParams.set("queue_id", this.queueId);
+    announce(this.opened ? "reconnecting" : "connecting");
+    const socket = new WebSocket(target);
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      this.delay = 250;
+      this.opened = true;
+      announce("live");
+      // Every open, the first one included: what changed before it is read over REST.
+      this.onResync();
+    });
+    socket.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.event === "heartbeat") return;
+      this.received += 1;
+      this.buffer.push(message);
+      if (!this.flushing) {
+        this.flushing = true;
+        window.requestAnimationFrame(() => this.flush());
+      }
+    });
+    socket.addEventListener("close", (event) => {
+      if (this.socket !== socket || this.closed) return;
+      if (event.code === 4401) {
+        announce("offline");
+        window.dispatchEvent(new CustomEvent("qm:unauthenticated"));
+        return;
+      }
+      announce("reconnecting");
+      const wait = this.delay;
+      this.delay = Math.min(this.delay * 2, 5000);
+      this.timer = window.setTimeout(() => this.connect(), wait);
+    });
+  }
+
+  flush() {
+    this.flushing = false;
+    const batch = this.buffer;
+    this.buffer = [];
+    if (batch.length) this.onMessages(batch);
+  }
+
+  close() {
+    this.closed = true;
+    window.clearTimeout(this.timer);
+    if (this.socket) this.socket.close(1000);
+    announce("offline");
+  }
+}

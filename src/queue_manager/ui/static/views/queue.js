@@ -1,0 +1,395 @@
+// #/queues/<id>: the queue's DAG, live; its history; a step's log; the actions its state and
+// the caller's role allow, each confirmed first.
+
+import { ApiError, get, openLog, post } from "../api.js";
+import { Dag } from "../dag.js";
+import { confirmAction, notify } from "../dialog.js";
+import { cancel, schedule } from "../frame.js";
+import { badge, count, duration, el, ms, RUNNING_STEP, time } from "../format.js";
+import { LiveFeed } from "../live.js";
+
+const LOG_TAIL = 200;
+const LOG_KEEP = 2000;
+
+const list = (indexes) => indexes.map((i) => `#${i}`).join(", ");
+
+class QueueView {
+  constructor(container, ctx, queueId) {
+    this.ctx = ctx;
+    this.id = queueId;
+    this.queue = null;
+    this.dag = null;
+    this.selected = null;
+    this.lastSeq = 0;
+    this.events = [];
+    this.destroyed = false;
+    this.container = container;
+    this.head = el("div", { class: "queue-head" });
+    this.actions = el("div", { class: "actions", role: "toolbar", "aria-label": "Queue actions" });
+    this.graph = el("div", { class: "graph-wrap" });
+    this.stepPanel = el("section", { class: "card step-panel", "aria-labelledby": "step-title" });
+    this.timeline = el("ol", { class: "timeline", "aria-label": "History, oldest first" });
+    container.append(
+      el("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, el("a", { href: "#/queues" }, "← Queues")),
+      this.head,
+      this.actions,
+      el("section", { class: "card", "aria-labelledby": "graph-title" },
+        el("h2", { id: "graph-title" }, "Pipeline"), this.graph),
+      this.stepPanel,
+      el("section", { class: "card", "aria-labelledby": "history-title" },
+        el("h2", { id: "history-title" }, "History"), this.timeline),
+    );
+    this.feed = new LiveFeed({
+      queueId,
+      onMessages: (batch) => this.apply(batch),
+      onResync: () => this.refresh(true),
+    });
+    this.fallback = window.setTimeout(() => this.queue || this.refresh(true), 1000);
+    this.clock = window.setInterval(() => schedule("detail-clock", () => this.drawHead()), 1000);
+  }
+
+  // -- state ---------------------------------------------------------------------------------
+
+  async refresh(withEvents) {
+    let queue;
+    try {
+      queue = (await get(`queues/${encodeURIComponent(this.id)}`)).data;
+    } catch (exc) {
+      if (this.destroyed) return;
+      if (exc instanceof ApiError && exc.status === 401) window.dispatchEvent(new CustomEvent("qm:unauthenticated"));
+      if (!this.queue) this.head.replaceChildren(el("h1", {}, "Queue not available"), el("p", { class: "alert" }, exc.message));
+      return;
+    }
+    if (this.destroyed) return;
+    if (this.queue && ms(queue.updated_at) < ms(this.queue.updated_at)) queue = this.queue;
+    const first = !this.queue;
+    this.queue = queue;
+    if (first) {
+      this.dag = new Dag(this.graph, queue, (index) => this.select(index));
+      this.select(this.defaultStep());
+    }
+    this.redraw();
+    if (withEvents || first) this.loadEvents();
+  }
+
+  defaultStep() {
+    const steps = this.queue.steps;
+    const failed = steps.find((s) => s.status === "error");
+    const running = steps.find((s) => RUNNING_STEP.has(s.status));
+    return (failed || running || steps[0]).index;
+  }
+
+  /** Socket messages patch the model; a status change also re-reads the rest (attempts...). */
+  apply(batch) {
+    if (!this.queue) return;
+    let changed = false;
+    for (const m of batch) {
+      if (m.queue_id !== this.id || ms(m.updated_at) < ms(this.queue.updated_at)) continue;
+      this.queue.updated_at = m.updated_at;
+      if (m.event === "queue.updated") {
+        changed ||= this.queue.status !== m.status;
+        Object.assign(this.queue, {
+          status: m.status, records_written: m.records_written,
+          last_loaded_timestamp: m.last_loaded_timestamp, error_message: m.error_message,
+        });
+      } else if (m.event === "step.updated" && this.queue.steps[m.step]) {
+        const step = this.queue.steps[m.step];
+        changed ||= step.status !== m.status;
+        if (step.status !== m.status && m.step === this.selected) this.logWanted = true;
+        Object.assign(step, {
+          status: m.status, records_written: m.records_written,
+          last_loaded_timestamp: m.last_loaded_timestamp, error_message: m.error_message,
+        });
+      }
+    }
+    schedule("detail", () => this.redraw());
+    if (changed) {
+      window.clearTimeout(this.pending);
+      this.pending = window.setTimeout(() => this.refresh(true), 300);
+    }
+  }
+
+  redraw() {
+    if (!this.queue) return;
+    this.dag.update(this.queue);
+    this.drawHead();
+    this.drawActions();
+    this.drawStep();
+    if (this.logWanted) {
+      this.logWanted = false;
+      if (!this.logOpen) this.openLog();
+    }
+  }
+
+  // -- header and actions ---------------------------------------------------------------------
+
+  drawHead() {
+    const q = this.queue;
+    if (!q) return;
+    const facts = [
+      ["Symbol", q.symbol],
+      ["Time range", q.time_range],
+      ["Records", count(q.records_written)],
+      ["Steps done", `${q.steps.filter((s) => s.status === "finished").length}/${q.steps.length}`],
+      ["Created", `${time(q.created_at)} by ${q.created_by || "—"}`],
+      ["Duration", duration(q.started_at, q.finished_at)],
+    ];
+    if (q.retries) facts.push(["Retries", String(q.retries)]);
+    if (q.stopped_by) facts.push(["Stopped by", q.stopped_by]);
+    const parts = [
+      el("div", { class: "title-row" },
+        el("h1", {}, "Queue ", el("span", { class: "qid", title: q.id }, q.id.slice(0, 8))),
+        el("span", { id: "queue-status" }, badge(q.status))),
+      el("p", { class: "full-id" }, q.id),
+      el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
+    ];
+    if (q.resubmitted_from) {
+      parts.push(el("p", {}, "Resubmitted from ",
+        el("a", { href: `#/queues/${encodeURIComponent(q.resubmitted_from)}` }, q.resubmitted_from.slice(0, 8))));
+    }
+    if (q.error_message) parts.push(el("p", { class: "alert", role: "alert", id: "queue-error" }, q.error_message));
+    const key = JSON.stringify(facts) + q.status + q.error_message + q.resubmitted_from;
+    if (this.headKey !== key) {
+      this.headKey = key;
+      this.head.replaceChildren(...parts);
+    }
+  }
+
+  drawActions() {
+    const q = this.queue;
+    const allowed = this.ctx.session.can("operator");
+    const buttons = [];
+    if (allowed && ["pending", "loading"].includes(q.status)) {
+      buttons.push(el("button", { type: "button", class: "button", onclick: () => this.stop(false) }, "Stop"));
+    }
+    if (allowed && ["pending", "loading", "stopping"].includes(q.status)) {
+      buttons.push(el("button", { type: "button", class: "button danger", onclick: () => this.stop(true) }, "Force stop"));
+    }
+    if (allowed && ["error", "stopped"].includes(q.status)) {
+      buttons.push(el("button", { type: "button", class: "button primary", onclick: () => this.retry() }, "Retry"));
+    }
+    if (allowed && ["finished", "error", "stopped"].includes(q.status)) {
+      buttons.push(el("button", { type: "button", class: "button", onclick: () => this.resubmit() }, "Resubmit"));
+    }
+    const key = `${allowed}:${q.status}`;
+    if (this.actionsKey !== key) {
+      this.actionsKey = key;
+      this.actions.replaceChildren(...buttons);
+      this.actions.hidden = !buttons.length;
+    }
+  }
+
+  async act(ask, call, done) {
+    if (!(await confirmAction(ask))) return;
+    try {
+      const answer = await call();
+      notify(answer.message);
+      if (done) done(answer);
+      else this.refresh(true);
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+  }
+
+  stop(force) {
+    const q = this.queue;
+    const running = q.steps.filter((s) => RUNNING_STEP.has(s.status)).map((s) => s.index);
+    const pending = q.steps.filter((s) => s.status === "pending").map((s) => s.index);
+    const short = q.id.slice(0, 8);
+    const body = force
+      ? [`Deletes the jobs of queue ${short} at once${running.length ? ` (running: steps ${list(running)})` : ""}, `
+         + "without waiting for its workers to finish.", "Every step that has not ended ends stopped."]
+      : [`Sends the stop command to the workers of queue ${short}${running.length ? ` (running: steps ${list(running)})` : ""}; `
+         + "jobs still running after the grace period are deleted.",
+         pending.length ? `Pending steps ${list(pending)} will not start. Every step ends stopped.` : "Every step ends stopped."];
+    return this.act(
+      { title: force ? `Force stop queue ${short}?` : `Stop queue ${short}?`, body, confirm: force ? "Force stop" : "Stop", danger: true },
+      () => post("queues/stop", { params: { queue_id: q.id, force: force ? "true" : undefined } }),
+    );
+  }
+
+  retry() {
+    const q = this.queue;
+    const rerun = q.steps.filter((s) => s.status !== "finished").map((s) => s.index);
+    const kept = q.steps.filter((s) => s.status === "finished").map((s) => s.index);
+    const body = [
+      `Runs again steps ${list(rerun)} of queue ${q.id.slice(0, 8)}, as new runs, in the usual order.`,
+      kept.length ? `Finished steps ${list(kept)} are kept: not relaunched, their data reused.` : "No step had finished: everything runs again.",
+    ];
+    return this.act({ title: "Retry this queue?", body, confirm: "Retry" }, () => post(`queues/${encodeURIComponent(q.id)}/retry`));
+  }
+
+  resubmit() {
+    const q = this.queue;
+    const body = [
+      `Starts a new queue from the same request: ${q.symbol}, ${q.time_range}, ${q.steps.length} step${q.steps.length === 1 ? "" : "s"}.`,
+      `Queue ${q.id.slice(0, 8)} stays as it is.`,
+    ];
+    return this.act(
+      { title: "Resubmit as a new queue?", body, confirm: "Resubmit" },
+      () => post(`queues/${encodeURIComponent(q.id)}/resubmit`),
+      (answer) => this.ctx.navigate(`#/queues/${encodeURIComponent(answer.data.queue_id)}`),
+    );
+  }
+
+  // -- the selected step and its log ---------------------------------------------------------
+
+  select(index) {
+    this.selected = index;
+    this.dag.select(index);
+    this.stepKey = null;
+    this.stepPanel.replaceChildren();
+    this.logBox = el("pre", { class: "log", tabindex: "0", "aria-label": `Log of step ${index}` });
+    this.logNote = el("p", { class: "help log-note", "aria-live": "polite" });
+    this.stepFacts = el("div");
+    const reload = el("button", { type: "button", class: "button small", onclick: () => this.openLog() }, "Reload log");
+    this.stepPanel.append(
+      el("h2", { id: "step-title" }, `Step #${index} · ${this.queue.steps[index].target}`),
+      this.stepFacts,
+      el("div", { class: "title-row" }, el("h3", {}, `Log (last ${LOG_TAIL} lines, followed)`), reload),
+      this.logNote,
+      this.logBox,
+    );
+    this.drawStep();
+    this.openLog();
+  }
+
+  drawStep() {
+    const step = this.queue && this.queue.steps[this.selected];
+    if (!step) return;
+    const facts = [
+      ["Type", step.type],
+      ["Status", step.status],
+      ["Records written", count(step.records_written)],
+      ["Loaded up to", time(step.last_loaded_timestamp)],
+      ["Attempts", `${step.attempts} (max retries ${step.max_retries})`],
+      ["Run", String(step.run)],
+      ["Started", time(step.started_at)],
+      ["Finished", time(step.finished_at)],
+      ["Depends on", step.depends_on.length ? list(step.depends_on) : "—"],
+      ["Job", step.job_name],
+    ];
+    const key = JSON.stringify(facts) + step.error_message;
+    if (key === this.stepKey) return;
+    this.stepKey = key;
+    this.stepFacts.replaceChildren(
+      el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
+      step.error_message ? el("p", { class: "alert", role: "alert" }, step.error_message) : "",
+    );
+  }
+
+  async openLog() {
+    if (this.logAbort) this.logAbort.abort();
+    const abort = new AbortController();
+    this.logAbort = abort;
+    const index = this.selected;
+    const box = this.logBox;
+    box.textContent = "";
+    this.logLines = 0;
+    this.logNote.textContent = "reading…";
+    this.logOpen = true;
+    try {
+      const stream = await openLog(this.id, index, { tail: LOG_TAIL, follow: true, signal: abort.signal });
+      this.logNote.textContent = "following";
+      const reader = stream.getReader();
+      let pendingText = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        pendingText += value;
+        schedule("log", () => {
+          if (abort.signal.aborted) return;
+          box.append(pendingText);
+          pendingText = "";
+          this.trimLog(box);
+          box.scrollTop = box.scrollHeight;
+        });
+      }
+      if (!abort.signal.aborted) {
+        this.logNote.textContent = "end of log: the step ended";
+        this.logOpen = false;
+      }
+    } catch (exc) {
+      if (abort.signal.aborted) return;
+      this.logOpen = false;
+      const step = this.queue.steps[index];
+      this.logNote.textContent = exc.status === 404 && step.status === "pending"
+        ? "no log yet: the step has not started"
+        : `no log: ${exc.message}`;
+    }
+  }
+
+  trimLog(box) {
+    const text = box.textContent;
+    const lines = text.split("\n");
+    if (lines.length > LOG_KEEP * 1.2) box.textContent = lines.slice(-LOG_KEEP).join("\n");
+  }
+
+  // -- history --------------------------------------------------------------------------------
+
+  async loadEvents() {
+    if (this.eventsBusy) {
+      this.eventsAgain = true;
+      return;
+    }
+    this.eventsBusy = true;
+    try {
+      let cursor = this.lastSeq ? String(this.lastSeq) : undefined;
+      const fresh = [];
+      for (;;) {
+        const answer = await get(`queues/${encodeURIComponent(this.id)}/events`, { limit: 1000, cursor });
+        fresh.push(...answer.data);
+        if (!answer.next_cursor) break;
+        cursor = answer.next_cursor;
+      }
+      const added = fresh.filter((e) => e.seq > this.lastSeq);
+      if (added.length && !this.destroyed) {
+        this.lastSeq = added[added.length - 1].seq;
+        this.timeline.append(...added.map((e) => this.eventItem(e)));
+        this.timeline.scrollTop = this.timeline.scrollHeight;
+      }
+    } catch (exc) {
+      if (!this.events.length) this.timeline.replaceChildren(el("li", {}, `history not available: ${exc.message}`));
+    } finally {
+      this.eventsBusy = false;
+      if (this.eventsAgain) {
+        this.eventsAgain = false;
+        this.loadEvents();
+      }
+    }
+  }
+
+  eventItem(e) {
+    const step = e.step === null || e.step === undefined ? null : this.queue.steps[e.step];
+    const subject = step ? `step #${e.step} ${step.target}` : "queue";
+    let what;
+    if (e.kind.endsWith(".status")) what = [`${e.from || "created"} → `, badge(e.to)];
+    else if (e.kind === "command") what = [`command: ${e.to}`];
+    else what = [e.from || e.to ? `${e.from || "·"} → ${e.to}` : ""];
+    return el(
+      "li",
+      { dataset: { seq: String(e.seq), kind: e.kind } },
+      el("time", { datetime: e.at }, time(e.at)),
+      el("span", { class: "what" }, el("strong", {}, subject), " ", ...what),
+      e.message ? el("span", { class: "message" }, e.message) : "",
+      el("span", { class: "actor" }, e.actor),
+    );
+  }
+
+  destroy() {
+    this.destroyed = true;
+    this.feed.close();
+    if (this.dag) this.dag.destroy();
+    if (this.logAbort) this.logAbort.abort();
+    window.clearInterval(this.clock);
+    window.clearTimeout(this.pending);
+    window.clearTimeout(this.fallback);
+    cancel("detail");
+    cancel("detail-clock");
+    cancel("log");
+  }
+}
+
+export function mount(container, ctx, queueId) {
+  return new QueueView(container, ctx, queueId);
+}
