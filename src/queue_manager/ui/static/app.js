@@ -99,7 +99,7 @@ function renderUser() {
   const out = session.config.auth
     ? el("button", { type: "button", class: "button small", onclick: logout }, "Log out")
     : null;
-  area.replaceChildren(who, out);
+  area.replaceChildren(...[who, out].filter(Boolean));
 }
 
 async function logout() {

@@ -5,9 +5,10 @@
 import { ROOT } from "./api.js";
 
 const listeners = new Set();
-let connection = "offline";
+let connection = "idle";
 
-/** The connection state shown in the header: "connecting", "live", "reconnecting", "offline". */
+/** The state shown in the header: "connecting", "live", "reconnecting", "offline" (refused),
+ * "idle" (this view follows nothing live). */
 export function onConnection(listener) {
   listeners.add(listener);
   listener(connection);
@@ -92,6 +93,6 @@ export class LiveFeed {
     this.closed = true;
     window.clearTimeout(this.timer);
     if (this.socket) this.socket.close(1000);
-    announce("offline");
+    announce("idle");
   }
 }

@@ -8,6 +8,7 @@ import { LiveFeed } from "../live.js";
 
 const PAGE = 100;
 const CLOCK_MS = 1000;
+const BUILD_SLICE = 200;
 
 function stepsDone(queue) {
   const steps = queue.steps || [];
@@ -120,7 +121,7 @@ class QueueList {
     }
     this.loaded = true;
     this.nextCursor = cursor || null;
-    this.replace(fetched);
+    await this.replace(fetched);
   }
 
   async loadMore() {
@@ -131,7 +132,7 @@ class QueueList {
       const answer = await get("queues", this.params(this.nextCursor));
       if (generation !== this.generation) return;
       this.nextCursor = answer.next_cursor || null;
-      this.append(answer.data);
+      await this.append(answer.data);
     } catch (exc) {
       this.failed(exc);
     } finally {
@@ -219,7 +220,30 @@ class QueueList {
     }
   }
 
-  replace(queues) {
+  /** New rows are built a slice per frame, so a page of 1,000 never blocks the main thread. */
+  async entries(queues, generation) {
+    const out = [];
+    for (let i = 0; i < queues.length; i += BUILD_SLICE) {
+      if (i) await new Promise((resolve) => window.requestAnimationFrame(resolve));
+      if (generation !== this.generation) return null;
+      for (const queue of queues.slice(i, i + BUILD_SLICE)) {
+        let entry = this.rows.get(queue.id);
+        if (entry) {
+          entry.queue = queue;
+          this.draw(entry);
+        } else {
+          entry = this.row(queue);
+        }
+        out.push(entry);
+      }
+    }
+    return out;
+  }
+
+  async replace(queues) {
+    const generation = this.generation;
+    const built = await this.entries(queues, generation);
+    if (!built) return;
     const keep = new Set(queues.map((q) => q.id));
     for (const [id, entry] of this.rows) {
       if (!keep.has(id)) {
@@ -228,34 +252,22 @@ class QueueList {
         this.visible.delete(id);
       }
     }
-    const nodes = [];
-    for (const queue of queues) {
-      let entry = this.rows.get(queue.id);
-      if (entry) {
-        entry.queue = queue;
-        this.draw(entry);
-      } else {
-        entry = this.row(queue);
-        this.rows.set(queue.id, entry);
-      }
-      nodes.push(entry.node);
-    }
-    this.order = queues.map((q) => q.id);
-    this.body.replaceChildren(...nodes);
+    for (const entry of built) this.rows.set(entry.queue.id, entry);
+    this.order = built.map((e) => e.queue.id);
+    this.body.replaceChildren(...built.map((e) => e.node));
     this.dirty.clear();
     this.summarise();
   }
 
-  append(queues) {
-    const nodes = [];
-    for (const queue of queues) {
-      if (this.rows.has(queue.id)) continue;
-      const entry = this.row(queue);
-      this.rows.set(queue.id, entry);
-      this.order.push(queue.id);
-      nodes.push(entry.node);
+  async append(queues) {
+    const generation = this.generation;
+    const built = await this.entries(queues.filter((q) => !this.rows.has(q.id)), generation);
+    if (!built) return;
+    for (const entry of built) {
+      this.rows.set(entry.queue.id, entry);
+      this.order.push(entry.queue.id);
     }
-    this.body.append(...nodes);
+    this.body.append(...built.map((e) => e.node));
     this.summarise();
   }
 

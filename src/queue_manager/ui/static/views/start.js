@@ -2,7 +2,7 @@
 // the service's own OpenAPI document, so there is one copy of them). Each error — a JSON syntax
 // error, or a field the 422 envelope names — is shown beside the line of that field.
 
-import { ApiError, get, post } from "../api.js";
+import { ApiError, post } from "../api.js";
 import { el } from "../format.js";
 import { fieldLines, lineOf, parseError } from "../jsonpos.js";
 
@@ -64,10 +64,14 @@ export function mount(container, ctx) {
     const byLine = new Map();
     for (const m of found) byLine.set(m.line, [...(byLine.get(m.line) || []), m]);
     const lines = Math.max(1, text.value.split("\n").length);
-    notes.append(el("div", { class: "spacer", style: `height:${(lines + 2) * LINE_PX}px` }));
+    const spacer = el("div", { class: "spacer" });
+    spacer.style.height = `${(lines + 2) * LINE_PX}px`;
+    notes.append(spacer);
     for (const [line, group] of byLine) {
-      notes.append(el("div", { class: "note", style: `top:${(line - 1) * LINE_PX}px` },
-        group.map((m) => `${m.field}: ${m.message}`).join("; ")));
+      const note = el("div", { class: "note", title: group.map((m) => m.message).join("; ") },
+        group.map((m) => `${m.field}: ${m.message}`).join("; "));
+      note.style.top = `${(line - 1) * LINE_PX}px`;
+      notes.append(note);
     }
     errors.replaceChildren(...found.map((m) =>
       el("li", { class: "field-error", dataset: { field: m.field, line: String(m.line) } },
@@ -126,6 +130,7 @@ export function mount(container, ctx) {
         ? exc.fieldErrors.map((e) => ({ line: lineOf(lines, e.field), field: e.field, message: e.message }))
         : [{ line: 1, field: "request", message: exc.message }];
       show(found);
+      goTo(found[0].line);
     } finally {
       submit.disabled = false;
     }

@@ -1,0 +1,17 @@
+# The dashboard's browser tests (tests/ui) drive Debian's chromium through Playwright's Python
+# package; Playwright's own browser download is never used. Included by the main Makefile.
+PY ?= .venv/bin/python
+
+.PHONY: ui-deps test-ui bench-ui
+
+## Debian's chromium at /usr/bin/chromium (once; needs root and apt).
+ui-deps:
+	@test -x /usr/bin/chromium || { apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
+
+## The dashboard in real Chromium against the real service and workers.
+test-ui: $(STAMP) ui-deps
+	$(PY) -m pytest tests/ui -q -p no:cacheprovider
+
+## Main-thread long tasks with 2,000 queues listed and 500 updates/s; writes its BENCHMARKS.md section.
+bench-ui: $(STAMP) ui-deps
+	$(PY) -m bench.ui_longtasks
