@@ -2,7 +2,7 @@
 # package; Playwright's own browser download is never used. Included by the main Makefile.
 PY ?= .venv/bin/python
 
-.PHONY: ui-deps test-ui bench-ui
+.PHONY: ui-deps test-ui bench-ui ui-screenshot
 
 ## Debian's chromium at /usr/bin/chromium (once; needs root and apt).
 ui-deps:
@@ -15,3 +15,8 @@ test-ui: $(STAMP) ui-deps
 ## Main-thread long tasks with 2,000 queues listed and 500 updates/s; writes its BENCHMARKS.md section.
 bench-ui: $(STAMP) ui-deps
 	$(PY) -m bench.ui_longtasks
+
+## docs/dashboard.png, the README's screenshot, taken by the historical-pipeline test.
+ui-screenshot: $(STAMP) ui-deps
+	UI_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q -p no:cacheprovider \
+		"tests/ui/test_pipelines.py::test_historical_pipeline_runs_in_data_order_on_the_page"

@@ -3,6 +3,7 @@ page shows, not what the API says."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from playwright.sync_api import Page, WebSocketRoute, expect
@@ -51,6 +52,8 @@ def test_historical_pipeline_runs_in_data_order_on_the_page(
     shots(page, "loaders-and-connectors-together")
     expect(node(page, 4)).not_to_have_attribute("data-status", "pending", timeout=30_000)
     shots(page, "graph-builder-after-connectors")
+    if os.environ.get("UI_SCREENSHOT"):  # make ui-screenshot: the README's picture
+        page.screenshot(path=os.environ["UI_SCREENSHOT"])
     expect(page.locator("#queue-status .badge")).to_have_text("finished", timeout=40_000)
     shots(page, "finished")
 
