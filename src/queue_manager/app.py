@@ -39,7 +39,7 @@ from queue_manager.job_contract import ARANGO_SECRET_KEYS, KAFKA_SECRET_KEYS, TA
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import BearerVerifier, Bus, Launcher, Store
-from queue_manager.services.engine import Deps, Engine
+from queue_manager.services.engine import Deps, Engine, Limits
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.job_specs import JobConfig
@@ -215,6 +215,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         jobs=job_config(settings),
         stop_grace=timedelta(seconds=settings.stop_grace_seconds),
         launch_grace=timedelta(seconds=settings.launch_grace_seconds),
+        limits=Limits(settings.max_running_queues, settings.max_running_jobs),
     )
     engine = Engine(deps)
     identity = IdentityService(

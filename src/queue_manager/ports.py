@@ -7,7 +7,7 @@ third-party errors are wrapped at the adapter boundary.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -55,6 +55,29 @@ class StateStore(Protocol):
         """
         ...
 
+    async def admit(
+        self, limit: int, admit: Callable[[QueueState], list[QueueEvent]]
+    ) -> list[QueueState]:
+        """Admit `queued` queues, highest `priority` first then oldest, while fewer than `limit`
+        queues run (pending, loading, stopping): `admit` changes each and returns its events.
+        Decided and written atomically, so replicas admitting at once never exceed `limit`."""
+        ...
+
+    async def claim(
+        self,
+        queue_id: str,
+        targets: Collection[str],
+        mutate: Callable[[QueueState, Mapping[str, int]], list[QueueEvent] | None],
+    ) -> QueueState | None:
+        """`update_many` for one queue, with `mutate` also given how many steps of each of
+        `targets` run now (launching, started, loading) in all queues — counted and written
+        atomically, so replicas claiming at once never exceed a limit."""
+        ...
+
+    async def queued_order(self) -> list[str]:
+        """The ids of the `queued` queues in the order they will be admitted."""
+        ...
+
     async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
         """The queue's history events with `seq` > `after`, oldest first."""
         ...
@@ -78,7 +101,7 @@ class StateStore(Protocol):
         ...
 
     async def list_active(self) -> list[QueueState]:
-        """Every queue not yet terminal (pending, loading, stopping)."""
+        """Every queue not yet terminal (queued, pending, loading, stopping)."""
         ...
 
     async def count_by_status(self) -> dict[str, int]: ...
@@ -219,6 +242,10 @@ class ServiceMetrics(Protocol):
     def telemetry_rejected(self, reason: str, count: int) -> None: ...
     def telemetry_lag(self, seconds: float) -> None:
         """Now minus the event's `sent_at` when it was applied."""
+        ...
+
+    def queue_admitted(self, waited_seconds: float) -> None:
+        """A queued queue was admitted after waiting that long."""
         ...
 
     def queues_pruned(self, count: int) -> None:

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     #: delete queues that ended more than this many days ago (with their keys); unset: keep all
     retention_days: float | None = Field(default=None, gt=0)
     retention_sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
+    #: admission (docs/operations.md): queues running at once, all replicas together; unset: any
+    max_running_queues: int | None = Field(default=None, ge=1)
+    #: jobs of a target running at once, e.g. `gnn-trainer=2,graph-builder=4`
+    max_running_jobs: Annotated[dict[Target, int], NoDecode] = Field(default_factory=dict)
 
     # Access (docs/security.md)
     auth_mode: AuthMode = AuthMode.AUTO
@@ -155,6 +159,21 @@ class Settings(BaseSettings):
     @classmethod
     def _node_pairs(cls, value: Any) -> Any:
         return _pairs(value, "must be key=value pairs separated by commas")
+
+    @field_validator("max_running_jobs", mode="before")
+    @classmethod
+    def _job_limits(cls, value: Any) -> Any:
+        rule = (
+            "must be target=limit pairs separated by commas, e.g. gnn-trainer=2,graph-builder=4 "
+            f"(targets: {', '.join(t.value for t in Target)}; limits >= 1)"
+        )
+        pairs = _pairs(value, rule)
+        if isinstance(pairs, dict) and not all(
+            key in Target._value2member_map_ and str(n).isdigit() and int(n) >= 1
+            for key, n in pairs.items()
+        ):
+            raise ValueError(rule)
+        return pairs
 
     @field_validator("oidc_role_map", mode="before")
     @classmethod

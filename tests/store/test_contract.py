@@ -210,13 +210,12 @@ async def test_list_active_and_count_by_status(store: StateStore) -> None:
         by_status.setdefault(status, []).append(q.id)
     active = await store.list_active()
     assert sorted(q.id for q in active) == sorted(
-        by_status[QueueStatus.PENDING]
+        by_status[QueueStatus.QUEUED]
+        + by_status[QueueStatus.PENDING]
         + by_status[QueueStatus.LOADING]
         + by_status[QueueStatus.STOPPING]
     )
-    assert all(
-        q.status in (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING) for q in active
-    )
+    assert all(not q.status.terminal for q in active)
     assert await store.count_by_status() == {s.value: 2 for s in QueueStatus}
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,13 @@ from queue_manager.adapters import cursor as cursors
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Role
-from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
+from queue_manager.domain.models import (
+    ACTIVE_QUEUE_STATUSES,
+    RUNNING_QUEUE_STATUSES,
+    QueueState,
+    QueueStatus,
+    StepStatus,
+)
 from queue_manager.ports import Page
 
 SCHEMA = """
@@ -26,7 +33,9 @@ CREATE TABLE IF NOT EXISTS queue_state (
     symbol TEXT NOT NULL,
     created TEXT NOT NULL,
     version INTEGER NOT NULL,
-    doc BLOB NOT NULL
+    doc BLOB NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    jobs TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS queue_state_created ON queue_state (created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status, created DESC, id DESC);
@@ -51,6 +60,24 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used_at TEXT
 ) WITHOUT ROWID;
 """
+
+#: columns added after the first release, for files made before them
+_ADDED_COLUMNS = {
+    "priority": "INTEGER NOT NULL DEFAULT 0",
+    "jobs": "TEXT NOT NULL DEFAULT ''",
+}
+_ADMISSION_INDEXES = """
+CREATE INDEX IF NOT EXISTS queue_state_admission
+    ON queue_state (status, priority DESC, created, id);
+CREATE INDEX IF NOT EXISTS queue_state_jobs ON queue_state (jobs) WHERE jobs != '';
+"""
+_RUNNING = tuple(s.value for s in RUNNING_QUEUE_STATUSES)
+_RUNNING_STEPS = frozenset(s for s in StepStatus if s.running)
+
+
+def _jobs(queue: QueueState) -> str:
+    """The targets of its steps that run now, for the MAX_RUNNING_JOBS count."""
+    return " ".join(s.target.value for s in queue.steps if s.status in _RUNNING_STEPS)
 
 
 # SQLite's default limit on bound parameters is far above this; it keeps statements small.
@@ -81,6 +108,21 @@ async def _write_events(
         )
 
 
+async def _write_changes(
+    writer: aiosqlite.Connection, changed: Sequence[tuple[QueueState, Sequence[QueueEvent]]]
+) -> None:
+    if not changed:
+        return
+    await writer.executemany(
+        "UPDATE queue_state SET status = ?, version = version + 1, doc = ?, priority = ?, "
+        "jobs = ? WHERE id = ?",
+        [(q.status.value, _dump(q), q.priority, _jobs(q), q.id) for q, _ in changed],
+    )
+    history = [(q.id, e.seq, e.model_dump_json().encode()) for q, events in changed for e in events]
+    if history:
+        await writer.executemany(_INSERT_EVENT, history)
+
+
 class SQLiteStore:
     name = "sqlite"
 
@@ -105,6 +147,7 @@ class SQLiteStore:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await self._connect()
             await self._writer.executescript(SCHEMA)
+            await self._migrate(self._writer)
             self._reader = await self._connect()
             # A primary-key read takes microseconds; handing it to aiosqlite's thread costs
             # more than the read itself, so point reads run inline on their own connection.
@@ -112,6 +155,14 @@ class SQLiteStore:
             self._point.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         except (sqlite3.Error, OSError) as exc:
             raise DependencyUnavailable("store", f"cannot open {self._path}: {exc}") from exc
+
+    @staticmethod
+    async def _migrate(writer: aiosqlite.Connection) -> None:
+        have = {row[1] for row in await writer.execute_fetchall("PRAGMA table_info(queue_state)")}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in have:
+                await writer.execute(f"ALTER TABLE queue_state ADD COLUMN {column} {definition}")
+        await writer.executescript(_ADMISSION_INDEXES)
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -167,14 +218,16 @@ class SQLiteStore:
                     (idempotency_key, queue.id),
                 )
             await writer.execute(
-                "INSERT INTO queue_state (id, status, symbol, created, version, doc) "
-                "VALUES (?, ?, ?, ?, 1, ?)",
+                "INSERT INTO queue_state (id, status, symbol, created, version, doc, priority, "
+                "jobs) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
                 (
                     queue.id,
                     queue.status.value,
                     queue.symbol,
                     cursors.sort_key(queue.created_at),
                     _dump(queue),
+                    queue.priority,
+                    _jobs(queue),
                 ),
             )
             await _write_events(writer, queue.id, events)
@@ -198,24 +251,71 @@ class SQLiteStore:
                 rows += await writer.execute_fetchall(
                     f"SELECT id, doc FROM queue_state WHERE id IN ({marks})", chunk
                 )
-            writes = []
-            history: list[tuple[str, int, bytes]] = []
+            changed = []
             for queue_id, doc in rows:
                 queue = _load(doc)
                 events = changes[queue_id](queue)
                 if events is not None:
-                    writes.append((queue.status.value, _dump(queue), queue_id))
-                    history += ((queue_id, e.seq, e.model_dump_json().encode()) for e in events)
+                    changed.append((queue, events))
                 result[queue_id] = queue
-            if writes:
-                await writer.executemany(
-                    "UPDATE queue_state SET status = ?, version = version + 1, doc = ? "
-                    "WHERE id = ?",
-                    writes,
-                )
-            if history:
-                await writer.executemany(_INSERT_EVENT, history)
+            await _write_changes(writer, changed)
         return result
+
+    async def admit(
+        self, limit: int, admit: Callable[[QueueState], list[QueueEvent]]
+    ) -> list[QueueState]:
+        marks = ",".join("?" * len(_RUNNING))
+        # IMMEDIATE: no other replica writes between the count and the admission.
+        async with self._transaction() as writer:
+            rows: Any = await writer.execute_fetchall(
+                f"SELECT COUNT(*) FROM queue_state WHERE status IN ({marks})", _RUNNING
+            )
+            free = limit - int(rows[0][0])
+            if free <= 0:
+                return []
+            rows = await writer.execute_fetchall(
+                "SELECT doc FROM queue_state WHERE status = ? "
+                "ORDER BY priority DESC, created, id LIMIT ?",
+                (QueueStatus.QUEUED.value, free),
+            )
+            changed = []
+            for (doc,) in rows:
+                queue = _load(doc)
+                changed.append((queue, admit(queue)))
+            await _write_changes(writer, changed)
+        return [queue for queue, _ in changed]
+
+    async def claim(
+        self,
+        queue_id: str,
+        targets: Collection[str],
+        mutate: Callable[[QueueState, Mapping[str, int]], list[QueueEvent] | None],
+    ) -> QueueState | None:
+        async with self._transaction() as writer:
+            running: Counter[str] = Counter()
+            if targets:
+                rows: Any = await writer.execute_fetchall(
+                    "SELECT jobs FROM queue_state WHERE jobs != ''"
+                )
+                for (jobs,) in rows:
+                    running.update(t for t in jobs.split() if t in targets)
+            rows = await writer.execute_fetchall(
+                "SELECT doc FROM queue_state WHERE id = ?", (queue_id,)
+            )
+            if not rows:
+                return None
+            queue = _load(rows[0][0])
+            events = mutate(queue, running)
+            if events is not None:
+                await _write_changes(writer, [(queue, events)])
+        return queue
+
+    async def queued_order(self) -> list[str]:
+        rows = await self._read(
+            "SELECT id FROM queue_state WHERE status = ? ORDER BY priority DESC, created, id",
+            (QueueStatus.QUEUED.value,),
+        )
+        return [str(row[0]) for row in rows]
 
     async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
         rows = await self._read(

@@ -115,6 +115,10 @@ async def list_queues(
         )
     page = await services.queues.page(status=status, symbol=wanted, limit=limit, cursor=cursor)
     data: list[Any] = [q.model_dump(mode="json") for q in page.items]
+    positions = await services.queues.positions(page.items)
+    for item in data:
+        if item["id"] in positions:
+            item["position"] = positions[item["id"]]
     return success("Queues fetched", data, next_cursor=page.next_cursor)
 
 

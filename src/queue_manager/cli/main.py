@@ -185,6 +185,12 @@ def start(
         str | None,
         typer.Option(help="Retrying with the same key returns the same queue, launching nothing."),
     ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            min=-1000, max=1000, help="Admission order under MAX_RUNNING_QUEUES: higher first."
+        ),
+    ] = None,
 ) -> None:
     """Start a queue and print its id (qid=$(queue-manager start ...))."""
     flags = {"--symbol": symbol, "--type": type_, "--time-range": time_range}
@@ -204,6 +210,8 @@ def start(
                 f"(missing {', '.join(missing)})"
             )
         body = {"symbol": symbol, "type": type_, "time_range": time_range}
+    if priority is not None and isinstance(body, dict):
+        body["priority"] = priority
     options = _options(ctx)
 
     async def call() -> str:

@@ -16,6 +16,7 @@ from rich.text import Text
 _PIPE_WIDTH = 200
 
 STATUS_STYLES = {
+    "queued": "magenta",
     "pending": "dim",
     "launching": "cyan",
     "started": "cyan",
@@ -79,12 +80,19 @@ def queues_table(queues: Iterable[dict[str, Any]]) -> Table:
         table.add_row(
             _text(queue.get("id")),
             _text(queue.get("symbol")),
-            status_text(queue.get("status")),
+            _queue_status(queue),
             step_counts(queue),
             _text(queue.get("records_written", 0)),
             format_time(queue.get("created_at")),
         )
     return table
+
+
+def _queue_status(queue: dict[str, Any]) -> Text:
+    text = status_text(queue.get("status"))
+    if queue.get("position") is not None:
+        text.append(f" #{queue['position']}")  # its place in the admission line
+    return text
 
 
 _SUMMARY_FIELDS = (
@@ -137,7 +145,7 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("records_written", justify="right", no_wrap=True)
     table.add_column("job_name", no_wrap=True)
-    table.add_column("error_message", style="red")
+    table.add_column("error_message / waiting", style="red")
     for step in steps:
         table.add_row(
             _text(step.get("index")),
@@ -146,6 +154,6 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
             status_text(step.get("status")),
             _text(step.get("records_written", 0)),
             _text(step.get("job_name")),
-            _text(step.get("error_message")),
+            _text(step.get("error_message") or step.get("waiting")),
         )
     return table

@@ -57,6 +57,8 @@ _STEP_RANK = {
 
 
 class QueueStatus(StrEnum):
+    #: waiting for admission (MAX_RUNNING_QUEUES): nothing of it runs yet
+    QUEUED = "queued"
     PENDING = "pending"
     LOADING = "loading"
     FINISHED = "finished"
@@ -69,7 +71,9 @@ class QueueStatus(StrEnum):
         return self in (QueueStatus.FINISHED, QueueStatus.STOPPED, QueueStatus.ERROR)
 
 
-ACTIVE_QUEUE_STATUSES = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
+#: admitted and not ended: what MAX_RUNNING_QUEUES counts
+RUNNING_QUEUE_STATUSES = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
+ACTIVE_QUEUE_STATUSES = (QueueStatus.QUEUED, *RUNNING_QUEUE_STATUSES)
 
 
 class LoaderType(StrEnum):
@@ -102,6 +106,8 @@ class Step(BaseModel):
     launched_at: datetime | None = None
     #: 0 for the first run; each retry of the queue that re-runs this step adds one
     run: int = 0
+    #: why a step that could launch waits (its target is at its MAX_RUNNING_JOBS limit)
+    waiting: str | None = None
 
 
 class QueueState(BaseModel):
@@ -131,6 +137,10 @@ class QueueState(BaseModel):
     resubmitted_from: str | None = None
     #: the start request as accepted, so the queue can be resubmitted
     request: dict[str, Any] | None = None
+    #: admission order: higher first, then oldest first
+    priority: int = 0
+    #: set while the queue waits for admission (status `queued`)
+    queued_at: datetime | None = None
     #: the `seq` of its latest history event (`GET /queues/{id}/events`)
     event_seq: int = 0
     steps: list[Step] = Field(default_factory=list)

@@ -45,6 +45,7 @@ def plan(request: QueueCreate | PipelineCreate, queue_id: str) -> QueueState:
         start_time=datetime.combine(start, time.min, tzinfo=UTC),
         end_time=datetime.combine(end, time.max, tzinfo=UTC).replace(microsecond=0),
         kafka_topic=first.kafka_topic,
+        priority=request.priority,
         steps=steps,
     )
 
@@ -194,7 +195,7 @@ def edge(producer: Step, consumer: Step) -> Edge:
 
 def ready_steps(queue: QueueState) -> list[Step]:
     """Pending steps whose producers are far enough along for them to launch now."""
-    if queue.status.terminal or queue.stop_requested_at is not None:
+    if queue.status.terminal or queue.stop_requested_at is not None or queue.queued_at is not None:
         return []
     ready = []
     for step in queue.steps:

@@ -39,6 +39,13 @@ class _Common(BaseModel):
     time_range: str = Field(
         description=f"{TIME_RANGE_FORMAT}, start <= end.", examples=["2024-01-01:2024-01-03"]
     )
+    priority: int = Field(
+        default=0,
+        ge=-1000,
+        le=1000,
+        description="Admission order when MAX_RUNNING_QUEUES is reached: higher first, then "
+        "first come, first served.",
+    )
 
     @field_validator("symbol", mode="before")
     @classmethod

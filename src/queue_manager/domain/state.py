@@ -8,6 +8,7 @@ the queue fast, and the queue status is derived from its steps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -60,7 +61,7 @@ class Outcome:
 def _advance(step: Step, status: StepStatus, now: datetime, out: Outcome) -> bool:
     if step.status.terminal or status.rank < step.status.rank or status is step.status:
         return False
-    # Its message (the step's error) is filled in by `_settle`, once the caller has set it.
+    # Its message (the step's error) is filled in by `settle`, once the caller has set it.
     out.record(EventKind.STEP_STATUS, now, step=step.index, from_=step.status, to=status)
     step.status = status
     out.transitioned = True
@@ -129,7 +130,7 @@ def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: d
             step.error_message = event.message or "interrupted"
     elif status is not None:
         _advance(step, status, now, out)
-    return _settle(queue, now, out)
+    return settle(queue, now, out)
 
 
 def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outcome) -> None:
@@ -153,14 +154,14 @@ def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outco
 def fail_step(queue: QueueState, index: int, message: str, now: datetime) -> Outcome:
     out = Outcome()
     _fail(queue, queue.steps[index], message, now, out)
-    return _settle(queue, now, out)
+    return settle(queue, now, out)
 
 
 def finish_step(queue: QueueState, index: int, now: datetime) -> Outcome:
     """A job succeeded: the step is finished even if its last telemetry got lost."""
     out = Outcome()
     _advance(queue.steps[index], StepStatus.FINISHED, now, out)
-    return _settle(queue, now, out)
+    return settle(queue, now, out)
 
 
 def stop_step(queue: QueueState, index: int, message: str | None, now: datetime) -> Outcome:
@@ -168,7 +169,7 @@ def stop_step(queue: QueueState, index: int, message: str | None, now: datetime)
     step = queue.steps[index]
     if _advance(step, StepStatus.STOPPED, now, out) and message:
         step.error_message = message
-    return _settle(queue, now, out)
+    return settle(queue, now, out)
 
 
 def set_attempts(queue: QueueState, index: int, attempts: int, now: datetime) -> Outcome:
@@ -188,24 +189,66 @@ def set_attempts(queue: QueueState, index: int, attempts: int, now: datetime) ->
     return out
 
 
-def claim_ready(queue: QueueState, now: datetime) -> tuple[Outcome, list[Step]]:
+def claim_ready(
+    queue: QueueState,
+    now: datetime,
+    limits: Mapping[Target, int] | None = None,
+    running: Mapping[Target, int] | None = None,
+) -> tuple[Outcome, list[Step]]:
     """Mark every step that may launch now as `launching`; the caller launches exactly those.
 
-    Loops because a connector becomes ready the moment its loader is claimed.
+    A step whose target already runs `limits[target]` jobs (`running`, across all queues) stays
+    `pending` with the reason in `waiting`. Loops because a connector becomes ready the moment
+    its loader is claimed.
     """
     out = Outcome()
     claimed: list[Step] = []
+    free = {t: n - (running or {}).get(t, 0) for t, n in (limits or {}).items()}
+    held: set[int] = set()
     while True:
-        ready = ready_steps(queue)
+        ready = [s for s in ready_steps(queue) if s.index not in held]
         if not ready:
             break
         for step in ready:
+            if step.target in free:
+                if free[step.target] <= 0:
+                    held.add(step.index)
+                    _hold(step, (limits or {})[step.target], now, out)
+                    continue
+                free[step.target] -= 1
             _advance(step, StepStatus.LAUNCHING, now, out)
             step.attempts = max(step.attempts, 1)
             step.launched_at = now
+            step.waiting = None
             claimed.append(step)
-        _settle(queue, now, out)
-    return _settle(queue, now, out), claimed
+        settle(queue, now, out)
+    return settle(queue, now, out), claimed
+
+
+def _hold(step: Step, limit: int, now: datetime, out: Outcome) -> None:
+    reason = f"waiting for a {step.target.value} slot: MAX_RUNNING_JOBS allows {limit} at once"
+    if step.waiting == reason:
+        return  # said once in the history, not at every attempt
+    step.waiting = reason
+    out.touch(step)
+    out.record(EventKind.ADMISSION, now, step=step.index, to="waiting", message=reason)
+
+
+def admit(queue: QueueState, now: datetime) -> Outcome:
+    """Let a `queued` queue run: its steps launch by the usual rules from now on."""
+    out = Outcome()
+    if queue.queued_at is None or queue.status is not QueueStatus.QUEUED:
+        return out
+    waited = (now - queue.queued_at).total_seconds()
+    queue.queued_at = None
+    out.record(
+        EventKind.ADMISSION,
+        now,
+        from_=QueueStatus.QUEUED,
+        to="admitted",
+        message=f"admitted after {waited:.1f} s waiting (priority {queue.priority})",
+    )
+    return settle(queue, now, out)
 
 
 def request_stop(
@@ -233,12 +276,15 @@ def request_stop(
     for step in queue.steps:
         if step.status is StepStatus.PENDING:
             _advance(step, StepStatus.STOPPED, now, out)
-    return _settle(queue, now, out)
+    return settle(queue, now, out)
 
 
-def retry(queue: QueueState, now: datetime, from_step: int | None = None) -> Outcome:
+def retry(
+    queue: QueueState, now: datetime, from_step: int | None = None, *, queued: bool = False
+) -> Outcome:
     """Run again what did not finish (and, with `from_step`, that step and everything
-    downstream of it), reusing the outputs of the finished steps. Same queue, new run.
+    downstream of it), reusing the outputs of the finished steps. Same queue, new run; with
+    `queued` (an admission limit is set) it waits for admission again like a new queue.
 
     The re-run steps get a new run number, hence a new job name and producer id: a late report
     or job event of the earlier run matches no step and changes nothing.
@@ -286,9 +332,10 @@ def retry(queue: QueueState, now: datetime, from_step: int | None = None) -> Out
     queue.error_message = None
     queue.stop_requested_at = queue.stop_deadline = queue.finished_at = None
     queue.stopped_by = None
+    queue.queued_at = now if queued else None
     # The one transition out of a terminal status: the queue runs again.
     _set_status(queue, derive_status(queue), now, out)
-    return _settle(queue, now, out)
+    return settle(queue, now, out)
 
 
 def downstream(queue: QueueState, index: int) -> set[int]:
@@ -324,12 +371,14 @@ def derive_status(queue: QueueState) -> QueueStatus:
         if all(s is StepStatus.FINISHED for s in statuses):
             return QueueStatus.FINISHED
         return QueueStatus.ERROR if StepStatus.ERROR in statuses else QueueStatus.STOPPED
+    if queue.queued_at is not None:
+        return QueueStatus.QUEUED
     if all(s is StepStatus.PENDING for s in statuses):
         return QueueStatus.PENDING
     return QueueStatus.LOADING
 
 
-def _settle(queue: QueueState, now: datetime, out: Outcome) -> Outcome:
+def settle(queue: QueueState, now: datetime, out: Outcome) -> Outcome:
     """Recompute what derives from the steps. A terminal queue never changes status again."""
     if not out.changed:
         return out

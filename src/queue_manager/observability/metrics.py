@@ -31,6 +31,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self.admission_wait_seconds = Histogram(
+            "queue_manager_admission_wait_seconds",
+            "How long queues waited in status queued before admission.",
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400, 86400),
+            registry=r,
+        )
         self.queues_pruned_total = Counter(
             "queue_manager_queues_pruned", "Ended queues deleted by retention.", registry=r
         )
@@ -64,6 +70,9 @@ class Metrics:
 
     def telemetry_lag(self, seconds: float) -> None:
         self.telemetry_lag_seconds.observe(seconds)
+
+    def queue_admitted(self, waited_seconds: float) -> None:
+        self.admission_wait_seconds.observe(waited_seconds)
 
     def queues_pruned(self, count: int) -> None:
         self.queues_pruned_total.inc(count)

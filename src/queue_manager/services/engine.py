@@ -13,15 +13,15 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from queue_manager.domain import history, state
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
-from queue_manager.domain.history import QueueEvent
-from queue_manager.domain.models import QueueState
+from queue_manager.domain.history import EventKind, QueueEvent
+from queue_manager.domain.models import QueueState, QueueStatus, StepStatus, Target
 from queue_manager.domain.state import Outcome
 from queue_manager.domain.updates import updates_for
 from queue_manager.job_contract import CommandName
@@ -49,6 +49,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Admission (docs/operations.md): what may run at once across all replicas; unset, no
+    limit. `queues` is MAX_RUNNING_QUEUES, `jobs` MAX_RUNNING_JOBS per target."""
+
+    queues: int | None = None
+    jobs: Mapping[Target, int] = field(default_factory=dict)
+
+
 @dataclass
 class Deps:
     store: StateStore
@@ -59,6 +68,7 @@ class Deps:
     jobs: JobConfig
     stop_grace: timedelta
     launch_grace: timedelta
+    limits: Limits = field(default_factory=Limits)
 
 
 class Engine:
@@ -77,48 +87,114 @@ class Engine:
     ) -> dict[str, tuple[QueueState | None, Outcome]]:
         """`actor` names who caused the events no change attributed more precisely."""
         outcomes: dict[str, Outcome] = {}
-
-        def mutate_for(queue_id: str) -> Callable[[QueueState], list[QueueEvent] | None]:
-            def mutate(queue: QueueState) -> list[QueueEvent] | None:
-                # The store may retry: the last run is the one stored.
-                outcome = outcomes[queue_id] = changes[queue_id](queue)
-                if not outcome.changed:
-                    return None
-                history.stamp(outcome.events, actor)
-                history.number(queue, outcome.events)
-                return outcome.events
-
-            return mutate
-
-        stored = await self.d.store.update_many({q: mutate_for(q) for q in changes})
+        stored = await self.d.store.update_many(
+            {q: _recorded(q, change, actor, outcomes) for q, change in changes.items()}
+        )
         result: dict[str, tuple[QueueState | None, Outcome]] = {}
+        freed = False
         for queue_id, queue in stored.items():
             outcome = outcomes.get(queue_id, Outcome())
-            if queue is not None and outcome.changed:
-                self.publish(queue, outcome.steps)
-            if queue is not None and outcome.kill:
-                await self.kill(queue, outcome.kill)
+            if queue is not None:
+                await self._after(queue, outcome)
+                freed = freed or self._frees_a_slot(queue, outcome)
             result[queue_id] = (queue, outcome)
+        if freed:
+            await self.admit()
+            await self._advance_waiting()
         return result
+
+    async def _after(self, queue: QueueState, outcome: Outcome) -> None:
+        if outcome.changed:
+            self.publish(queue, outcome.steps)
+        if outcome.kill:
+            await self.kill(queue, outcome.kill)
+
+    def _frees_a_slot(self, queue: QueueState, outcome: Outcome) -> bool:
+        """Did this change end a running queue or a job of a limited target?"""
+        limits = self.d.limits
+        for event in outcome.events:
+            if event.kind is EventKind.QUEUE_STATUS and limits.queues is not None:
+                if event.to is not None and QueueStatus(event.to).terminal:
+                    return True
+            elif event.kind is EventKind.STEP_STATUS and limits.jobs and event.step is not None:
+                ended = event.to is not None and StepStatus(event.to).terminal
+                if ended and queue.steps[event.step].target in limits.jobs:
+                    return True
+        return False
 
     def publish(self, queue: QueueState, steps: set[int]) -> None:
         for update in updates_for(queue, steps):
             self.d.broadcaster.publish(update)
 
     async def advance(self, queue_id: str) -> None:
-        """Launch every step whose producers are far enough along."""
+        """Launch every step whose producers are far enough along (and, under MAX_RUNNING_JOBS,
+        whose target has a free slot)."""
         claimed: list[int] = []
+        limits = self.d.limits.jobs
+        outcomes: dict[str, Outcome] = {}
 
-        def claim(queue: QueueState) -> Outcome:
-            outcome, steps = state.claim_ready(queue, now())
+        def claim(queue: QueueState, running: Mapping[str, int]) -> Outcome:
+            counts = {Target(t): n for t, n in running.items()}
+            outcome, steps = state.claim_ready(queue, now(), limits, counts)
             claimed[:] = [s.index for s in steps]
             return outcome
 
-        queue, _ = await self.apply(queue_id, claim, actor=LAUNCHER)
+        def claim_unlimited(queue: QueueState) -> Outcome:
+            return claim(queue, {})
+
+        if limits:
+            targets = [t.value for t in limits]
+            queue = await self.d.store.claim(
+                queue_id,
+                targets,
+                lambda q, running: _recorded(
+                    queue_id, lambda q2: claim(q2, running), LAUNCHER, outcomes
+                )(q),
+            )
+            if queue is not None:
+                await self._after(queue, outcomes.get(queue_id, Outcome()))
+        else:
+            queue, _ = await self.apply(queue_id, claim_unlimited, actor=LAUNCHER)
         if queue is None:
             return
         for index in claimed:
             await self.launch(queue, index)
+
+    async def _advance_waiting(self) -> None:
+        """A job of a limited target ended: the steps waiting for its slot may go now."""
+        if not self.d.limits.jobs:
+            return
+        for queue in await self.d.store.list_active():
+            if any(step.waiting for step in queue.steps if step.status is StepStatus.PENDING):
+                await self.advance(queue.id)
+
+    async def admit(self) -> None:
+        """Admit queued queues while MAX_RUNNING_QUEUES allows (decided in the store)."""
+        limit = self.d.limits.queues
+        if limit is None:
+            return
+        waited: dict[str, float] = {}
+        outcomes: dict[str, Outcome] = {}
+
+        def decide(queue: QueueState) -> list[QueueEvent]:
+            at = now()
+            waited[queue.id] = (at - (queue.queued_at or at)).total_seconds()
+            return (
+                _recorded(queue.id, lambda q: state.admit(q, at), LAUNCHER, outcomes)(queue) or []
+            )
+
+        admitted = await self.d.store.admit(limit, decide)
+        for queue in admitted:
+            self.d.metrics.queue_admitted(waited[queue.id])
+            await self._after(queue, outcomes.get(queue.id, Outcome()))
+            log.info(
+                "queue admitted",
+                queue_id=queue.id,
+                waited_seconds=round(waited[queue.id], 3),
+                priority=queue.priority,
+            )
+        for queue in admitted:
+            await self.advance(queue.id)
 
     async def launch(self, queue: QueueState, index: int) -> None:
         step = queue.steps[index]
@@ -260,3 +336,20 @@ class Engine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _recorded(
+    queue_id: str, change: Callable[[QueueState], Outcome], actor: str, outcomes: dict[str, Outcome]
+) -> Callable[[QueueState], list[QueueEvent] | None]:
+    """The store's `mutate` for a domain change: keeps its outcome, numbers its history."""
+
+    def mutate(queue: QueueState) -> list[QueueEvent] | None:
+        # The store may retry: the last run is the one stored.
+        outcome = outcomes[queue_id] = change(queue)
+        if not outcome.changed:
+            return None
+        history.stamp(outcome.events, actor)
+        history.number(queue, outcome.events)
+        return outcome.events
+
+    return mutate

@@ -34,11 +34,18 @@ class QueueService:
         queue.created_by = actor
         queue.resubmitted_from = resubmitted_from
         queue.request = request.model_dump(mode="json", exclude_none=True)
+        message = f"resubmitted from {resubmitted_from}" if resubmitted_from else "created"
+        limit = self.d.limits.queues
+        if limit is not None:
+            # Every queue waits its turn, even when a slot is free: the store decides (admit).
+            queue.queued_at = queue.created_at
+            queue.status = QueueStatus.QUEUED
+            message += f"; waits for admission (MAX_RUNNING_QUEUES={limit})"
         created_event = QueueEvent(
             at=queue.created_at,
             kind=EventKind.QUEUE_STATUS,
             to=queue.status,
-            message=f"resubmitted from {resubmitted_from}" if resubmitted_from else "created",
+            message=message,
             actor=history.api_actor(actor),
         )
         history.number(queue, [created_event])
@@ -57,7 +64,7 @@ class QueueService:
             actor=actor,
         )
         self.engine.publish(stored, {s.index for s in stored.steps})
-        await self.engine.advance(stored.id)
+        await self._run(stored)
         await self.d.bus.send_command(
             Command(
                 queue_id=stored.id,
@@ -99,14 +106,30 @@ class QueueService:
         self, queue_id: str, *, from_step: int | None = None, actor: str | None = None
     ) -> QueueState:
         """Run again what did not finish; finished steps keep their outputs (docs/api.md)."""
+        queued = self.d.limits.queues is not None
         queue, _ = await self.engine.apply(
-            queue_id, lambda q: state.retry(q, now(), from_step), actor=history.api_actor(actor)
+            queue_id,
+            lambda q: state.retry(q, now(), from_step, queued=queued),
+            actor=history.api_actor(actor),
         )
         if queue is None:
             raise QueueNotFound(queue_id)
         log.info("queue retried", queue_id=queue_id, from_step=from_step, actor=actor)
-        await self.engine.advance(queue_id)
+        await self._run(queue)
         return await self.get(queue_id)
+
+    async def _run(self, queue: QueueState) -> None:
+        if queue.status is QueueStatus.QUEUED:
+            await self.engine.admit()
+        else:
+            await self.engine.advance(queue.id)
+
+    async def positions(self, queues: list[QueueState]) -> dict[str, int]:
+        """Where each `queued` queue stands in the admission order (1 = next)."""
+        if not any(q.status is QueueStatus.QUEUED for q in queues):
+            return {}
+        order = await self.d.store.queued_order()
+        return {queue_id: n for n, queue_id in enumerate(order, start=1)}
 
     async def resubmit(self, queue_id: str, *, actor: str | None = None) -> QueueState:
         """A new queue from the same request, for any queue that has ended."""

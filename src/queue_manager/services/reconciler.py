@@ -44,6 +44,8 @@ class Reconciler:
                 )
 
     async def reconcile(self) -> None:
+        # Slots freed where no replica noticed (a crash between a queue's end and its admit).
+        await self.engine.admit()
         snapshot_at = now()
         jobs = {job.name: job for job in await self.d.launcher.list_jobs()}
         for job in jobs.values():

@@ -17,6 +17,7 @@ from queue_manager.adapters.arango_store.queries import (
     EVENTS_COLLECTION,
     INDEXES,
     KEYS_COLLECTION,
+    LOCKS_COLLECTION,
     QUEUE_COLLECTION,
     TOKENS_COLLECTION,
 )
@@ -35,7 +36,8 @@ async def create_database(sys_db: Any, name: str) -> None:
 
 
 async def create_collections(db: Any) -> None:
-    for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION, EVENTS_COLLECTION):
+    names = (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION, EVENTS_COLLECTION)
+    for name in (*names, LOCKS_COLLECTION):
         if not await db.has_collection(name):
             try:
                 await db.create_collection(name)

@@ -15,12 +15,15 @@ QUEUE_COLLECTION: Final = "queue_state"
 KEYS_COLLECTION: Final = "queue_idempotency"
 TOKENS_COLLECTION: Final = "api_tokens"
 EVENTS_COLLECTION: Final = "queue_events"
+#: one document, written first by every admission and claim so that they run one at a time
+LOCKS_COLLECTION: Final = "queue_locks"
 
 # persistent indexes: (name, fields). Each serves one list filter plus the newest-first sort.
 INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
     ("queue_state_created", ["created", "_key"]),
     ("queue_state_status", ["status", "created", "_key"]),
     ("queue_state_symbol", ["symbol", "created", "_key"]),
+    ("queue_state_admission", ["status", "priority", "created", "_key"]),
 )
 
 # -- list pages: keyset pagination ------------------------------------------------------------
@@ -149,6 +152,58 @@ def delete_keys_of(ids: list[str]) -> tuple[str, dict[str, Any]]:
 
 def count_by_status() -> tuple[str, dict[str, Any]]:
     return COUNT_BY_STATUS, {"@coll": QUEUE_COLLECTION}
+
+
+# -- admission (MAX_RUNNING_QUEUES, MAX_RUNNING_JOBS) ------------------------------------------
+# Two transactions writing this document conflict: the second is retried after the first.
+ADMISSION_LOCK: Final = """
+UPSERT { _key: @key } INSERT { _key: @key, n: 1 } UPDATE { n: OLD.n + 1 } IN @@coll
+"""
+RUNNING_COUNT: Final = """
+RETURN LENGTH(FOR d IN @@coll FILTER d.status IN @running RETURN 1)
+"""
+# Admission order: priority, then oldest; `_key` breaks ties the same way everywhere.
+QUEUED_NEXT: Final = """
+FOR d IN @@coll
+  FILTER d.status == @queued
+  SORT d.priority DESC, d.created, d._key
+  LIMIT @limit
+  RETURN d
+"""
+QUEUED_ORDER: Final = """
+FOR d IN @@coll
+  FILTER d.status == @queued
+  SORT d.priority DESC, d.created, d._key
+  RETURN d._key
+"""
+RUNNING_JOBS: Final = """
+FOR d IN @@coll
+  FILTER d.status IN @running
+  RETURN d.steps[* FILTER CURRENT.status IN @steps AND CURRENT.target IN @targets].target
+"""
+
+
+def admission_lock() -> tuple[str, dict[str, Any]]:
+    return ADMISSION_LOCK, {"@coll": LOCKS_COLLECTION, "key": "admission"}
+
+
+def running_count(running: list[str]) -> tuple[str, dict[str, Any]]:
+    return RUNNING_COUNT, {"@coll": QUEUE_COLLECTION, "running": running}
+
+
+def queued_next(queued: str, limit: int) -> tuple[str, dict[str, Any]]:
+    return QUEUED_NEXT, {"@coll": QUEUE_COLLECTION, "queued": queued, "limit": limit}
+
+
+def queued_order(queued: str) -> tuple[str, dict[str, Any]]:
+    return QUEUED_ORDER, {"@coll": QUEUE_COLLECTION, "queued": queued}
+
+
+def running_jobs(
+    running: list[str], steps: list[str], targets: list[str]
+) -> tuple[str, dict[str, Any]]:
+    bind = {"@coll": QUEUE_COLLECTION, "running": running, "steps": steps}
+    return RUNNING_JOBS, {**bind, "targets": targets}
 
 
 # -- API tokens ------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from arangoasync.http import AioHTTPClient
 
 from queue_manager.adapters import cursor as cursors
 from queue_manager.adapters.arango_store import documents, queries
+from queue_manager.adapters.arango_store.admission import AdmissionMethods
 from queue_manager.adapters.arango_store.bootstrap import create_collections, create_database
 from queue_manager.adapters.arango_store.errors import (
     ERR_CONFLICT,
@@ -69,7 +70,7 @@ _PARALLEL_UPDATES: Final = 16
 _INSERT_COLLECTIONS: Final = [QUEUE_COLLECTION, KEYS_COLLECTION, EVENTS_COLLECTION]
 
 
-class ArangoStore(TokenMethods):
+class ArangoStore(TokenMethods, AdmissionMethods):
     name = "arango"
 
     def __init__(
@@ -95,6 +96,7 @@ class ArangoStore(TokenMethods):
         # In-process writers of one queue take turns; replicas are handled by `_rev`.
         self._queue_locks: dict[str, asyncio.Lock] = {}
         self._queue_waiters: dict[str, int] = {}
+        self._admission_lock = asyncio.Lock()
         self._errors = ErrorScrubber(username, password, database)
         self._guard = self._errors.guard
 
