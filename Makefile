@@ -17,7 +17,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/queue-manager serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: $(STAMP) ui-deps
 	$(PY) -m pytest -q -rs -p no:cacheprovider --durations=15
 
 test-unit: $(STAMP)

@@ -49,6 +49,8 @@ EXPECTED = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/"): PUBLIC,  # redirects to the dashboard, whose files are public too
+    ("GET", "/ui/config.json"): PUBLIC,
     ("POST", "/internal/telemetry"): WORKER,
     ("GET", "/internal/commands"): WORKER,
     ("WS", "/ws/topic"): VIEWER,
@@ -172,6 +174,8 @@ def _call(world: World, route: tuple[str, str], caller: str) -> int:
         kw["json"] = {"event": "loading", "queue_id": queue_id, "records_written": 1}
     elif route == ("GET", "/internal/commands"):
         kw["params"] = {"queue_id": queue_id}
+    elif route == ("GET", "/"):
+        kw["follow_redirects"] = True
     answer = httpx.request(method, url + path, headers=world.headers(caller), timeout=10, **kw)
     return answer.status_code
 
