@@ -51,7 +51,7 @@ export function time(iso) {
   return Number.isNaN(at.getTime()) ? iso : at.toISOString().replace("T", " ").slice(0, 19) + "Z";
 }
 
-export const QUEUE_STATUSES = ["pending", "loading", "finished", "stopping", "stopped", "error"];
+export const QUEUE_STATUSES = ["queued", "pending", "loading", "finished", "stopping", "stopped", "error"];
 export const RUNNING_STEP = new Set(["launching", "started", "loading"]);
 export const ENDED_STEP = new Set(["finished", "error", "stopped", "skipped"]);
 

@@ -159,10 +159,10 @@ class QueueView {
     const q = this.queue;
     const allowed = this.ctx.session.can("operator");
     const buttons = [];
-    if (allowed && ["pending", "loading"].includes(q.status)) {
+    if (allowed && ["queued", "pending", "loading"].includes(q.status)) {
       buttons.push(el("button", { type: "button", class: "button", onclick: () => this.stop(false) }, "Stop"));
     }
-    if (allowed && ["pending", "loading", "stopping"].includes(q.status)) {
+    if (allowed && ["queued", "pending", "loading", "stopping"].includes(q.status)) {
       buttons.push(el("button", { type: "button", class: "button danger", onclick: () => this.stop(true) }, "Force stop"));
     }
     if (allowed && ["error", "stopped"].includes(q.status)) {
