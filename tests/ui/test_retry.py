@@ -34,6 +34,10 @@ def test_a_failed_step_shows_its_error_and_retry_finishes_the_pipeline(
     expect(page.locator(".step-panel .alert")).to_contain_text(
         service.queue(queue_id)["steps"][4]["error_message"]
     )
+    # and the history timeline has the failure, with its reason
+    failure = page.locator('.timeline li[data-kind="step.status"]', has_text="graph-builder").last
+    expect(failure).to_contain_text("error")
+    expect(failure.locator(".message")).not_to_be_empty()
     shots(page, "failed")
 
     page.get_by_role("button", name="Retry").click()
