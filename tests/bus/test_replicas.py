@@ -12,7 +12,7 @@ from typing import Any
 from tests.bus.test_service_on_kafka import WORKER
 from tests.e2e.test_live_updates import collect
 from tests.support.kafka_broker import KafkaBroker
-from tests.support.service import Service
+from tests.support.service import Service, wait_for
 
 
 def _count(metrics: str, status: str) -> float:
@@ -55,6 +55,24 @@ def test_two_replicas_apply_each_event_once_and_both_stream_every_update(
             queue = second.wait_status(queue_id, {"finished", "error"}, 60)
             assert queue["status"] == "finished", queue
             assert queue["records_written"] == 200
+
+        # The updates travel through Kafka to the other replica: wait for each socket's last.
+        def all_final() -> bool | None:
+            return (
+                all(
+                    any(
+                        u["queue_id"] == q
+                        and u["event"] == "queue.updated"
+                        and u["status"] == "finished"
+                        for u in list(updates)
+                    )
+                    for updates in seen.values()
+                    for q in queue_ids
+                )
+                or None
+            )
+
+        wait_for(all_final, 30)
         stop.set()
         for reader in readers:
             reader.join()
