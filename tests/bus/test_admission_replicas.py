@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.bus.test_service_on_kafka import WORKER
+from tests.bus.conftest import platform_worker_env
 from tests.support.history import history_of
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.service import Service
@@ -54,17 +53,9 @@ def sample(db: Path, stop: threading.Event, samples: list[Sample]) -> None:
 def test_a_burst_on_two_replicas_never_runs_more_than_the_limit(
     tmp_path: Path, running_kafka_broker: KafkaBroker, single: dict[str, Any]
 ) -> None:
-    env = {
-        "BUS_BACKEND": "kafka",
-        "KAFKA_GROUP_ID": f"qm-{tmp_path.name}",
-        "QUEUE_EVENTS_TOPIC": f"events-{tmp_path.name}",
-        "QUEUE_CONTROL_TOPIC": f"control-{tmp_path.name}",
-        "QUEUE_UPDATES_TOPIC": f"updates-{tmp_path.name}",
-        "LOCAL_WORKER_COMMAND": f"{sys.executable} {WORKER}",
-        "LOCAL_WORKER_ARGS": "3",
-        "MAX_RUNNING_QUEUES": str(LIMIT),
-        **running_kafka_broker.client_env(sasl=False),
-    }
+    env = platform_worker_env(
+        tmp_path, running_kafka_broker, LOCAL_WORKER_ARGS="3", MAX_RUNNING_QUEUES=str(LIMIT)
+    )
     shared = tmp_path / "shared"
     replicas = [Service(shared, env=env).start(), Service(shared, env=env).start()]
     stop = threading.Event()

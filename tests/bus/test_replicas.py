@@ -4,12 +4,11 @@ delivery)."""
 from __future__ import annotations
 
 import re
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from tests.bus.test_service_on_kafka import WORKER
+from tests.bus.conftest import platform_worker_env
 from tests.e2e.test_live_updates import collect
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.service import Service, wait_for
@@ -26,16 +25,7 @@ def _count(metrics: str, status: str) -> float:
 def test_two_replicas_apply_each_event_once_and_both_stream_every_update(
     tmp_path: Path, running_kafka_broker: KafkaBroker, single: dict[str, Any]
 ) -> None:
-    env = {
-        "BUS_BACKEND": "kafka",
-        "KAFKA_GROUP_ID": f"qm-{tmp_path.name}",
-        "QUEUE_EVENTS_TOPIC": f"events-{tmp_path.name}",
-        "QUEUE_CONTROL_TOPIC": f"control-{tmp_path.name}",
-        "QUEUE_UPDATES_TOPIC": f"updates-{tmp_path.name}",
-        "LOCAL_WORKER_COMMAND": f"{sys.executable} {WORKER}",
-        "LOCAL_WORKER_ARGS": "20",
-        **running_kafka_broker.client_env(sasl=False),
-    }
+    env = platform_worker_env(tmp_path, running_kafka_broker, LOCAL_WORKER_ARGS="20")
     shared = tmp_path / "shared"
     first = Service(shared, env=env).start()
     second = Service(shared, env=env).start()
