@@ -27,6 +27,7 @@ from queue_manager.api import (
     queues,
     ui,
 )
+from queue_manager.api import schedules as schedules_api
 from queue_manager.api.container import AuthPolicy, Container
 from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
@@ -48,6 +49,7 @@ from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.retention import Pruner
+from queue_manager.services.schedules import Clock, ScheduleService
 from queue_manager.services.telemetry import Dispatcher
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import AuthMode, BusBackend, LauncherBackend, Settings, StoreBackend
@@ -224,9 +226,15 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         adapters.oidc,
         refresh_seconds=settings.auth_refresh_seconds,
     )
+    queue_service = QueueService(engine)
+    clock = Clock(settings.schedule_clock_scale, settings.schedule_clock_origin)
+    schedules = ScheduleService(
+        queue_service, adapters.store, clock, metrics.schedule_run, settings.schedule_poll_seconds
+    )
     container = Container(
         settings=settings,
-        queues=QueueService(engine),
+        queues=queue_service,
+        schedules=schedules,
         workers=WorkerReports(adapters.store, adapters.bus),
         health=Health(adapters.store, adapters.bus, adapters.launcher),
         logs=StepLogs(adapters.store, adapters.launcher),
@@ -261,6 +269,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
             pruner = Pruner(deps.store, metrics, keep, settings.retention_sweep_seconds)
             supervisor.start("retention", pruner.run)
         supervisor.start("reconciler", reconciler.run)
+        supervisor.start("scheduler", schedules.run)
         container.started = True
         log.info(
             "queue-manager started",
@@ -292,7 +301,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     )
     app.state.container = container
     errors.install(app)
-    routers = (queues, history, logs, health, live, internal, auth_routes, ui)
+    routers = (queues, schedules_api, history, logs, health, live, internal, auth_routes, ui)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.mount(ui.PREFIX, ui.files(settings.oidc_issuer), name="ui")

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Principal
 from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.schedules import Schedule, ScheduleRun
 from queue_manager.domain.telemetry import Source
 
 # -- state store ------------------------------------------------------------------------------
@@ -56,11 +57,22 @@ class StateStore(Protocol):
         ...
 
     async def admit(
-        self, limit: int, admit: Callable[[QueueState], list[QueueEvent]]
+        self, limit: int | None, admit: Callable[[QueueState], list[QueueEvent]]
     ) -> list[QueueState]:
         """Admit `queued` queues, highest `priority` first then oldest, while fewer than `limit`
-        queues run (pending, loading, stopping): `admit` changes each and returns its events.
-        Decided and written atomically, so replicas admitting at once never exceed `limit`."""
+        queues run (pending, loading, stopping; None: no limit) and passing over a backfill's
+        child while `max_parallel` children of its parent run: `admit` changes each and returns
+        its events. Decided and written atomically, so replicas admitting at once never exceed
+        a limit. A backfill's parent is not a running queue: it runs no job itself."""
+        ...
+
+    async def update_parent(
+        self,
+        parent_id: str,
+        mutate: Callable[[QueueState, list[QueueState]], list[QueueEvent] | None],
+    ) -> QueueState | None:
+        """`update_many` for a backfill's parent, with `mutate` also given its children as they
+        are in the same transaction, so the last recount always sees the last change."""
         ...
 
     async def claim(
@@ -93,7 +105,10 @@ class StateStore(Protocol):
         symbol: str | None,
         limit: int,
         cursor: str | None,
-    ) -> Page: ...
+        parent: str | None = None,
+    ) -> Page:
+        """Newest first; with `parent`, only that backfill's children."""
+        ...
 
     async def delete_ended(self, before: datetime, limit: int) -> list[str]:
         """Delete up to `limit` queues that ended (finished, stopped, error) before `before`,
@@ -105,6 +120,50 @@ class StateStore(Protocol):
         ...
 
     async def count_by_status(self) -> dict[str, int]: ...
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+
+class ScheduleStore(Protocol):
+    """Schedules and the decision taken for each of their ticks, beside the queues."""
+
+    async def put_schedule(self, schedule: Schedule) -> bool:
+        """Store a new schedule; False (nothing written) when the name is taken."""
+        ...
+
+    async def get_schedule(self, name: str) -> Schedule | None: ...
+    async def list_schedules(self) -> list[Schedule]: ...
+    async def update_schedule(
+        self, name: str, mutate: Callable[[Schedule], None]
+    ) -> Schedule | None:
+        """Apply `mutate` to the freshest copy atomically; None when there is no such one."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete it and the record of its ticks (its queues stay)."""
+        ...
+
+    async def claim_tick(
+        self, run: ScheduleRun, queues: Sequence[tuple[QueueState, Sequence[QueueEvent]]]
+    ) -> bool:
+        """Record what became of a tick and insert its queues, in one transaction; False (and
+        nothing written) when that tick of that schedule was already decided, by anyone."""
+        ...
+
+    async def last_ticks(self) -> dict[str, datetime]:
+        """Per schedule, its latest decided tick."""
+        ...
+
+    async def schedule_runs(
+        self, name: str, *, before: datetime | None, limit: int
+    ) -> list[ScheduleRun]:
+        """Its decided ticks, newest first, older than `before`."""
+        ...
+
+    async def active_runs(self, name: str) -> list[QueueState]:
+        """Its queues that have not ended."""
+        ...
 
 
 # -- command / telemetry bus ------------------------------------------------------------------
@@ -252,6 +311,10 @@ class ServiceMetrics(Protocol):
         """Ended queues deleted by retention."""
         ...
 
+    def backfill_child(self, status: str) -> None:
+        """A backfill's child queue reached `status`."""
+        ...
+
 
 # -- live updates -----------------------------------------------------------------------------
 
@@ -293,5 +356,6 @@ class BearerVerifier(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(StateStore, TokenStore, Protocol):
-    """What a store adapter implements: the queues and the API tokens, in one database."""
+class Store(StateStore, TokenStore, ScheduleStore, Protocol):
+    """What a store adapter implements: the queues, the API tokens and the schedules, in one
+    database."""

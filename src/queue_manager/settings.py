@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from queue_manager.job_contract import Target
@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     max_running_queues: int | None = Field(default=None, ge=1)
     #: jobs of a target running at once, e.g. `gnn-trainer=2,graph-builder=4`
     max_running_jobs: Annotated[dict[Target, int], NoDecode] = Field(default_factory=dict)
+
+    #: how soon a schedule created or changed on one replica is seen by the others
+    schedule_poll_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: the scheduler's clock runs this many times faster from SCHEDULE_CLOCK_ORIGIN (tests and
+    #: demos only: a per-minute schedule then ticks every second at 60); replicas must agree
+    schedule_clock_scale: float = Field(default=1.0, ge=1.0, le=86400.0)
+    schedule_clock_origin: AwareDatetime | None = None
 
     # Access (docs/security.md)
     auth_mode: AuthMode = AuthMode.AUTO

@@ -36,6 +36,15 @@ EXPECTED = {
     ("GET", "/queues/{queue_id}"): VIEWER,
     ("GET", "/queues/{queue_id}/steps/{index}/logs"): VIEWER,
     ("GET", "/queues/{queue_id}/events"): VIEWER,
+    ("POST", "/queues/backfill"): OPERATOR,
+    ("POST", "/schedules"): OPERATOR,
+    ("GET", "/schedules"): VIEWER,
+    ("GET", "/schedules/{name}"): VIEWER,
+    ("PATCH", "/schedules/{name}"): OPERATOR,
+    ("POST", "/schedules/{name}/pause"): OPERATOR,
+    ("POST", "/schedules/{name}/resume"): OPERATOR,
+    ("DELETE", "/schedules/{name}"): OPERATOR,
+    ("GET", "/schedules/{name}/runs"): VIEWER,
     ("GET", "/auth/me"): VIEWER,
     ("GET", "/auth/tokens"): ADMIN,
     ("POST", "/auth/tokens"): ADMIN,
@@ -121,6 +130,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     busy = service.start_queue(streaming)
     # Its worker runs (and writes its log) before anyone reads it.
     wait_for(lambda: service.queue(running)["steps"][0]["status"] == "loading", 20)
+    assert service.post("/schedules", json=_schedule("matrix")).status_code == 201
     try:
         yield World(service, tokens, running, busy, itertools.count())
     finally:
@@ -131,6 +141,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def _today() -> str:
     day = datetime.now(UTC).date().isoformat()
     return f"{day}:{day}"
+
+
+def _schedule(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cron": "0 0 1 1 *",
+        "symbols": ["BTCUSDT"],
+        "template": {"type": "api", "window": "1d"},
+    }
 
 
 def _create(service: Service, name: str, role: str, expires: str | None = None) -> str:
@@ -176,6 +195,25 @@ def _call(world: World, route: tuple[str, str], caller: str) -> int:
         kw["params"] = {"queue_id": queue_id}
     elif route == ("GET", "/"):
         kw["follow_redirects"] = True
+    elif route == ("POST", "/queues/backfill"):
+        kw["json"] = {
+            "symbols": ["ETHUSDT"],
+            "type": "api",
+            "time_range": "2024-01-01:2024-01-01",
+            "chunk": "day",
+        }
+    elif route == ("POST", "/schedules"):
+        kw["json"] = _schedule(f"made-{n}")
+    elif route == ("DELETE", "/schedules/{name}"):
+        name = f"throwaway-{n}"
+        made = world.service.post("/schedules", json=_schedule(name))
+        assert made.status_code == 201, made.text
+        path = f"/schedules/{name}"
+    elif route == ("PATCH", "/schedules/{name}"):
+        path = "/schedules/matrix"
+        kw["json"] = {"catchup": "none"}
+    elif "{name}" in path and path.startswith("/schedules"):
+        path = path.replace("{name}", "matrix")
     answer = httpx.request(method, url + path, headers=world.headers(caller), timeout=10, **kw)
     return answer.status_code
 
@@ -212,6 +250,8 @@ def _expected(route: tuple[str, str], caller: str) -> set[int]:
         return {4403 if ws else 403}
     if route in RUNNING_QUEUE_CONFLICTS:
         return {409}  # past the guard: the queue is running, so it cannot be run again yet
+    if route == ("POST", "/schedules"):
+        return {201}
     return {200}
 
 
@@ -219,7 +259,13 @@ def _snapshot(world: World) -> tuple[Any, ...]:
     queues = world.service.get("/queues").json()["data"]
     tokens = world.service.get("/auth/tokens").json()["data"]
     jobs = sorted(p.name for p in (world.service.data_dir / "jobs").glob("*.json"))
+    schedules = world.service.get("/schedules").json()["data"]
     return (
+        sorted(
+            (s["name"], s["paused"], s["catchup"])
+            for s in schedules
+            if not s["name"].startswith("throwaway-")
+        ),
         [(q["id"], q["status"], q["stop_requested_at"]) for q in queues],
         sorted(t["name"] for t in tokens if not t["name"].startswith("throwaway-")),
         jobs,

@@ -70,14 +70,26 @@ async def _truncate(target: ArangoTarget) -> None:
     from arangoasync.auth import Auth
 
     from queue_manager.adapters.arango_store import (
+        EVENTS_COLLECTION,
         KEYS_COLLECTION,
+        LOCKS_COLLECTION,
         QUEUE_COLLECTION,
+        RUNS_COLLECTION,
+        SCHEDULES_COLLECTION,
         TOKENS_COLLECTION,
     )
 
     async with ArangoClient(hosts=target.url) as client:
         db = await client.db(target.database, auth=Auth(target.user, target.password))
-        for name in (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION):
+        for name in (
+            QUEUE_COLLECTION,
+            KEYS_COLLECTION,
+            TOKENS_COLLECTION,
+            EVENTS_COLLECTION,
+            LOCKS_COLLECTION,
+            SCHEDULES_COLLECTION,
+            RUNS_COLLECTION,
+        ):
             await db.collection(name).truncate()
 
 

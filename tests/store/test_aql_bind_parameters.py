@@ -197,8 +197,8 @@ def _assembled() -> dict[str, str]:
 
 def test_assembled_queries_keep_the_rules() -> None:
     texts = _assembled()
-    # eight distinct list queries (status x symbol x cursor), plus the others
-    assert len(set(queries.PAGE_QUERIES.values())) == 8
+    # sixteen distinct list queries (parent x status x symbol x cursor), plus the others
+    assert len(set(queries.PAGE_QUERIES.values())) == 16
     assert {"LIST_ACTIVE", "COUNT_BY_STATUS"} <= set(texts)
     for where, text in texts.items():
         assert text_violations(text, where) == []
@@ -215,18 +215,23 @@ def _placeholders(query: str) -> set[str]:
     return {m.group(0)[1:] for m in re.finditer(r"@@?\w+", query)}
 
 
+@pytest.mark.parametrize("parent", [None, "parent-id"])
 @pytest.mark.parametrize("status", [None, "loading"])
 @pytest.mark.parametrize("symbol", [None, "BTCUSDT"])
 @pytest.mark.parametrize("after", [None, ("2024-06-01T00:00:00.000000Z", "some-id")])
 def test_page_binds_exactly_what_its_query_names(
-    status: str | None, symbol: str | None, after: tuple[str, str] | None
+    parent: str | None, status: str | None, symbol: str | None, after: tuple[str, str] | None
 ) -> None:
-    query, bind = queries.page(status=status, symbol=symbol, limit=6, after=after)
+    query, bind = queries.page(status=status, symbol=symbol, limit=6, after=after, parent=parent)
     assert _placeholders(query) == set(bind), query
     assert bind["@coll"] == queries.QUEUE_COLLECTION
     assert bind["limit"] == 6
-    assert (bind.get("status"), bind.get("symbol")) == (status, symbol)
-    assert ("@status" in query, "@symbol" in query) == (status is not None, symbol is not None)
+    assert (bind.get("status"), bind.get("symbol"), bind.get("parent")) == (status, symbol, parent)
+    assert ("@status" in query, "@symbol" in query, "@parent" in query) == (
+        status is not None,
+        symbol is not None,
+        parent is not None,
+    )
     if after is not None:
         assert (bind["created"], bind["key"]) == after
     else:
@@ -237,3 +242,36 @@ def test_the_other_queries_bind_exactly_what_they_name() -> None:
     for query, bind in (queries.list_active(["pending", "loading"]), queries.count_by_status()):
         assert _placeholders(query) == set(bind), query
         assert bind["@coll"] == queries.QUEUE_COLLECTION
+    busy = {"parent-id": 2}
+    last = (0, "2024-06-01T00:00:00.000000Z", "some-id")
+    built = (
+        queries.admission_lock(),
+        queries.parent_lock("parent-id"),
+        queries.running_by_parent(["pending", "loading"]),
+        queries.queued_next("queued", 5, busy),
+        queries.queued_next("queued", 5, busy, last),
+        queries.children("parent-id"),
+        queries.delete_parent_locks(["a", "b"]),
+        queries.schedules(),
+        queries.schedule_delete("nightly"),
+        queries.runs_delete("nightly"),
+        queries.last_ticks(),
+        queries.runs_of("nightly", "~", 10),
+        queries.active_runs("nightly", ["queued", "pending"]),
+    )
+    for query, bind in built:
+        assert _placeholders(query) == set(bind), query
+
+
+def test_admission_pages_on_from_the_last_row_read() -> None:
+    first, bind = queries.queued_next("queued", 5, {"p": 1})
+    assert first == queries.QUEUED_NEXT and bind["busy"] == {"p": 1}
+    after, bind = queries.queued_next("queued", 5, {}, (3, "2024-06-01T00:00:00.000000Z", "k"))
+    assert after == queries.QUEUED_AFTER
+    assert (bind["priority"], bind["created"], bind["key"]) == (
+        3,
+        "2024-06-01T00:00:00.000000Z",
+        "k",
+    )
+    # a backfill's recount lock never takes the admission lock's key
+    assert queries.parent_lock("admission")[1]["key"] != queries.admission_lock()[1]["key"]

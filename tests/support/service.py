@@ -137,6 +137,9 @@ class Service:
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.delete(self.url + path, timeout=10, **self._auth(kw))
 
+    def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.patch(self.url + path, timeout=10, **self._auth(kw))
+
     def start_queue(self, body: dict[str, Any]) -> str:
         answer = self.post("/queues/start", json=body)
         assert answer.status_code == 200, answer.text

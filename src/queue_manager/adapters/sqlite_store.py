@@ -7,7 +7,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from queue_manager.domain.models import (
     QueueStatus,
     StepStatus,
 )
+from queue_manager.domain.schedules import Schedule, ScheduleRun
 from queue_manager.ports import Page
 
 SCHEMA = """
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS queue_state (
     version INTEGER NOT NULL,
     doc BLOB NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
-    jobs TEXT NOT NULL DEFAULT ''
+    jobs TEXT NOT NULL DEFAULT '',
+    parent TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS queue_state_created ON queue_state (created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status, created DESC, id DESC);
@@ -51,6 +53,16 @@ CREATE TABLE IF NOT EXISTS queue_events (
     doc BLOB NOT NULL,
     PRIMARY KEY (queue_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    schedule TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (schedule, scheduled_for)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_tokens (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -65,12 +77,17 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 _ADDED_COLUMNS = {
     "priority": "INTEGER NOT NULL DEFAULT 0",
     "jobs": "TEXT NOT NULL DEFAULT ''",
+    "parent": "TEXT NOT NULL DEFAULT ''",
 }
 _ADMISSION_INDEXES = """
 CREATE INDEX IF NOT EXISTS queue_state_admission
     ON queue_state (status, priority DESC, created, id);
 CREATE INDEX IF NOT EXISTS queue_state_jobs ON queue_state (jobs) WHERE jobs != '';
+CREATE INDEX IF NOT EXISTS queue_state_parent ON queue_state (parent, created DESC, id DESC)
+    WHERE parent != '';
 """
+#: a backfill's parent runs nothing itself: admission never counts it
+_IS_PARENT = "json_extract(CAST(doc AS TEXT), '$.backfill') IS NOT NULL"
 _RUNNING = tuple(s.value for s in RUNNING_QUEUE_STATUSES)
 _RUNNING_STEPS = frozenset(s for s in StepStatus if s.running)
 
@@ -121,6 +138,25 @@ async def _write_changes(
     history = [(q.id, e.seq, e.model_dump_json().encode()) for q, events in changed for e in events]
     if history:
         await writer.executemany(_INSERT_EVENT, history)
+
+
+_INSERT_QUEUE = (
+    "INSERT INTO queue_state (id, status, symbol, created, version, doc, priority, jobs, parent) "
+    "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)"
+)
+
+
+def _queue_row(queue: QueueState) -> tuple[Any, ...]:
+    return (
+        queue.id,
+        queue.status.value,
+        queue.symbol,
+        cursors.sort_key(queue.created_at),
+        _dump(queue),
+        queue.priority,
+        _jobs(queue),
+        queue.parent or "",
+    )
 
 
 class SQLiteStore:
@@ -217,19 +253,7 @@ class SQLiteStore:
                     "INSERT INTO idempotency_key (key, queue_id) VALUES (?, ?)",
                     (idempotency_key, queue.id),
                 )
-            await writer.execute(
-                "INSERT INTO queue_state (id, status, symbol, created, version, doc, priority, "
-                "jobs) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
-                (
-                    queue.id,
-                    queue.status.value,
-                    queue.symbol,
-                    cursors.sort_key(queue.created_at),
-                    _dump(queue),
-                    queue.priority,
-                    _jobs(queue),
-                ),
-            )
+            await writer.execute(_INSERT_QUEUE, _queue_row(queue))
             await _write_events(writer, queue.id, events)
         return queue, True
 
@@ -262,28 +286,62 @@ class SQLiteStore:
         return result
 
     async def admit(
-        self, limit: int, admit: Callable[[QueueState], list[QueueEvent]]
+        self, limit: int | None, admit: Callable[[QueueState], list[QueueEvent]]
     ) -> list[QueueState]:
         marks = ",".join("?" * len(_RUNNING))
         # IMMEDIATE: no other replica writes between the count and the admission.
         async with self._transaction() as writer:
             rows: Any = await writer.execute_fetchall(
-                f"SELECT COUNT(*) FROM queue_state WHERE status IN ({marks})", _RUNNING
+                f"SELECT parent, {_IS_PARENT} FROM queue_state WHERE status IN ({marks})",
+                _RUNNING,
             )
-            free = limit - int(rows[0][0])
-            if free <= 0:
-                return []
-            rows = await writer.execute_fetchall(
-                "SELECT doc FROM queue_state WHERE status = ? "
-                "ORDER BY priority DESC, created, id LIMIT ?",
-                (QueueStatus.QUEUED.value, free),
-            )
-            changed = []
-            for (doc,) in rows:
-                queue = _load(doc)
-                changed.append((queue, admit(queue)))
+            running = Counter(parent for parent, is_parent in rows if not is_parent)
+            free = None if limit is None else limit - sum(running.values())
+            changed: list[tuple[QueueState, list[QueueEvent]]] = []
+            offset = 0
+            while free is None or free > 0:
+                page = free or _CHUNK
+                rows = await writer.execute_fetchall(
+                    "SELECT doc FROM queue_state WHERE status = ? "
+                    "ORDER BY priority DESC, created, id LIMIT ? OFFSET ?",
+                    (QueueStatus.QUEUED.value, page, offset),
+                )
+                offset += len(rows)
+                for (doc,) in rows:
+                    queue = _load(doc)
+                    if queue.parent and queue.max_parallel is not None:
+                        if running[queue.parent] >= queue.max_parallel:
+                            continue  # its backfill runs its max_parallel children already
+                        running[queue.parent] += 1
+                    changed.append((queue, admit(queue)))
+                    if free is not None:
+                        free -= 1
+                        if free == 0:
+                            break
+                if len(rows) < page:
+                    break
             await _write_changes(writer, changed)
         return [queue for queue, _ in changed]
+
+    async def update_parent(
+        self,
+        parent_id: str,
+        mutate: Callable[[QueueState, list[QueueState]], list[QueueEvent] | None],
+    ) -> QueueState | None:
+        async with self._transaction() as writer:
+            rows: Any = await writer.execute_fetchall(
+                "SELECT doc FROM queue_state WHERE id = ?", (parent_id,)
+            )
+            if not rows:
+                return None
+            parent = _load(rows[0][0])
+            children = await writer.execute_fetchall(
+                "SELECT doc FROM queue_state WHERE parent = ?", (parent_id,)
+            )
+            events = mutate(parent, [_load(doc) for (doc,) in children])
+            if events is not None:
+                await _write_changes(writer, [(parent, events)])
+        return parent
 
     async def claim(
         self,
@@ -342,9 +400,13 @@ class SQLiteStore:
         symbol: str | None,
         limit: int,
         cursor: str | None,
+        parent: str | None = None,
     ) -> Page:
         where: list[str] = []
         args: list[Any] = []
+        if parent is not None:
+            where.append("parent = ?")
+            args.append(parent)
         if status is not None:
             where.append("status = ?")
             args.append(status.value)
@@ -405,6 +467,88 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise DependencyUnavailable("store", str(exc)) from exc
 
+    # -- schedules (ScheduleStore) --------------------------------------------------------
+
+    async def put_schedule(self, schedule: Schedule) -> bool:
+        added = await self._write(
+            "INSERT INTO schedules (name, doc) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (schedule.name, schedule.model_dump_json().encode()),
+        )
+        return added == 1
+
+    async def get_schedule(self, name: str) -> Schedule | None:
+        rows = await self._read("SELECT doc FROM schedules WHERE name = ?", (name,))
+        return Schedule.model_validate_json(rows[0][0]) if rows else None
+
+    async def list_schedules(self) -> list[Schedule]:
+        rows = await self._read("SELECT doc FROM schedules ORDER BY name", ())
+        return [Schedule.model_validate_json(row[0]) for row in rows]
+
+    async def update_schedule(
+        self, name: str, mutate: Callable[[Schedule], None]
+    ) -> Schedule | None:
+        async with self._transaction() as writer:
+            rows: Any = await writer.execute_fetchall(
+                "SELECT doc FROM schedules WHERE name = ?", (name,)
+            )
+            if not rows:
+                return None
+            schedule = Schedule.model_validate_json(rows[0][0])
+            mutate(schedule)
+            await writer.execute(
+                "UPDATE schedules SET doc = ? WHERE name = ?",
+                (schedule.model_dump_json().encode(), name),
+            )
+        return schedule
+
+    async def delete_schedule(self, name: str) -> bool:
+        async with self._transaction() as writer:
+            cursor = await writer.execute("DELETE FROM schedules WHERE name = ?", (name,))
+            await writer.execute("DELETE FROM schedule_runs WHERE schedule = ?", (name,))
+        return cursor.rowcount == 1
+
+    async def claim_tick(
+        self, run: ScheduleRun, queues: Sequence[tuple[QueueState, Sequence[QueueEvent]]]
+    ) -> bool:
+        async with self._transaction() as writer:
+            cursor = await writer.execute(
+                "INSERT INTO schedule_runs (schedule, scheduled_for, doc) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (run.schedule, cursors.sort_key(run.scheduled_for), run.model_dump_json().encode()),
+            )
+            if cursor.rowcount != 1:
+                return False  # decided already: by another replica, or before a restart
+            for queue, events in queues:
+                await writer.execute(_INSERT_QUEUE, _queue_row(queue))
+                await _write_events(writer, queue.id, events)
+        return True
+
+    async def last_ticks(self) -> dict[str, datetime]:
+        rows = await self._read(
+            "SELECT schedule, MAX(scheduled_for) FROM schedule_runs GROUP BY schedule", ()
+        )
+        return {str(name): _from_sort_key(key) for name, key in rows}
+
+    async def schedule_runs(
+        self, name: str, *, before: datetime | None, limit: int
+    ) -> list[ScheduleRun]:
+        upper = cursors.sort_key(before) if before is not None else "~"
+        rows = await self._read(
+            "SELECT doc FROM schedule_runs WHERE schedule = ? AND scheduled_for < ? "
+            "ORDER BY scheduled_for DESC LIMIT ?",
+            (name, upper, limit),
+        )
+        return [ScheduleRun.model_validate_json(row[0]) for row in rows]
+
+    async def active_runs(self, name: str) -> list[QueueState]:
+        marks = ",".join("?" for _ in ACTIVE_QUEUE_STATUSES)
+        rows = await self._read(
+            f"SELECT doc FROM queue_state WHERE status IN ({marks}) "
+            "AND json_extract(CAST(doc AS TEXT), '$.schedule') = ?",
+            (*(s.value for s in ACTIVE_QUEUE_STATUSES), name),
+        )
+        return [_load(row[0]) for row in rows]
+
     # -- API tokens (TokenStore) ----------------------------------------------------------
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
@@ -450,6 +594,10 @@ class SQLiteStore:
 
 
 _TOKEN_COLUMNS = "name, role, sha256, created_at, expires_at, last_used_at"
+
+
+def _from_sort_key(key: str) -> datetime:
+    return datetime.strptime(key, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _token(row: Any) -> ApiToken:

@@ -14,6 +14,7 @@ from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
+from queue_manager.services.schedules import ScheduleService
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import Settings
 
@@ -29,6 +30,7 @@ class AuthPolicy:
 class Container:
     settings: Settings
     queues: QueueService
+    schedules: ScheduleService
     workers: WorkerReports
     health: Health
     logs: StepLogs

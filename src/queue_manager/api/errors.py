@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,10 +19,11 @@ from queue_manager.domain.errors import (
     LogsUnavailable,
     PermissionDenied,
     QueueNotFound,
+    ScheduleNotFound,
     TokenNotFound,
     Unauthenticated,
 )
-from queue_manager.domain.requests import PIPELINE_FIELDS, SINGLE_FIELDS, STEP_FIELDS
+from queue_manager.domain.requests import field_errors
 
 log = structlog.get_logger(__name__)
 
@@ -35,35 +34,16 @@ _STATUS: dict[type[DomainError], int] = {
     TokenNotFound: 404,
     LogsUnavailable: 404,
     QueueNotFound: 404,
+    ScheduleNotFound: 404,
     Conflict: 409,
     InvalidRequest: 422,
     DependencyUnavailable: 503,
     LaunchFailed: 422,
 }
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
+
+
 # Union tags pydantic puts in error locations; the client never wrote them.
-_TAGS = {"single", "pipeline", "body", "query", "header", "path"}
-
-
-def field_errors(errors: list[Any]) -> list[dict[str, str]]:
-    out = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if str(p) not in _TAGS]
-        field = ".".join(loc) or "body"
-        message = str(err.get("msg", "invalid"))
-        kind = err.get("type")
-        if kind == "extra_forbidden":
-            in_step = any(p in ("requests", "microservices") for p in loc[:-1])
-            allowed = STEP_FIELDS if in_step else sorted({*SINGLE_FIELDS, *PIPELINE_FIELDS})
-            message = f"unknown field; allowed fields: {', '.join(allowed)}"
-        elif kind == "missing":
-            message = "field required"
-        elif message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
-        out.append({"field": field, "message": message})
-    return out
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> Response:

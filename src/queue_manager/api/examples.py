@@ -62,3 +62,52 @@ START_EXAMPLES: dict[str, Any] = {
     "historical": {"summary": "Historical pipeline (batch)", "value": HISTORICAL},
     "realtime": {"summary": "Real-time pipeline (streaming)", "value": REALTIME},
 }
+
+
+SCHEDULE_EXAMPLES: dict[str, Any] = {
+    "nightly": {
+        "summary": "Yesterday's candles for two symbols, every night at 00:15 UTC",
+        "value": {
+            "name": "nightly-candles",
+            "cron": "15 0 * * *",
+            "timezone": "UTC",
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "template": {"type": "api_candles_5m", "window": "1d"},
+            "concurrency_policy": "Forbid",
+            "catchup": "latest",
+        },
+    },
+    "monthly": {
+        "summary": "The previous calendar month's pipeline, on the 1st at 02:00 London time",
+        "value": {
+            "name": "monthly-graph",
+            "cron": "0 2 1 * *",
+            "timezone": "Europe/London",
+            "symbols": ["BTCUSDT"],
+            "template": {
+                "window": "1M",
+                "requests": [
+                    {"target": "loader-producer", "type": "api_candles_5m", "interval": "5m"},
+                    {"target": "arango-connector", "type": "api_candles_5m"},
+                ],
+            },
+        },
+    },
+}
+
+SCHEDULE_PATCH_EXAMPLES: dict[str, Any] = {
+    "later": {"summary": "Run at 01:00 instead", "value": {"cron": "0 1 * * *"}},
+}
+
+BACKFILL_EXAMPLES: dict[str, Any] = {
+    "year": {
+        "summary": "2023 for BTCUSDT, a month at a time, four at once",
+        "value": {
+            "symbols": ["BTCUSDT"],
+            "type": "api_candles_5m",
+            "time_range": "2023-01-01:2023-12-31",
+            "chunk": "month",
+            "max_parallel": 4,
+        },
+    },
+}

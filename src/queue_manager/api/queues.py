@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, error_responses, success, success_json
-from queue_manager.api.examples import START_EXAMPLES
+from queue_manager.api.examples import BACKFILL_EXAMPLES, START_EXAMPLES
+from queue_manager.domain.backfill import BackfillRequest
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.identity import Principal, Role
 from queue_manager.domain.models import QueueState, QueueStatus
@@ -71,6 +72,34 @@ async def start_queue(
 
 
 @router.post(
+    "/backfill",
+    response_model=Envelope[StartData],
+    summary="Backfill: a parent queue and one child per (symbol, chunk) of a long time range",
+    description="The body is a start request (either form) plus `chunk` (day, week or month), "
+    "`symbols` (instead of `symbol`) and `max_parallel` (children running at once). Children go "
+    "through admission; the parent's status and `backfill.progress` follow them.",
+    responses=error_responses(401, 403, 400, 409, 413, 422, 503),
+)
+async def start_backfill(
+    principal: Starter,
+    services: Services,
+    body: Annotated[dict[str, Any], Body(openapi_examples=BACKFILL_EXAMPLES)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Retrying with the same key returns the same parent, creating nothing",
+        ),
+    ] = None,
+) -> Response:
+    parent = await services.queues.backfill(
+        BackfillRequest(body), idempotency_key, actor=principal.actor
+    )
+    children = parent.backfill.children if parent.backfill else 0
+    return success(f"Backfill started: {children} child queues", {"queue_id": parent.id})
+
+
+@router.post(
     "/stop",
     response_model=Envelope[StopData],
     summary="Stop a queue: graceful, or at once with force=true",
@@ -107,13 +136,18 @@ async def list_queues(
     symbol: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    parent: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="A backfill's children")
+    ] = None,
 ) -> Response:
     wanted = symbol.upper() if symbol else None
     if wanted is not None and not SYMBOL_RE.match(wanted):
         raise InvalidRequest(
             [{"field": "symbol", "message": "must be 2 to 20 letters or digits, e.g. BTCUSDT"}]
         )
-    page = await services.queues.page(status=status, symbol=wanted, limit=limit, cursor=cursor)
+    page = await services.queues.page(
+        status=status, symbol=wanted, limit=limit, cursor=cursor, parent=parent
+    )
     data: list[Any] = [q.model_dump(mode="json") for q in page.items]
     positions = await services.queues.positions(page.items)
     for item in data:

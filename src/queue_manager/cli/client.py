@@ -7,7 +7,10 @@ and never a traceback.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -182,6 +185,7 @@ class ApiClient:
         symbol: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        parent: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         params = {
             key: value
@@ -190,6 +194,7 @@ class ApiClient:
                 ("symbol", symbol),
                 ("limit", limit),
                 ("cursor", cursor),
+                ("parent", parent),
             )
             if value is not None
         }
@@ -205,3 +210,18 @@ class ApiClient:
         if not isinstance(data, dict):
             raise CliError(f"the service answered without the state of queue {queue_id}")
         return data
+
+
+def read_body(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a file, or stdin for '-': the body of `what`."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise CliError(f"{path} must hold a JSON object (the body of {what})")
+    return body

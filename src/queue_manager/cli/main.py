@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,14 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
-from queue_manager.cli import events, logs, runs, tokens
-from queue_manager.cli.client import DEFAULT_API_URL, ApiClient, CliError, check_api_url
+from queue_manager.cli import events, logs, runs, schedules, tokens
+from queue_manager.cli.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    CliError,
+    check_api_url,
+    read_body,
+)
 from queue_manager.cli.render import (
     make_console,
     queue_summary,
@@ -39,7 +44,7 @@ app = typer.Typer(
     name="queue-manager",
     help="Control plane of the StreamForge market-data platform: run the service "
     "(serve) or drive a running one (start, stop, retry, resubmit, list, show, watch, logs,"
-    " events, token).",
+    " events, backfill, schedule, token).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -147,20 +152,6 @@ def serve(
     run_server(host, port)
 
 
-def _read_request(path: Path) -> Any:
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {path}: {exc}") from None
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise CliError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise CliError(f"{path} must hold a JSON object (the body of POST /queues/start)")
-    return body
-
-
 @app.command()
 def start(
     ctx: typer.Context,
@@ -199,7 +190,7 @@ def start(
         if given:
             ctx.fail(f"{', '.join(given)} cannot be combined with --file")
         try:
-            body = _read_request(file)
+            body = read_body(file, "POST /queues/start")
         except CliError as exc:
             _fail(exc)
     else:
@@ -253,6 +244,7 @@ def list_queues(
     cursor: Annotated[
         str | None, typer.Option(help="The next cursor a previous page printed.")
     ] = None,
+    parent: Annotated[str | None, typer.Option(help="Only the children of this backfill.")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"queues": [...], "next_cursor": ...} as JSON.')
     ] = False,
@@ -267,6 +259,7 @@ def list_queues(
                 symbol=symbol,
                 limit=limit,
                 cursor=cursor,
+                parent=parent,
             )
 
     queues, next_cursor = _run(call())
@@ -363,7 +356,9 @@ app.command()(runs.retry)
 app.command()(runs.resubmit)
 app.command()(logs.logs)
 app.command()(events.events)
+app.command()(schedules.backfill)
 app.add_typer(tokens.app)
+app.add_typer(schedules.app)
 
 
 if __name__ == "__main__":

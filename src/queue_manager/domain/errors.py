@@ -76,3 +76,8 @@ class TokenNotFound(DomainError):
 
 class LogsUnavailable(DomainError):
     """A step's log cannot be served (no job yet, its job and pod are gone...): says why."""
+
+
+class ScheduleNotFound(DomainError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Schedule {name} not found", data={"name": name})

@@ -23,6 +23,8 @@ class EventKind(StrEnum):
     STEP_ATTEMPT = "step.attempt"
     COMMAND = "command"
     ADMISSION = "admission"
+    #: what a schedule did about a run: started it, skipped a tick because of it, replaced it
+    SCHEDULE = "schedule"
 
 
 class QueueEvent(BaseModel):

@@ -110,6 +110,15 @@ class Step(BaseModel):
     waiting: str | None = None
 
 
+class Backfill(BaseModel):
+    chunk: str
+    max_parallel: int
+    symbols: list[str]
+    children: int = 0
+    #: children by status (every status present, zeros included)
+    progress: dict[str, int] = Field(default_factory=dict)
+
+
 class QueueState(BaseModel):
     id: str
     symbol: str
@@ -143,6 +152,14 @@ class QueueState(BaseModel):
     queued_at: datetime | None = None
     #: the `seq` of its latest history event (`GET /queues/{id}/events`)
     event_seq: int = 0
+    #: a schedule's run: the schedule and the tick it was started for
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
+    #: a backfill's child: the parent queue, and how many of its children may run at once
+    parent: str | None = None
+    max_parallel: int | None = None
+    #: a backfill's parent: what it was asked and how its children stand (it has no steps)
+    backfill: Backfill | None = None
     steps: list[Step] = Field(default_factory=list)
 
     def step_by_producer(self, producer: str) -> Step | None:

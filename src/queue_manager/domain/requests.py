@@ -143,3 +143,27 @@ STEP_FIELDS = sorted(StepRequest.model_fields)
 def parse_request(data: dict[str, Any]) -> QueueCreate | PipelineCreate:
     """A start request as stored with its queue, read back (to resubmit it)."""
     return TypeAdapter(StartRequest).validate_python(data)
+
+
+#: locations that are ours (the union's branch, where FastAPI found the value), not the client's
+_TAGS = {"single", "pipeline", "body", "query", "header", "path"}
+
+
+def field_errors(errors: list[Any], prefix: str = "") -> list[dict[str, str]]:
+    """Pydantic's errors as the envelope's {"field", "message"} items, said for a client."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if str(p) not in _TAGS]
+        field = ".".join([prefix, *loc] if prefix else loc) or "body"
+        message = str(err.get("msg", "invalid"))
+        kind = err.get("type")
+        if kind == "extra_forbidden":
+            in_step = any(p in ("requests", "microservices") for p in loc[:-1])
+            allowed = STEP_FIELDS if in_step else sorted({*SINGLE_FIELDS, *PIPELINE_FIELDS})
+            message = f"unknown field; allowed fields: {', '.join(allowed)}"
+        elif kind == "missing":
+            message = "field required"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        out.append({"field": field, "message": message})
+    return out

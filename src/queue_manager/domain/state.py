@@ -15,7 +15,14 @@ from datetime import datetime, timedelta
 from queue_manager.domain import naming
 from queue_manager.domain.errors import Conflict, InvalidRequest
 from queue_manager.domain.history import EventKind, QueueEvent
-from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
+from queue_manager.domain.models import (
+    RUNNING_QUEUE_STATUSES,
+    QueueState,
+    QueueStatus,
+    Step,
+    StepStatus,
+    Target,
+)
 from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.telemetry import TelemetryEvent, step_status
 
@@ -333,9 +340,13 @@ def retry(
     queue.stop_requested_at = queue.stop_deadline = queue.finished_at = None
     queue.stopped_by = None
     queue.queued_at = now if queued else None
-    # The one transition out of a terminal status: the queue runs again.
-    _set_status(queue, derive_status(queue), now, out)
+    reopen_status(queue, now, out)
     return settle(queue, now, out)
+
+
+def reopen_status(queue: QueueState, now: datetime, out: Outcome) -> None:
+    """The one transition out of a terminal status (a retry): the queue runs again."""
+    _set_status(queue, derive_status(queue), now, out)
 
 
 def downstream(queue: QueueState, index: int) -> set[int]:
@@ -361,6 +372,8 @@ def force_deadline(queue: QueueState, now: datetime) -> Outcome:
 
 
 def derive_status(queue: QueueState) -> QueueStatus:
+    if queue.backfill is not None:
+        return _parent_status(queue)
     statuses = [s.status for s in queue.steps]
     open_steps = any(not s.terminal for s in statuses)
     if StepStatus.ERROR in statuses and queue.stop_requested_at is None:
@@ -376,6 +389,22 @@ def derive_status(queue: QueueState) -> QueueStatus:
     if all(s is StepStatus.PENDING for s in statuses):
         return QueueStatus.PENDING
     return QueueStatus.LOADING
+
+
+def _parent_status(queue: QueueState) -> QueueStatus:
+    """A backfill's parent has no steps: its status follows its children's."""
+    assert queue.backfill is not None
+    count = queue.backfill.progress.get
+    ended = sum(count(s.value, 0) for s in QueueStatus if s.terminal)
+    open_children = queue.backfill.children - ended
+    if queue.stop_requested_at is not None:
+        return QueueStatus.STOPPING if open_children else QueueStatus.STOPPED
+    if not open_children:
+        if count(QueueStatus.FINISHED.value, 0) == queue.backfill.children:
+            return QueueStatus.FINISHED
+        return QueueStatus.ERROR if count(QueueStatus.ERROR.value, 0) else QueueStatus.STOPPED
+    started = ended + sum(count(s.value, 0) for s in RUNNING_QUEUE_STATUSES)
+    return QueueStatus.LOADING if started else QueueStatus.PENDING
 
 
 def settle(queue: QueueState, now: datetime, out: Outcome) -> Outcome:

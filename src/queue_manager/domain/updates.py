@@ -9,7 +9,7 @@ from queue_manager.domain.models import QueueState, Step
 
 
 def queue_update(queue: QueueState) -> dict[str, Any]:
-    return {
+    update: dict[str, Any] = {
         "event": "queue.updated",
         "queue_id": queue.id,
         "status": queue.status.value,
@@ -19,6 +19,11 @@ def queue_update(queue: QueueState) -> dict[str, Any]:
         "updated_at": _iso(queue.updated_at),
         "text": f"Queue {queue.id} → {queue.status.value} ({queue.records_written} records)",
     }
+    if queue.parent is not None:
+        update["parent"] = queue.parent
+    if queue.backfill is not None:
+        update["progress"] = dict(queue.backfill.progress)
+    return update
 
 
 def step_update(queue: QueueState, step: Step) -> dict[str, Any]:

@@ -40,6 +40,19 @@ class Metrics:
         self.queues_pruned_total = Counter(
             "queue_manager_queues_pruned", "Ended queues deleted by retention.", registry=r
         )
+        self.schedule_runs_total = Counter(
+            "queue_manager_schedule_runs",
+            "Schedule ticks decided, by outcome: started, skipped (Forbid, invalid template) or "
+            "missed (catch-up policy, starting deadline).",
+            ["outcome"],
+            registry=r,
+        )
+        self.backfill_children_total = Counter(
+            "queue_manager_backfill_children",
+            "Backfill child queues reaching each status.",
+            ["status"],
+            registry=r,
+        )
         self.websocket_clients = Gauge(
             "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
         )
@@ -76,6 +89,12 @@ class Metrics:
 
     def queues_pruned(self, count: int) -> None:
         self.queues_pruned_total.inc(count)
+
+    def schedule_run(self, outcome: str) -> None:
+        self.schedule_runs_total.labels(outcome=outcome).inc()
+
+    def backfill_child(self, status: str) -> None:
+        self.backfill_children_total.labels(status=status).inc()
 
     def set_queue_counts(self, counts: dict[str, int]) -> None:
         for status in QueueStatus:

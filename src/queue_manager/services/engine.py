@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from queue_manager.domain import history, state
+from queue_manager.domain import backfill, history, state
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus, StepStatus, Target
@@ -108,12 +108,43 @@ class Engine:
             self.publish(queue, outcome.steps)
         if outcome.kill:
             await self.kill(queue, outcome.kill)
+        if queue.parent is not None:
+            moves = [e.to for e in outcome.events if e.kind is EventKind.QUEUE_STATUS and e.to]
+            for status in moves:
+                self.d.metrics.backfill_child(status)
+            if moves:
+                await self.refresh_parent(queue.parent)
+
+    async def refresh_parent(self, parent_id: str) -> None:
+        """A backfill's child changed status: recount its parent."""
+        await self.recount_parent(
+            parent_id, lambda q, children: backfill.refresh(q, children, now()), actor=LAUNCHER
+        )
+
+    async def recount_parent(
+        self,
+        parent_id: str,
+        change: Callable[[QueueState, list[QueueState]], Outcome],
+        *,
+        actor: str,
+    ) -> None:
+        """Change a backfill's parent seeing its children as they are in the same transaction."""
+        outcomes: dict[str, Outcome] = {}
+
+        def mutate(parent: QueueState, children: list[QueueState]) -> list[QueueEvent] | None:
+            return _recorded(parent_id, lambda q: change(q, children), actor, outcomes)(parent)
+
+        parent = await self.d.store.update_parent(parent_id, mutate)
+        outcome = outcomes.get(parent_id, Outcome())
+        if parent is not None and outcome.changed:
+            self.publish(parent, set())
 
     def _frees_a_slot(self, queue: QueueState, outcome: Outcome) -> bool:
         """Did this change end a running queue or a job of a limited target?"""
         limits = self.d.limits
         for event in outcome.events:
-            if event.kind is EventKind.QUEUE_STATUS and limits.queues is not None:
+            limited = limits.queues is not None or queue.parent is not None
+            if event.kind is EventKind.QUEUE_STATUS and limited:
                 if event.to is not None and QueueStatus(event.to).terminal:
                     return True
             elif event.kind is EventKind.STEP_STATUS and limits.jobs and event.step is not None:
@@ -169,10 +200,11 @@ class Engine:
                 await self.advance(queue.id)
 
     async def admit(self) -> None:
-        """Admit queued queues while MAX_RUNNING_QUEUES allows (decided in the store)."""
+        """Admit queued queues while MAX_RUNNING_QUEUES and each backfill's `max_parallel`
+        allow (decided in the store)."""
         limit = self.d.limits.queues
-        if limit is None:
-            return
+        if limit is None and not await self.d.store.queued_order():
+            return  # without a limit only backfill children wait: a read, not a write lock
         waited: dict[str, float] = {}
         outcomes: dict[str, Outcome] = {}
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
 
 from queue_manager.domain import history, planner, state
+from queue_manager.domain.backfill import BackfillRequest
 from queue_manager.domain.errors import Conflict, QueueNotFound
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.requests import PipelineCreate, QueueCreate, parse_request
 from queue_manager.job_contract import CommandName
 from queue_manager.ports import Command, Page
+from queue_manager.services import backfills
 from queue_manager.services.engine import Engine, now
 
 log = structlog.get_logger(__name__)
@@ -30,31 +33,58 @@ class QueueService:
         actor: str | None = None,
         resubmitted_from: str | None = None,
     ) -> QueueState:
-        queue = planner.plan(request, str(uuid.uuid4()))
-        queue.created_by = actor
-        queue.resubmitted_from = resubmitted_from
-        queue.request = request.model_dump(mode="json", exclude_none=True)
-        message = f"resubmitted from {resubmitted_from}" if resubmitted_from else "created"
-        limit = self.d.limits.queues
-        if limit is not None:
-            # Every queue waits its turn, even when a slot is free: the store decides (admit).
-            queue.queued_at = queue.created_at
-            queue.status = QueueStatus.QUEUED
-            message += f"; waits for admission (MAX_RUNNING_QUEUES={limit})"
-        created_event = QueueEvent(
-            at=queue.created_at,
-            kind=EventKind.QUEUE_STATUS,
-            to=queue.status,
-            message=message,
-            actor=history.api_actor(actor),
-        )
-        history.number(queue, [created_event])
+        queue, created_event = self.prepare(request, actor, resubmitted_from=resubmitted_from)
         # A start the workers could never hear about must not be accepted: fail fast with 503.
         await self.d.bus.ping()
         stored, created = await self.d.store.insert(queue, idempotency_key, [created_event])
         if not created:
             log.info("idempotent start replayed", queue_id=stored.id)
             return stored
+        await self.launched(stored, actor)
+        return await self.d.store.get(stored.id) or stored
+
+    def prepare(
+        self,
+        request: QueueCreate | PipelineCreate,
+        actor: str | None,
+        *,
+        resubmitted_from: str | None = None,
+        why: str | None = None,
+        queued: bool = False,
+        event_actor: str | None = None,
+        **fields: Any,
+    ) -> tuple[QueueState, QueueEvent]:
+        """The queue a request makes, with its first history event, before it is stored.
+        `fields` (schedule, parent...) are set on it; `queued`: it waits for admission even
+        without MAX_RUNNING_QUEUES (a backfill's child)."""
+        queue = planner.plan(request, str(uuid.uuid4()))
+        for name, value in fields.items():
+            setattr(queue, name, value)
+        queue.created_by = actor
+        queue.resubmitted_from = resubmitted_from
+        queue.request = request.model_dump(mode="json", exclude_none=True)
+        message = why or (f"resubmitted from {resubmitted_from}" if resubmitted_from else "created")
+        limit = self.d.limits.queues
+        if limit is not None or queued:
+            # Every queue waits its turn, even when a slot is free: the store decides (admit).
+            queue.queued_at = queue.created_at
+            queue.status = QueueStatus.QUEUED
+            if limit is not None:
+                message += f"; waits for admission (MAX_RUNNING_QUEUES={limit})"
+            else:
+                message += "; waits for admission"
+        created_event = QueueEvent(
+            at=queue.created_at,
+            kind=EventKind.QUEUE_STATUS,
+            to=queue.status,
+            message=message,
+            actor=event_actor or history.api_actor(actor),
+        )
+        history.number(queue, [created_event])
+        return queue, created_event
+
+    async def launched(self, stored: QueueState, actor: str | None) -> None:
+        """What follows a stored start: count, tell the clients, admit or launch, command."""
         self.d.metrics.queue_started()
         log.info(
             "queue created",
@@ -73,12 +103,18 @@ class QueueService:
                 sent_at=now().isoformat(),
             )
         )
-        return await self.d.store.get(stored.id) or stored
+
+    async def backfill(
+        self, request: BackfillRequest, idempotency_key: str | None = None, actor: str | None = None
+    ) -> QueueState:
+        return await backfills.start(self, request, idempotency_key, actor)
 
     async def stop(
         self, queue_id: str, *, force: bool = False, actor: str | None = None
     ) -> QueueState:
         current = await self.get(queue_id)
+        if current.backfill is not None:
+            return await backfills.stop(self, current, force=force, actor=actor)
         if current.status in (QueueStatus.FINISHED, QueueStatus.ERROR):
             state.request_stop(current, now(), self.d.stop_grace)  # raises the 409
         if current.status is QueueStatus.STOPPED:
@@ -106,10 +142,13 @@ class QueueService:
         self, queue_id: str, *, from_step: int | None = None, actor: str | None = None
     ) -> QueueState:
         """Run again what did not finish; finished steps keep their outputs (docs/api.md)."""
+        current = await self.get(queue_id)
+        if current.backfill is not None:
+            return await backfills.retry(self, current, actor=actor)
         queued = self.d.limits.queues is not None
         queue, _ = await self.engine.apply(
             queue_id,
-            lambda q: state.retry(q, now(), from_step, queued=queued),
+            lambda q: state.retry(q, now(), from_step, queued=queued or q.parent is not None),
             actor=history.api_actor(actor),
         )
         if queue is None:
@@ -173,5 +212,8 @@ class QueueService:
         symbol: str | None,
         limit: int,
         cursor: str | None,
+        parent: str | None = None,
     ) -> Page:
-        return await self.d.store.page(status=status, symbol=symbol, limit=limit, cursor=cursor)
+        return await self.d.store.page(
+            status=status, symbol=symbol, limit=limit, cursor=cursor, parent=parent
+        )

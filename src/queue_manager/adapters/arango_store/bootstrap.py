@@ -19,6 +19,8 @@ from queue_manager.adapters.arango_store.queries import (
     KEYS_COLLECTION,
     LOCKS_COLLECTION,
     QUEUE_COLLECTION,
+    RUNS_COLLECTION,
+    SCHEDULES_COLLECTION,
     TOKENS_COLLECTION,
 )
 
@@ -37,7 +39,7 @@ async def create_database(sys_db: Any, name: str) -> None:
 
 async def create_collections(db: Any) -> None:
     names = (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION, EVENTS_COLLECTION)
-    for name in (*names, LOCKS_COLLECTION):
+    for name in (*names, LOCKS_COLLECTION, SCHEDULES_COLLECTION, RUNS_COLLECTION):
         if not await db.has_collection(name):
             try:
                 await db.create_collection(name)
@@ -63,6 +65,13 @@ async def create_collections(db: Any) -> None:
         type="persistent",
         fields=["queue_id", "seq"],
         options={"name": "queue_events_seq", "unique": True, "sparse": False},
+    )
+    # A schedule's decided ticks, newest first; the latest per schedule. (The key already makes
+    # a tick unique; the index keeps it so for whoever writes the collection.)
+    await db.collection(RUNS_COLLECTION).add_index(
+        type="persistent",
+        fields=["schedule", "scheduled_for"],
+        options={"name": "queue_schedule_runs_tick", "unique": True, "sparse": False},
     )
     # Two tokens can never share a hash, so a lookup by hash names one token.
     await db.collection(TOKENS_COLLECTION).add_index(

@@ -1,8 +1,8 @@
 """Every AQL text the ArangoDB store runs, and what it binds (docs/operations.md).
 
 Each query is a module constant; values always travel as bind parameters and collections as
-`@@` parameters (tests/store/test_aql_bind_parameters.py scans these constants). The eight list
-queries are assembled here, once at import, from fixed fragments chosen by three booleans —
+`@@` parameters (tests/store/test_aql_bind_parameters.py scans these constants). The sixteen list
+queries are assembled here, once at import, from fixed fragments chosen by four booleans —
 never from a value — so a request can pick a query but never change its text.
 """
 
@@ -15,8 +15,14 @@ QUEUE_COLLECTION: Final = "queue_state"
 KEYS_COLLECTION: Final = "queue_idempotency"
 TOKENS_COLLECTION: Final = "api_tokens"
 EVENTS_COLLECTION: Final = "queue_events"
-#: one document, written first by every admission and claim so that they run one at a time
+#: lock documents: `admission`, written first by every admission and claim so that they run
+#: one at a time, and `parent:<id>`, written first by every recount of that backfill's parent
 LOCKS_COLLECTION: Final = "queue_locks"
+#: one document per schedule, `_key` = its name
+SCHEDULES_COLLECTION: Final = "queue_schedules"
+#: one document per decided tick, `_key` = SHA-256 of (schedule, tick): the key makes a
+#: decision unique
+RUNS_COLLECTION: Final = "queue_schedule_runs"
 
 # persistent indexes: (name, fields). Each serves one list filter plus the newest-first sort.
 INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
@@ -24,12 +30,15 @@ INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
     ("queue_state_status", ["status", "created", "_key"]),
     ("queue_state_symbol", ["symbol", "created", "_key"]),
     ("queue_state_admission", ["status", "priority", "created", "_key"]),
+    # a backfill's children: its list page and its parent's recount
+    ("queue_state_parent", ["parent", "created", "_key"]),
 )
 
 # -- list pages: keyset pagination ------------------------------------------------------------
 _SCAN: Final = "FOR d IN @@coll"
 _BY_STATUS: Final = "  FILTER d.status == @status"
 _BY_SYMBOL: Final = "  FILTER d.symbol == @symbol"
+_BY_PARENT: Final = "  FILTER d.parent == @parent"
 # `created <= @created` is the index range; the second condition drops the rows of the same
 # instant already returned (ties broken by `_key`), so no OFFSET is needed.
 _AFTER_CURSOR: Final = (
@@ -38,8 +47,10 @@ _AFTER_CURSOR: Final = (
 _NEWEST_FIRST: Final = "  SORT d.created DESC, d._key DESC\n  LIMIT @limit\n  RETURN d"
 
 
-def _page_query(by_status: bool, by_symbol: bool, after_cursor: bool) -> str:
+def _page_query(by_status: bool, by_symbol: bool, by_parent: bool, after_cursor: bool) -> str:
     parts = [_SCAN]
+    if by_parent:
+        parts.append(_BY_PARENT)
     if by_status:
         parts.append(_BY_STATUS)
     if by_symbol:
@@ -50,17 +61,23 @@ def _page_query(by_status: bool, by_symbol: bool, after_cursor: bool) -> str:
     return "\n".join(parts)
 
 
-#: (filter by status, filter by symbol, after a cursor) -> query
-PAGE_QUERIES: Final[Mapping[tuple[bool, bool, bool], str]] = {
-    (status, symbol, after): _page_query(status, symbol, after)
+#: (filter by status, by symbol, by parent, after a cursor) -> query
+PAGE_QUERIES: Final[Mapping[tuple[bool, bool, bool, bool], str]] = {
+    (status, symbol, parent, after): _page_query(status, symbol, parent, after)
     for status in (False, True)
     for symbol in (False, True)
+    for parent in (False, True)
     for after in (False, True)
 }
 
 
 def page(
-    *, status: str | None, symbol: str | None, limit: int, after: tuple[str, str] | None
+    *,
+    status: str | None,
+    symbol: str | None,
+    limit: int,
+    after: tuple[str, str] | None,
+    parent: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The list query and its bind parameters; `after` is the last row's (created, _key)."""
     bind: dict[str, Any] = {"@coll": QUEUE_COLLECTION, "limit": limit}
@@ -68,9 +85,12 @@ def page(
         bind["status"] = status
     if symbol is not None:
         bind["symbol"] = symbol
+    if parent is not None:
+        bind["parent"] = parent
     if after is not None:
         bind["created"], bind["key"] = after
-    query = PAGE_QUERIES[(status is not None, symbol is not None, after is not None)]
+    flags = (status is not None, symbol is not None, parent is not None, after is not None)
+    query = PAGE_QUERIES[flags]
     return query, bind
 
 
@@ -100,6 +120,11 @@ FOR d IN @@coll
 DELETE_KEYS_OF: Final = """
 FOR d IN @@coll
   FILTER d.queue_id IN @ids
+  REMOVE d IN @@coll
+"""
+DELETE_LOCKS: Final = """
+FOR d IN @@coll
+  FILTER d._key IN @keys
   REMOVE d IN @@coll
 """
 
@@ -154,20 +179,54 @@ def count_by_status() -> tuple[str, dict[str, Any]]:
     return COUNT_BY_STATUS, {"@coll": QUEUE_COLLECTION}
 
 
+def delete_parent_locks(ids: list[str]) -> tuple[str, dict[str, Any]]:
+    """The recount locks of pruned queues (only a backfill's parent has one)."""
+    return DELETE_LOCKS, {"@coll": LOCKS_COLLECTION, "keys": [_parent_lock_key(i) for i in ids]}
+
+
 # -- admission (MAX_RUNNING_QUEUES, MAX_RUNNING_JOBS) ------------------------------------------
 # Two transactions writing this document conflict: the second is retried after the first.
 ADMISSION_LOCK: Final = """
 UPSERT { _key: @key } INSERT { _key: @key, n: 1 } UPDATE { n: OLD.n + 1 } IN @@coll
 """
-RUNNING_COUNT: Final = """
-RETURN LENGTH(FOR d IN @@coll FILTER d.status IN @running RETURN 1)
+# Running queues per backfill (null: not a backfill's child). A backfill's parent runs no job
+# itself: it takes no slot.
+RUNNING_BY_PARENT: Final = """
+FOR d IN @@coll
+  FILTER d.status IN @running AND d.backfill == null
+  COLLECT parent = d.parent WITH COUNT INTO n
+  RETURN [parent, n]
 """
-# Admission order: priority, then oldest; `_key` breaks ties the same way everywhere.
+# Admission order: priority, then oldest; `_key` breaks ties the same way everywhere. `@busy`
+# (backfill -> its children running) passes over the children of a backfill that runs its
+# `max_parallel` already; the store checks again as it admits. A next page starts past the
+# last row read (keyset, same order): the queues admitted meanwhile leave the `queued` rows,
+# so an OFFSET would skip some.
 QUEUED_NEXT: Final = """
 FOR d IN @@coll
   FILTER d.status == @queued
+  FILTER d.parent == null OR d.max_parallel == null
+    OR TRANSLATE(d.parent, @busy, 0) < d.max_parallel
   SORT d.priority DESC, d.created, d._key
   LIMIT @limit
+  RETURN d
+"""
+QUEUED_AFTER: Final = """
+FOR d IN @@coll
+  FILTER d.status == @queued
+  FILTER d.priority < @priority OR (d.priority == @priority
+    AND (d.created > @created OR (d.created == @created AND d._key > @key)))
+  FILTER d.parent == null OR d.max_parallel == null
+    OR TRANSLATE(d.parent, @busy, 0) < d.max_parallel
+  SORT d.priority DESC, d.created, d._key
+  LIMIT @limit
+  RETURN d
+"""
+# A backfill's children, read with their parent in the recount's transaction.
+CHILDREN: Final = """
+FOR d IN @@coll
+  FILTER d.parent == @parent
+  SORT d.parent, d.created, d._key
   RETURN d
 """
 QUEUED_ORDER: Final = """
@@ -187,12 +246,38 @@ def admission_lock() -> tuple[str, dict[str, Any]]:
     return ADMISSION_LOCK, {"@coll": LOCKS_COLLECTION, "key": "admission"}
 
 
-def running_count(running: list[str]) -> tuple[str, dict[str, Any]]:
-    return RUNNING_COUNT, {"@coll": QUEUE_COLLECTION, "running": running}
+def parent_lock(parent_id: str) -> tuple[str, dict[str, Any]]:
+    """The lock document of one backfill's recounts."""
+    return ADMISSION_LOCK, {"@coll": LOCKS_COLLECTION, "key": _parent_lock_key(parent_id)}
 
 
-def queued_next(queued: str, limit: int) -> tuple[str, dict[str, Any]]:
-    return QUEUED_NEXT, {"@coll": QUEUE_COLLECTION, "queued": queued, "limit": limit}
+def _parent_lock_key(parent_id: str) -> str:
+    return "parent:" + parent_id
+
+
+def running_by_parent(running: list[str]) -> tuple[str, dict[str, Any]]:
+    return RUNNING_BY_PARENT, {"@coll": QUEUE_COLLECTION, "running": running}
+
+
+def queued_next(
+    queued: str, limit: int, busy: Mapping[str, int], after: tuple[Any, str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The next queued queues in admission order; `after`: the last row read, as
+    (priority, created, _key)."""
+    bind: dict[str, Any] = {
+        "@coll": QUEUE_COLLECTION,
+        "queued": queued,
+        "limit": limit,
+        "busy": dict(busy),
+    }
+    if after is None:
+        return QUEUED_NEXT, bind
+    bind["priority"], bind["created"], bind["key"] = after
+    return QUEUED_AFTER, bind
+
+
+def children(parent: str) -> tuple[str, dict[str, Any]]:
+    return CHILDREN, {"@coll": QUEUE_COLLECTION, "parent": parent}
 
 
 def queued_order(queued: str) -> tuple[str, dict[str, Any]]:
@@ -217,3 +302,64 @@ TOKEN_DELETE: Final = (
 TOKEN_TOUCH: Final = (
     "UPDATE { _key: @name } WITH { last_used_at: @at } IN @@coll OPTIONS { ignoreErrors: true }"
 )
+
+
+# -- schedules ---------------------------------------------------------------------------------
+SCHEDULES: Final = "FOR d IN @@coll SORT d._key RETURN d"
+SCHEDULE_DELETE: Final = """
+FOR d IN @@coll
+  FILTER d._key == @name
+  REMOVE d IN @@coll
+  RETURN OLD._key
+"""
+# A run document: `schedule`, `scheduled_for` (fixed-width UTC text, see `cursor.sort_key`) and
+# `run`, the ScheduleRun's JSON; the (schedule, scheduled_for) index serves these.
+RUNS_DELETE: Final = """
+FOR d IN @@coll
+  FILTER d.schedule == @name
+  REMOVE d IN @@coll
+"""
+LAST_TICKS: Final = """
+FOR d IN @@coll
+  COLLECT schedule = d.schedule AGGREGATE latest = MAX(d.scheduled_for)
+  RETURN [schedule, latest]
+"""
+RUNS_OF: Final = """
+FOR d IN @@coll
+  FILTER d.schedule == @name AND d.scheduled_for < @before
+  SORT d.schedule DESC, d.scheduled_for DESC
+  LIMIT @limit
+  RETURN d.run
+"""
+ACTIVE_RUNS: Final = """
+FOR d IN @@coll
+  FILTER d.schedule == @name AND d.status IN @statuses
+  SORT d.created, d._key
+  RETURN d
+"""
+
+
+def schedules() -> tuple[str, dict[str, Any]]:
+    return SCHEDULES, {"@coll": SCHEDULES_COLLECTION}
+
+
+def schedule_delete(name: str) -> tuple[str, dict[str, Any]]:
+    return SCHEDULE_DELETE, {"@coll": SCHEDULES_COLLECTION, "name": name}
+
+
+def runs_delete(name: str) -> tuple[str, dict[str, Any]]:
+    return RUNS_DELETE, {"@coll": RUNS_COLLECTION, "name": name}
+
+
+def last_ticks() -> tuple[str, dict[str, Any]]:
+    return LAST_TICKS, {"@coll": RUNS_COLLECTION}
+
+
+def runs_of(name: str, before: str, limit: int) -> tuple[str, dict[str, Any]]:
+    """Newest first, `scheduled_for` (sort-key text) before `before`."""
+    bind = {"@coll": RUNS_COLLECTION, "name": name, "before": before, "limit": limit}
+    return RUNS_OF, bind
+
+
+def active_runs(name: str, statuses: list[str]) -> tuple[str, dict[str, Any]]:
+    return ACTIVE_RUNS, {"@coll": QUEUE_COLLECTION, "name": name, "statuses": statuses}

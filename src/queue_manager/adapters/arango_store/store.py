@@ -15,7 +15,8 @@ the SQLite store's `doc` column plus the list helper `created` (fixed-width UTC 
   the primary index makes it unique, and a stream transaction stores it with the queue, so a
   retried start can never create a second queue.
 * listings are keyset pages over persistent indexes (`created`, `_key`), with optional equality
-  prefixes `status` / `symbol`: no OFFSET, no full count, fast at any depth.
+  prefixes `status` / `symbol` / `parent` (a backfill's children): no OFFSET, no full count,
+  fast at any depth.
 
 Slightly over our usual ~350 lines: the StateStore methods share the connection, the per-queue
 locks and the retry loop, and splitting them further would only pass those around.
@@ -57,6 +58,7 @@ from queue_manager.adapters.arango_store.queries import (
     KEYS_COLLECTION,
     QUEUE_COLLECTION,
 )
+from queue_manager.adapters.arango_store.schedules import ScheduleMethods
 from queue_manager.adapters.arango_store.tokens import TokenMethods
 from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
 from queue_manager.domain.history import QueueEvent
@@ -70,7 +72,7 @@ _PARALLEL_UPDATES: Final = 16
 _INSERT_COLLECTIONS: Final = [QUEUE_COLLECTION, KEYS_COLLECTION, EVENTS_COLLECTION]
 
 
-class ArangoStore(TokenMethods, AdmissionMethods):
+class ArangoStore(TokenMethods, AdmissionMethods, ScheduleMethods):
     name = "arango"
 
     def __init__(
@@ -361,6 +363,7 @@ class ArangoStore(TokenMethods, AdmissionMethods):
         symbol: str | None,
         limit: int,
         cursor: str | None,
+        parent: str | None = None,
     ) -> Page:
         # One more row than asked tells whether a next page exists.
         query, bind = queries.page(
@@ -368,6 +371,7 @@ class ArangoStore(TokenMethods, AdmissionMethods):
             symbol=symbol,
             limit=limit + 1,
             after=cursors.decode(cursor) if cursor is not None else None,
+            parent=parent,
         )
         rows = await self._query("list queues", query, bind)
         items = [documents.load(row) for row in rows[:limit]]
@@ -385,6 +389,7 @@ class ArangoStore(TokenMethods, AdmissionMethods):
         if ids:
             await self._query("prune idempotency keys", *queries.delete_keys_of(ids))
             await self._query("prune history", *queries.delete_events_of(ids))
+            await self._query("prune recount locks", *queries.delete_parent_locks(ids))
         return ids
 
     async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
