@@ -66,6 +66,9 @@ def test_backfill_by_month_runs_two_at_a_time_and_the_parent_finishes(service: S
     assert {k["status"] for k in kids} == {"finished"}
     assert all(k["parent"] == parent for k in kids)
     assert final["records_written"] == sum(k["records_written"] for k in kids) > 0
+    # its duration runs from its first child's start to its end
+    assert final["started_at"] == min(k["started_at"] for k in kids)
+    assert final["finished_at"] >= max(k["finished_at"] for k in kids)
     assert max(seen) == 2  # the limit was reached and never passed
     # The other queues' list does not mix in a parent's children when filtered by parent.
     assert parent not in {k["id"] for k in kids}

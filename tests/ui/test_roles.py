@@ -98,3 +98,33 @@ def test_an_operator_gets_the_controls_and_cookie_mutations_need_the_csrf_header
     shots(page, "operator-stopped")
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_viewer_reads_schedules_and_backfills_without_their_controls(
+    page: Page, secured: Service, shots: Shots
+) -> None:
+    body = {"name": "viewer-sees", "cron": "15 0 * * *", "symbols": ["BTCUSDT"],
+            "template": {"type": "api", "window": "1d"}}  # fmt: skip
+    assert secured.post("/schedules", json=body).status_code == 201
+    day = datetime.now(UTC).date().isoformat()
+    started = secured.post("/queues/backfill", json={
+        "symbols": ["ETHUSDT"], "type": "ws", "time_range": f"{day}:{day}", "chunk": "day",
+        "max_parallel": 1})  # fmt: skip
+    assert started.status_code == 200, started.text
+    parent = started.json()["data"]["queue_id"]
+    _sign_in(page, secured, "viewer", "#/schedules")
+    row = page.locator('.srow[data-schedule="viewer-sees"]')
+    expect(row.locator(".badge")).to_have_text("active")
+    for name in ("Pause", "Resume", "Delete"):
+        expect(page.get_by_role("button", name=name)).to_have_count(0)
+    expect(page.get_by_role("link", name="New schedule")).to_have_count(0)
+    shots(page, "viewer-schedules")
+    page.goto(f"{secured.url}/ui/#/schedules/new")  # no form for a viewer: the list instead
+    expect(page.get_by_role("heading", name="Schedules")).to_be_visible()
+    page.goto(f"{secured.url}/ui/#/queues/{parent}")
+    expect(page.locator('.crow[data-status="loading"]')).to_have_count(1, timeout=20_000)
+    for name in ("Stop", "Force stop", "Retry failed children"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    shots(page, "viewer-backfill")
+    stopped = secured.post("/queues/stop", params={"queue_id": parent, "force": "true"})
+    assert stopped.status_code == 200, stopped.text

@@ -203,6 +203,9 @@ def refresh(parent: QueueState, children: list[QueueState], now: datetime) -> Ou
         stamps = [c.last_loaded_timestamp for c in children if c.last_loaded_timestamp]
         if stamps:
             parent.last_loaded_timestamp = max(stamps)
+        starts = [c.started_at for c in children if c.started_at]
+        if parent.started_at is None and starts:
+            parent.started_at = min(starts)
         out.changed = True
     return settle(parent, now, out)
 

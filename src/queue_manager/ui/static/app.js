@@ -1,5 +1,6 @@
 // The dashboard's entry point: who is calling, the hash router, the header.
-// Routes: #/queues[?status=&symbol=], #/queues/<id>, #/start, #/login.
+// Routes: #/queues[?status=&symbol=&parent=], #/queues/<id>, #/start[?kind=backfill],
+// #/schedules, #/schedules/new, #/schedules/<name>, #/login.
 
 import { ApiError, get, post, setCsrf } from "./api.js";
 import { el } from "./format.js";
@@ -8,6 +9,8 @@ import { completeSignIn } from "./oidc.js";
 import * as login from "./views/login.js";
 import * as queue from "./views/queue.js";
 import * as queues from "./views/queues.js";
+import * as scheduleView from "./views/schedule.js";
+import * as schedules from "./views/schedules.js";
 import * as start from "./views/start.js";
 
 const RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -48,12 +51,16 @@ function route() {
     window.history.replaceState(null, "", "#/login");
   }
   if (name === "start" && !session.can("operator")) name = "queues";
+  if (name === "schedules" && parts[1] === "new" && !session.can("operator")) parts.splice(1);
   for (const link of document.querySelectorAll("[data-nav]")) {
     link.toggleAttribute("aria-current", link.dataset.nav === name);
     if (link.dataset.nav === name) link.setAttribute("aria-current", "page");
   }
   if (name === "queues" && parts[1]) current = queue.mount(view, ctx, decodeURIComponent(parts[1]));
   else if (name === "start") current = start.mount(view, ctx);
+  else if (name === "schedules" && parts[1] === "new") current = scheduleView.mountNew(view, ctx);
+  else if (name === "schedules" && parts[1]) current = scheduleView.mount(view, ctx, decodeURIComponent(parts[1]));
+  else if (name === "schedules") current = schedules.mount(view, ctx);
   else if (name === "login") current = login.mount(view, ctx);
   else current = queues.mount(view, ctx);
   const heading = view.querySelector("h1");

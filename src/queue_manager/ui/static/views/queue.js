@@ -7,6 +7,7 @@ import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
 import { badge, count, duration, el, ms, RUNNING_STEP, time } from "../format.js";
 import { LiveFeed } from "../live.js";
+import * as backfill from "./backfill.js";
 
 const LOG_TAIL = 200;
 const LOG_KEEP = 2000;
@@ -61,6 +62,10 @@ class QueueView {
       return;
     }
     if (this.destroyed) return;
+    if (!this.queue && queue.backfill) {
+      this.handOver(queue);
+      return;
+    }
     if (this.queue && ms(queue.updated_at) < ms(this.queue.updated_at)) queue = this.queue;
     const first = !this.queue;
     this.queue = queue;
@@ -70,6 +75,13 @@ class QueueView {
     }
     this.redraw();
     if (withEvents || first) this.loadEvents();
+  }
+
+  /** A backfill's parent has no steps of its own: the backfill view shows it. */
+  handOver(parent) {
+    this.destroy();
+    this.container.replaceChildren();
+    this.delegate = backfill.mount(this.container, this.ctx, parent);
   }
 
   defaultStep() {
@@ -146,6 +158,15 @@ class QueueView {
     if (q.resubmitted_from) {
       parts.push(el("p", {}, "Resubmitted from ",
         el("a", { href: `#/queues/${encodeURIComponent(q.resubmitted_from)}` }, q.resubmitted_from.slice(0, 8))));
+    }
+    if (q.parent) {
+      parts.push(el("p", { class: "origin" }, "Part of backfill ",
+        el("a", { href: `#/queues/${encodeURIComponent(q.parent)}`, class: "qid" }, q.parent.slice(0, 8))));
+    }
+    if (q.schedule) {
+      parts.push(el("p", { class: "origin" }, "Run of schedule ",
+        el("a", { href: `#/schedules/${encodeURIComponent(q.schedule)}` }, q.schedule),
+        ` for ${time(q.scheduled_for)}`));
     }
     if (q.error_message) parts.push(el("p", { class: "alert", role: "alert", id: "queue-error" }, q.error_message));
     const key = JSON.stringify(facts) + q.status + q.error_message + q.resubmitted_from;
@@ -377,6 +398,10 @@ class QueueView {
   }
 
   destroy() {
+    if (this.delegate) {
+      this.delegate.destroy();
+      return;
+    }
     this.destroyed = true;
     this.feed.close();
     if (this.dag) this.dag.destroy();

@@ -1,4 +1,4 @@
-// #/queues: newest first, live. Messages only change the model and mark rows dirty; one
+// #/queues[?status=&symbol=&parent=]: newest first, live. Messages only change the model and mark rows dirty; one
 // redraw per animation frame patches the dirty rows' text (never one DOM update per message).
 
 import { ApiError, get } from "../api.js";
@@ -11,8 +11,21 @@ const CLOCK_MS = 1000;
 const BUILD_SLICE = 200;
 
 function stepsDone(queue) {
+  if (queue.backfill) return `backfill ${queue.backfill.progress.finished || 0}/${queue.backfill.children}`;
   const steps = queue.steps || [];
   return `${steps.filter((s) => s.status === "finished").length}/${steps.length}`;
+}
+
+/** Where a queue came from: the schedule that started it, or the backfill it is part of. */
+function origin(queue) {
+  if (queue.schedule) {
+    return el("a", { href: `#/schedules/${encodeURIComponent(queue.schedule)}`, title: `run of schedule ${queue.schedule}` }, queue.schedule);
+  }
+  if (queue.parent) {
+    return el("a", { href: `#/queues/${encodeURIComponent(queue.parent)}`, class: "qid", title: `part of backfill ${queue.parent}` },
+      `part of ${queue.parent.slice(0, 8)}`);
+  }
+  return queue.backfill ? "backfill" : "";
 }
 
 class QueueList {
@@ -20,6 +33,7 @@ class QueueList {
     this.ctx = ctx;
     this.status = ctx.params.get("status") || "";
     this.symbol = (ctx.params.get("symbol") || "").toUpperCase();
+    this.parent = ctx.params.get("parent") || "";
     this.limit = Math.min(1000, Math.max(1, Number(ctx.params.get("limit")) || PAGE));
     this.rows = new Map();
     this.order = [];
@@ -65,6 +79,7 @@ class QueueList {
       const params = new URLSearchParams();
       if (status.value) params.set("status", status.value);
       if (symbol.value.trim()) params.set("symbol", symbol.value.trim().toUpperCase());
+      if (this.parent) params.set("parent", this.parent);
       if (this.limit !== PAGE) params.set("limit", String(this.limit));
       const query = params.toString();
       this.ctx.navigate(`#/queues${query ? `?${query}` : ""}`);
@@ -74,7 +89,7 @@ class QueueList {
     const header = el(
       "div",
       { role: "row", class: "qrow head" },
-      ["Queue", "Symbol", "Status", "Steps done", "Records", "Age", "Duration"].map((t) =>
+      ["Queue", "Symbol", "Origin", "Status", "Steps done", "Records", "Age", "Duration"].map((t) =>
         el("span", { role: "columnheader" }, t),
       ),
     );
@@ -99,7 +114,7 @@ class QueueList {
   }
 
   params(cursor, limit) {
-    return { status: this.status, symbol: this.symbol, limit: limit || this.limit, cursor };
+    return { status: this.status, symbol: this.symbol, parent: this.parent, limit: limit || this.limit, cursor };
   }
 
   /** First load and every reconnect: re-read as many queues as are shown. */
@@ -154,6 +169,7 @@ class QueueList {
     const cells = {
       link: el("a", { href: `#/queues/${encodeURIComponent(queue.id)}`, class: "qid", title: queue.id }, queue.id.slice(0, 8)),
       symbol: el("span", { role: "cell", class: "symbol" }, queue.symbol),
+      origin: el("span", { role: "cell", class: "origin" }, origin(queue)),
       status: el("span", { role: "cell", class: "status" }),
       steps: el("span", { role: "cell", class: "steps" }),
       records: el("span", { role: "cell", class: "num records" }),
@@ -164,7 +180,7 @@ class QueueList {
       "div",
       { role: "row", class: "qrow", dataset: { queue: queue.id } },
       el("span", { role: "cell" }, cells.link),
-      cells.symbol, cells.status, cells.steps, cells.records, cells.age, cells.duration,
+      cells.symbol, cells.origin, cells.status, cells.steps, cells.records, cells.age, cells.duration,
     );
     const entry = { queue, node, cells, text: {} };
     this.draw(entry);
@@ -273,7 +289,10 @@ class QueueList {
 
   summarise() {
     const n = this.order.length;
-    const filters = [this.status && `status ${this.status}`, this.symbol && `symbol ${this.symbol}`].filter(Boolean);
+    const filters = [
+      this.status && `status ${this.status}`, this.symbol && `symbol ${this.symbol}`,
+      this.parent && `backfill ${this.parent.slice(0, 8)}`,
+    ].filter(Boolean);
     if (!n) {
       this.summary.replaceChildren(filters.length ? `No queue with ${filters.join(", ")}.` : "No queues yet.");
     } else {
@@ -306,6 +325,7 @@ class QueueList {
         q.records_written = m.records_written;
         q.last_loaded_timestamp = m.last_loaded_timestamp;
         q.error_message = m.error_message;
+        if (m.progress && q.backfill) q.backfill.progress = m.progress;
       } else if (m.event === "step.updated" && q.steps && q.steps[m.step]) {
         Object.assign(q.steps[m.step], {
           status: m.status, records_written: m.records_written,
@@ -346,6 +366,7 @@ class QueueList {
     const fresh = found
       .filter((q) => !this.rows.has(q.id) && ms(q.created_at) >= newest)
       .filter((q) => (!this.status || q.status === this.status) && (!this.symbol || q.symbol === this.symbol))
+      .filter((q) => !this.parent || q.parent === this.parent)
       .sort((a, b) => ms(b.created_at) - ms(a.created_at));
     if (!fresh.length) return;
     schedule("list-insert", () => {
