@@ -13,19 +13,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.test_backfill import BODY as BACKFILL
 from tests.support.service import Service, wait_for
 from tests.ui.conftest import WORKER_ARGS, Shots, open_dashboard
 
 #: one scheduled minute every two real seconds: a tick comes while the test watches
 SCALE = 30
 
-BACKFILL: dict[str, Any] = {
-    "symbols": ["BTCUSDT", "ETHUSDT"],
-    "type": "api_candles_5m",
-    "time_range": "2024-01-01:2024-03-31",
-    "chunk": "month",
-    "max_parallel": 2,
-}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from arangoasync.exceptions import ArangoServerError, DocumentRevisionError
 
 from queue_manager.adapters.arango_store import documents, queries
+from queue_manager.adapters.arango_store.core import StoreCore
 from queue_manager.adapters.arango_store.errors import ERR_CONFLICT, server_codes
 from queue_manager.adapters.arango_store.queries import (
     EVENTS_COLLECTION,
@@ -51,32 +52,12 @@ async def rows(txn: Any, query: tuple[str, dict[str, Any]]) -> list[Any]:
         return [row async for row in cursor]
 
 
-class AdmissionMethods:
+class AdmissionMethods(StoreCore):
     """Mixed into ArangoStore, which provides the connection, the error guard and the retry
-    helpers declared here."""
+    helpers StoreCore declares."""
 
-    _max_attempts: int
-    _guard: Callable[[str], AbstractAsyncContextManager[None]]
     _queue_lock: Callable[[str], AbstractAsyncContextManager[None]]
     _admission_lock: asyncio.Lock
-
-    def _require(self) -> Any:
-        raise NotImplementedError
-
-    async def _query(self, action: str, query: str, bind_vars: dict[str, Any]) -> list[Any]:
-        raise NotImplementedError
-
-    @staticmethod
-    async def _insert_events(txn: Any, queue_id: str, events: Sequence[QueueEvent]) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    async def _abort(txn: Any) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    async def _backoff(attempt: int) -> None:
-        raise NotImplementedError
 
     async def _one_at_a_time(self, action: str, body: Callable[[Any], Awaitable[T]]) -> T:
         async with self._admission_lock:  # this process's decisions never conflict each other

@@ -6,7 +6,6 @@ inserts it with the tick's queues and their history in one stream transaction.""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from arangoasync.exceptions import ArangoServerError, DocumentRevisionError
 from queue_manager.adapters import cursor as cursors
 from queue_manager.adapters.arango_store import documents, queries
 from queue_manager.adapters.arango_store.admission import rows
+from queue_manager.adapters.arango_store.core import StoreCore
 from queue_manager.adapters.arango_store.errors import (
     ERR_CONFLICT,
     ERR_DOCUMENT_NOT_FOUND,
@@ -37,32 +37,12 @@ _CLAIM_COLLECTIONS = [RUNS_COLLECTION, QUEUE_COLLECTION, EVENTS_COLLECTION]
 _NO_UPPER_BOUND = "~"
 
 
-class ScheduleMethods:
+class ScheduleMethods(StoreCore):
     """Mixed into ArangoStore, which provides the connection, the error guard and the retry
-    helpers declared here."""
+    helpers StoreCore declares."""
 
-    _max_attempts: int
-    _guard: Callable[[str], AbstractAsyncContextManager[None]]
     # AdmissionMethods._locked (annotated, not defined here, so it is never shadowed)
     _locked: Callable[..., Awaitable[Any]]
-
-    def _require(self) -> Any:
-        raise NotImplementedError
-
-    async def _query(self, action: str, query: str, bind_vars: dict[str, Any]) -> list[Any]:
-        raise NotImplementedError
-
-    @staticmethod
-    async def _insert_events(txn: Any, queue_id: str, events: Sequence[QueueEvent]) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    async def _abort(txn: Any) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    async def _backoff(attempt: int) -> None:
-        raise NotImplementedError
 
     async def put_schedule(self, schedule: Schedule) -> bool:
         db = self._require()
