@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from queue_manager.domain import planner, state
+from queue_manager.domain import history, planner, state
 from queue_manager.domain.errors import Conflict
+from queue_manager.domain.history import EventKind
 from queue_manager.domain.models import QueueState, QueueStatus, StepStatus
 from queue_manager.domain.requests import StartRequest
 from queue_manager.domain.telemetry import Source, TelemetryEvent, parse
@@ -176,3 +177,34 @@ def test_an_errored_step_ended_unfinished(single: dict[str, Any]) -> None:
     apply(queue, 0, "error")
     assert state.ended_unfinished(queue.steps[0])
     assert state.worker_must_stop(queue, queue.steps[0])
+
+
+def test_a_batch_applied_at_once_equals_its_events_one_by_one(historical: dict[str, Any]) -> None:
+    """The dispatcher folds a fetched batch per queue: same queue, same history, any order."""
+    historical["requests"][1]["max_retries"] = 1
+    rng = random.Random(11)
+    statuses = ["started", "loading", "loading", "loading", "finished", "error", "interrupted"]
+    for _ in range(200):
+        log = [
+            (rng.randrange(4), rng.choice(statuses), rng.choice([None, rng.randrange(1000)]))
+            for _ in range(rng.randrange(1, 40))
+        ]
+        one_by_one = plan(historical)
+        batched = one_by_one.model_copy(deep=True)
+        stranger = parse({"event": "loading", "queue_id": QID, "producer": "nobody"}, Source.EVENTS)
+        events = [event(one_by_one, i, s, r) for i, s, r in log]
+        expected: list[Any] = []
+        for ev in events:
+            step = state.find_step(one_by_one, ev)
+            assert step is not None
+            outcome = state.apply_telemetry(one_by_one, step, ev, T0)
+            history.stamp(outcome.events, f"telemetry:{ev.producer}")
+            expected += outcome.events
+        at = rng.randrange(len(events) + 1)
+        outcome, unknown = state.apply_telemetry_batch(
+            batched, [*events[:at], stranger, *events[at:]], T0
+        )
+        assert unknown == [stranger]
+        assert batched.model_dump() == one_by_one.model_dump(), log
+        assert [e.model_dump() for e in outcome.events] == [e.model_dump() for e in expected], log
+        assert outcome.transitioned == any(e.kind is EventKind.STEP_STATUS for e in expected)

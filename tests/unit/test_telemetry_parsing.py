@@ -3,6 +3,7 @@ reason."""
 
 from __future__ import annotations
 
+import msgspec
 import orjson
 import pytest
 
@@ -31,7 +32,7 @@ def test_workers_shape_keeps_only_whitelisted_fields() -> None:
     )
     assert step_status(event.status) is StepStatus.LOADING
     assert event.records_written == 378
-    dumped = event.model_dump()
+    dumped = msgspec.structs.asdict(event)
     assert "user" not in dumped and "arango_url" not in dumped
 
 
@@ -67,3 +68,43 @@ def test_malformed_messages_are_rejected_with_a_reason(raw: bytes, reason: str) 
     with pytest.raises(Rejected) as err:
         parse(raw, Source.EVENTS)
     assert err.value.reason == reason
+
+
+_SHAPES: list[dict[str, object]] = [
+    {"event": "loading", "queue_id": "q-1", "producer": "p", "records_written": 5},
+    {"event": "loading", "queue_id": "q-1", "sent_at": "2024-06-01T00:00:00"},  # naive: UTC
+    {"event": "loading", "queue_id": "q-1", "sent_at": "2024-06-01T02:00:00+02:00"},
+    {"event": "loading", "queue_id": "q-1", "sent_at": 1717200000},  # epoch seconds
+    {"event": "loading", "queue_id": "q-1", "last_loaded_timestamp": 1717200000123},  # ms
+    {"event": "loading", "queue_id": "q-1", "timestamp": "2024-06-01T00:00:00Z"},
+    {"event": "loading", "queue_id": "q-1", "sent_at": "", "timestamp": "2024-06-01T00:00:00Z"},
+    {"status": "started", "queue_id": "q-1"},
+    {"event": None, "status": "started", "queue_id": "q-1"},
+    {"finished": True, "queue_id": "q-1", "records_written": 9},
+    {"event": "error", "queue_id": "q-1", "message": "x" * 5000},
+    {"event": "error", "queue_id": "q-1", "error_message": "  boom  ", "producer": " p "},
+    {"event": "loading", "queue_id": " q-1 ", "type": "api_trades"},
+    {"event": "loading", "queue_id": "q-1", "records_written": "12"},
+    {"event": "loading", "queue_id": "q-1", "records_written": 12.0},
+    {"event": "loading", "queue_id": "q-1", "records_written": True},
+    {"event": "loading", "queue_id": "q-1", "finished": "false"},
+    {"event": "loading", "queue_id": "q 1"},
+    {"event": "loading", "queue_id": "q-1", "producer": "p" * 201},
+    {"event": "loading", "queue_id": "q-1", "type": "t" * 65},
+    {"event": "pong", "queue_id": "q-1", "user": "alice", "symbol": "BTCUSDT"},
+]
+
+
+@pytest.mark.parametrize("shape", _SHAPES)
+def test_the_fast_path_means_what_the_full_rules_mean(shape: dict[str, object]) -> None:
+    """Bytes from the bus may take the fast decoder; a dict always takes the full model."""
+    raw = orjson.dumps(shape)
+    try:
+        full: object = parse(orjson.loads(raw), Source.EVENTS)
+    except Rejected as exc:
+        full = exc.reason
+    try:
+        fast: object = parse(raw, Source.EVENTS)
+    except Rejected as exc:
+        fast = exc.reason
+    assert fast == full

@@ -30,8 +30,12 @@ log = structlog.get_logger(__name__)
 
 SEND_TIMEOUT = 5.0
 PING_TIMEOUT = 2.0
-# Large fetches let the dispatcher coalesce many events of a queue into one write.
-MAX_BATCH = 5000
+# Large fetches let the dispatcher fold many events of a queue into one write: a backlog of
+# 100,000 events over 1,000 queues becomes one or two writes per queue.
+MAX_BATCH = 100_000
+FETCH_BYTES = 8 * 1024 * 1024
+#: fetches held while the dispatcher writes
+PREFETCH = 8
 RECONNECT_SECONDS = 1.0
 
 
@@ -183,16 +187,49 @@ class KafkaBus:
         consumer = await self._start_consumer(
             self._events, self._control, group_id=self._group, reset="earliest"
         )
+        # Fetching goes on while the dispatcher writes the previous batch, which then takes
+        # every fetch that arrived meanwhile: the slower the store, the more events of each
+        # queue fold into one write. Bounded, so a stalled store stops the fetching too.
+        fetched: asyncio.Queue[dict[TopicPartition, Any]] = asyncio.Queue(PREFETCH)
+        pump = asyncio.create_task(self._pump(consumer, fetched), name="kafka-fetch")
+        try:
+            while True:
+                waiting = asyncio.ensure_future(fetched.get())
+                await asyncio.wait({waiting, pump}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()
+                    pump.result()  # the bus stopped (or the fetching failed: raise it)
+                    return
+                fetches = [waiting.result()]
+                count = sum(len(b) for b in fetches[0].values())
+                while count < MAX_BATCH and not fetched.empty():
+                    fetches.append(fetched.get_nowait())
+                    count += sum(len(b) for b in fetches[-1].values())
+                yield self._batch(consumer, fetches)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    def _batch(
+        self, consumer: AIOKafkaConsumer, fetches: Sequence[dict[TopicPartition, Any]]
+    ) -> _Batch:
         sources = {self._events: Source.EVENTS, self._control: Source.CONTROL}
+        messages: list[Message] = []
+        offsets: dict[TopicPartition, int] = {}
+        for records in fetches:
+            for tp, batch in records.items():
+                source = sources[tp.topic]
+                messages += [Message(source, record.value or b"") for record in batch]
+                offsets[tp] = batch[-1].offset + 1
+        return _Batch(messages, consumer, offsets)
+
+    async def _pump(
+        self, consumer: AIOKafkaConsumer, fetched: asyncio.Queue[dict[TopicPartition, Any]]
+    ) -> None:
         async with contextlib.aclosing(self._poll(consumer)) as polls:
             async for records in polls:
-                messages: list[Message] = []
-                offsets: dict[TopicPartition, int] = {}
-                for tp, batch in records.items():
-                    for record in batch:
-                        messages.append(Message(sources[tp.topic], record.value or b""))
-                    offsets[tp] = batch[-1].offset + 1
-                yield _Batch(messages, consumer, offsets)
+                await fetched.put(records)
 
     async def _poll(
         self, consumer: AIOKafkaConsumer
@@ -222,7 +259,7 @@ class KafkaBus:
                 group_id=group_id,
                 enable_auto_commit=False,
                 auto_offset_reset=reset,
-                max_partition_fetch_bytes=4 * 1024 * 1024,
+                max_partition_fetch_bytes=FETCH_BYTES,
                 **self._security,
             )
             try:

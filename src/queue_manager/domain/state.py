@@ -8,11 +8,13 @@ the queue fast, and the queue status is derived from its steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from queue_manager.domain import naming
+import msgspec
+
+from queue_manager.domain import history, naming
 from queue_manager.domain.errors import Conflict, InvalidRequest
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import (
@@ -24,7 +26,7 @@ from queue_manager.domain.models import (
     Target,
 )
 from queue_manager.domain.planner import ready_steps
-from queue_manager.domain.telemetry import TelemetryEvent, step_status
+from queue_manager.domain.telemetry import Reported, TelemetryEvent, step_status
 
 
 @dataclass
@@ -120,6 +122,66 @@ def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
 
 
 def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
+    return settle(queue, now, _apply(queue, step, event, now))
+
+
+def apply_telemetry_batch(
+    queue: QueueState, events: Sequence[TelemetryEvent], now: datetime
+) -> tuple[Outcome, list[TelemetryEvent]]:
+    """Apply a queue's events in order: the same queue and history as `apply_telemetry` one
+    event at a time, at a fraction of the cost (the dispatcher applies a fetched batch this way).
+
+    A run of reports from one worker with one status changes nothing but the counters, which
+    only grow, so the run folds into its largest values first; `settle` runs after each status
+    transition (the next event's rules read the queue status) and once at the end. Returns the
+    merged outcome and the events that matched no step; history names `telemetry:<producer>`."""
+    total = Outcome()
+    unknown: list[TelemetryEvent] = []
+    for event in _fold_progress(events):
+        step = find_step(queue, event)
+        if step is None:
+            unknown.append(event)
+            continue
+        applied = _apply(queue, step, event, now)
+        if applied.transitioned:
+            settle(queue, now, applied)
+        history.stamp(applied.events, f"telemetry:{event.producer or step.telemetry_id}")
+        total.merge(applied)
+    return settle(queue, now, total), unknown
+
+
+_PROGRESS = frozenset({Reported.STARTED, Reported.LOADING, Reported.FINISHED, Reported.PONG})
+
+
+def _fold_progress(events: Sequence[TelemetryEvent]) -> list[TelemetryEvent]:
+    """Consecutive reports of one worker and status as one, with the run's largest counters:
+    applying them in turn moves the status once and keeps only the maximum of each counter."""
+    folded: list[TelemetryEvent] = []
+    last: TelemetryEvent | None = None
+    for event in events:
+        if (
+            last is not None
+            and event.status is last.status
+            and event.status in _PROGRESS
+            and event.producer == last.producer
+            and event.step_type == last.step_type
+        ):
+            records, stamp = event.records_written, event.last_loaded_timestamp
+            if records is not None and (
+                last.records_written is None or records > last.records_written
+            ):
+                last.records_written = records
+            if stamp is not None and (
+                last.last_loaded_timestamp is None or stamp > last.last_loaded_timestamp
+            ):
+                last.last_loaded_timestamp = stamp
+            continue
+        last = msgspec.structs.replace(event)
+        folded.append(last)
+    return folded
+
+
+def _apply(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
     out = Outcome()
     status = step_status(event.status)
     _grow(step, event.records_written, event.last_loaded_timestamp, out)
@@ -137,7 +199,7 @@ def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: d
             step.error_message = event.message or "interrupted"
     elif status is not None:
         _advance(step, status, now, out)
-    return settle(queue, now, out)
+    return out
 
 
 def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outcome) -> None:

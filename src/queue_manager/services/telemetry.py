@@ -14,11 +14,12 @@ from datetime import datetime
 
 import structlog
 
-from queue_manager.domain import history, state
+from queue_manager.domain import state
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import QueueState
+from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.state import Outcome
-from queue_manager.domain.telemetry import Ignored, Rejected, TelemetryEvent, parse
+from queue_manager.domain.telemetry import Ignored, Rejected, Source, TelemetryEvent, parse
 from queue_manager.ports import Batch
 from queue_manager.services.engine import Engine, now
 
@@ -47,7 +48,7 @@ class Dispatcher:
 
     async def handle(self, batch: Batch) -> None:
         by_queue: dict[str, list[TelemetryEvent]] = defaultdict(list)
-        counts: Counter[tuple[str, str]] = Counter()
+        by_source: dict[Source, list[TelemetryEvent]] = defaultdict(list)
         rejected: list[Rejected] = []
         received = now()
         for message in batch.messages:
@@ -59,19 +60,21 @@ class Dispatcher:
                 rejected.append(exc)
                 continue
             by_queue[event.queue_id].append(event)
-            counts[message.source.value, event.status.value] += 1
+            by_source[message.source].append(event)
         if by_queue:
             await self.apply_events(by_queue, received)
         # Counted once applied: a batch retried after a store outage is not counted twice.
         for rejection in rejected:
             self.reject(rejection.reason, rejection.detail)
-        for (source, status), count in counts.items():
-            self.d.metrics.telemetry_applied(source, status, count)
+        for source, events in by_source.items():
+            for status, count in Counter(e.status for e in events).items():
+                self.d.metrics.telemetry_applied(source.value, status.value, count)
         for events in by_queue.values():
-            for event in events:
-                if event.sent_at is not None:
-                    lag = max((received - event.sent_at).total_seconds(), 0.0)
-                    self.d.metrics.telemetry_lag(lag)
+            # Each queue's first report in the batch (its oldest by offset): the lag that
+            # matters, at a cost per queue rather than per report.
+            sent = events[0].sent_at
+            if sent is not None:
+                self.d.metrics.telemetry_lag(max((received - sent).total_seconds(), 0.0))
 
     async def apply_events(self, by_queue: dict[str, list[TelemetryEvent]], at: datetime) -> None:
         """One store write for the whole batch; each queue gets its events in order."""
@@ -79,19 +82,10 @@ class Dispatcher:
 
         def change_for(queue_id: str) -> Callable[[QueueState], Outcome]:
             def change(queue: QueueState) -> Outcome:
-                unknown[queue_id] = []
-                total = Outcome()
-                for event in by_queue[queue_id]:
-                    step = state.find_step(queue, event)
-                    if step is None:
-                        unknown[queue_id].append(event)
-                        continue
-                    applied = state.apply_telemetry(queue, step, event, at)
-                    history.stamp(
-                        applied.events, f"telemetry:{event.producer or step.telemetry_id}"
-                    )
-                    total.merge(applied)
-                return total
+                outcome, unknown[queue_id] = state.apply_telemetry_batch(
+                    queue, by_queue[queue_id], at
+                )
+                return outcome
 
             return change
 
@@ -104,7 +98,9 @@ class Dispatcher:
                 continue
             for event in unknown.get(queue_id, []):
                 self.reject("unknown_step", f"{queue_id} producer={event.producer}")
-            if outcome.transitioned and not queue.status.terminal:
+            # Most transitions (a worker starting, loading) make no step ready: skipping those
+            # saves a write transaction per queue when a batch starts a thousand of them.
+            if outcome.transitioned and ready_steps(queue):
                 await self.engine.advance(queue_id)
 
     def reject(self, reason: str, detail: str, count: int = 1) -> None:
