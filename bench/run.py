@@ -23,6 +23,10 @@ MODULES = {
     "p5": "bench.p5_read",
     "p6": "bench.p6_fanout",
     "p7": "bench.p7_idle",
+    "p8": "bench.p8_reconcile",
+    "p9": "bench.p9_history",
+    "p10": "bench.p10_admission",
+    "p11": "bench.p11_dashboard",
 }
 
 
@@ -47,7 +51,7 @@ def main() -> int:
     cfg = h.Config(quick=args.quick, workdir=workdir)
     info = h.machine()
     rows: list[h.Row] = []
-    if {"p1", "p2", "p6"} & set(args.only.split(",")):
+    if {"p1", "p2", "p6", "p9", "p11"} & set(args.only.split(",")):
         cfg.prestart_kafka()
     notes: list[str] = []
     try:
