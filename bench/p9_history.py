@@ -81,7 +81,7 @@ def run(cfg: h.Config) -> list[h.Row]:
     cost_on, cost_off = 1e6 / r_on, 1e6 / r_off
     return [
         h.Row("P9 telemetry cost per event, history on vs off", cost_on, "µs/ev", cost_off,
-              "same with a no-op history append", "≤ 1.2×",  # noqa: RUF001
+              "same with a no-op history append", "≤ 1.2×",
               cost_on <= 1.2 * cost_off,
               note=f"{total:,} events for {queues:,} queues per run; applied/s with history "
               f"{', '.join(f'{x:,.0f}' for x in on)} (on) vs {', '.join(f'{x:,.0f}' for x in off)}"

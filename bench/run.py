@@ -64,10 +64,11 @@ def main() -> int:
                 got = module.run(cfg)
             except Exception as exc:  # one failing benchmark must not hide the others
                 traceback.print_exc()
-                got = [h.Row(f"{key.upper()} (failed)", None, "", note=f"{type(exc).__name__}: {exc}"[:400])]
+                note = f"{type(exc).__name__}: {exc}"[:400]
+                got = [h.Row(f"{key.upper()} (failed)", None, "", note=note)]
             for row in got:
-                print(f"   {row.figure}: {h.fmt(row.value, row.unit)} vs {h.fmt(row.baseline, row.unit)}"
-                      f" -> met={row.met}", flush=True)
+                print(f"   {row.figure}: {h.fmt(row.value, row.unit)} vs "
+                      f"{h.fmt(row.baseline, row.unit)} -> met={row.met}", flush=True)
             print(f"   ({h.time.perf_counter() - began:.0f} s)", flush=True)
             for row in got:  # others commit while benchmarks run: say which code each measured
                 row.note = f"{row.note} [code {head}]".strip()
