@@ -83,7 +83,7 @@ def run(cfg: h.Config) -> list[h.Row]:
     base = h.median([s for s, _ in reads])
     assert reads[0][1] == count, f"seeded {reads[0][1]} non-terminal queues, not {count}"
     spawned = time.perf_counter()
-    with svc:
+    with svc, h.profiled(svc, "p8", cfg, seconds=cfg.size(60, 6)):
         ready = svc.ready_after
         h.wait_until(lambda: failed(db) >= count // 2, 300, every=0.05)
         reconciled = time.perf_counter() - spawned
