@@ -7,7 +7,7 @@ The service (SQLite, in-process bus, LAUNCHER_BACKEND=kubernetes against a real 
 (sqlite3 trace callback). 8 HTTP clients start the single-step queues while a bench-side
 lightkube watch marks every Job the service creates `Complete` (status subresource, as a Job
 controller would), so each finished queue frees a slot and the service admits the next.
-Decisions/s = queues admitted / time from the first to the last `admission` event in the
+Decisions/s = (admissions − 1) / time from the first to the last `admission` event in the
 history. Baseline, on a copy of the same file afterwards: python's sqlite3 running the
 admission's own statements per decision (BEGIN IMMEDIATE; the running count with the same
 `json_extract`; the first queued row by priority, created, id; its document decoded and
