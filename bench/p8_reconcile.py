@@ -28,7 +28,7 @@ ACTIVE = ("queued", "pending", "loading", "stopping")
 
 
 async def seed(db: Path, count: int) -> None:
-    """`count` single-step queues: even ones `launching`, odd ones `loading` an hour ago."""
+    """`count` single-step queues: even ones `launching` now, odd ones `loading` for an hour."""
     from queue_manager.adapters.sqlite_store import SQLiteStore
     from queue_manager.domain import state
     from queue_manager.domain.models import QueueStatus, StepStatus
@@ -38,7 +38,8 @@ async def seed(db: Path, count: int) -> None:
     try:
         for i in range(count):
             queue = h.template_queue()
-            at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+            # launched now (within the grace: left alone) or an hour ago (loading since)
+            at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=i % 2)
             state.claim_ready(queue, at)
             if i % 2:
                 step = queue.steps[0]
