@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,7 +21,9 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import Response
 
 app = FastAPI()
-DOC: Any = orjson.loads(open(os.environ["BARE_DOC"], "rb").read()) if os.environ.get("BARE_DOC") else {}
+DOC: Any = (
+    orjson.loads(Path(os.environ["BARE_DOC"]).read_bytes()) if os.environ.get("BARE_DOC") else {}
+)
 CLIENTS: set[asyncio.Queue[bytes]] = set()
 TASKS: set[asyncio.Task[None]] = set()
 

@@ -313,8 +313,8 @@ class Server:
         try:
             with httpx.Client(timeout=2) as client:
                 wait_until(
-                    lambda: self.proc is not None and self.proc.poll() is None
-                    and client.get(self.url + self.ready_path).status_code == 200
+                    lambda: (self.proc is not None and self.proc.poll() is None
+                             and client.get(self.url + self.ready_path).status_code == 200)
                     or self._dead(),
                     timeout,
                     every=0.01,

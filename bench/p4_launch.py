@@ -121,7 +121,8 @@ def run(cfg: h.Config) -> list[h.Row]:
         h.Row("P4 Kubernetes Jobs created/s", rate, "Jobs/s", base,
               f"raw lightkube create loop, same QPS {qps:g}/burst {burst}", "≥ 0.8×",
               rate >= 0.8 * base,
-              note=f"{starts:,} {'single-step' if per_start == 1 else 'historical pipeline'} starts ({expected:,} Jobs, {failures} starts refused); "
+              note=f"{starts:,} {'single-step' if per_start == 1 else 'historical pipeline'} "
+              f"starts ({expected:,} Jobs, {failures} starts refused); "
               f"all starts answered after {accepted:.1f} s, all Jobs present after "
               f"{elapsed:.1f} s."),
     ]

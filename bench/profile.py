@@ -1,4 +1,6 @@
-"""Summarise py-spy collapsed stacks: `python -m bench.profile FILE [--top 25] [--filter queue_manager]`.
+"""Summarise py-spy collapsed stacks.
+
+`python -m bench.profile FILE [--top 25] [--filter queue_manager]`.
 
 Prints, per function, the share of samples where it is on the stack (inclusive) and where it is
 the innermost frame (self), so the hot path of the service reads at a glance.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import re
+from pathlib import Path
 
 
 def main() -> None:
@@ -20,7 +23,7 @@ def main() -> None:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in open(a.file):
+    for line in Path(a.file).read_text().splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
         if not count.isdigit():
             continue

@@ -23,6 +23,10 @@ MODULES = {
     "p5": "bench.p5_read",
     "p6": "bench.p6_fanout",
     "p7": "bench.p7_idle",
+    "p8": "bench.p8_reconcile",
+    "p9": "bench.p9_history",
+    "p10": "bench.p10_admission",
+    "p11": "bench.p11_dashboard",
 }
 
 
@@ -47,7 +51,7 @@ def main() -> int:
     cfg = h.Config(quick=args.quick, workdir=workdir)
     info = h.machine()
     rows: list[h.Row] = []
-    if {"p1", "p2", "p6"} & set(args.only.split(",")):
+    if {"p1", "p2", "p6", "p9", "p11"} & set(args.only.split(",")):
         cfg.prestart_kafka()
     notes: list[str] = []
     try:
@@ -60,10 +64,11 @@ def main() -> int:
                 got = module.run(cfg)
             except Exception as exc:  # one failing benchmark must not hide the others
                 traceback.print_exc()
-                got = [h.Row(f"{key.upper()} (failed)", None, "", note=f"{type(exc).__name__}: {exc}"[:400])]
+                note = f"{type(exc).__name__}: {exc}"[:400]
+                got = [h.Row(f"{key.upper()} (failed)", None, "", note=note)]
             for row in got:
-                print(f"   {row.figure}: {h.fmt(row.value, row.unit)} vs {h.fmt(row.baseline, row.unit)}"
-                      f" -> met={row.met}", flush=True)
+                print(f"   {row.figure}: {h.fmt(row.value, row.unit)} vs "
+                      f"{h.fmt(row.baseline, row.unit)} -> met={row.met}", flush=True)
             print(f"   ({h.time.perf_counter() - began:.0f} s)", flush=True)
             for row in got:  # others commit while benchmarks run: say which code each measured
                 row.note = f"{row.note} [code {head}]".strip()

@@ -1,11 +1,12 @@
 """The dashboard under load: 2,000 queues listed, hundreds of updates a second over the socket,
 main-thread long tasks measured in the browser (PerformanceObserver 'longtask').
 
-Shared by tests/ui/test_load.py (a few seconds, in `make test`) and bench/ui_longtasks.py (longer,
-writes BENCHMARKS.md). 1,900 ended queues are stored through SQLiteStore before the service starts;
-100 single-step queues are started through the API, their local workers idle processes that never
-report; the driver then sends worker-shaped `loading` reports for those 100, round-robin, into the
-events topic of the real Kafka broker (tests/support/kafka_broker.py), as workers do in production.
+Shared by tests/ui/test_load.py (a few seconds, in `make test`) and bench/p11_dashboard.py (P11:
+longer, reported in BENCHMARKS.md). 1,900 ended queues are stored through SQLiteStore before the
+service starts; 100 single-step queues are started through the API, their local workers idle
+processes that never report; the driver then sends worker-shaped `loading` reports for those
+100, round-robin, into the events topic of the real Kafka broker (tests/support/kafka_broker.py),
+as workers do in production.
 Each report becomes a `step.updated` and a `queue.updated` on the socket, so 250 reports/s make
 500 updates/s. (Over the embedded HTTP telemetry route the service alone tops out near 250
 reports/s on two cores, less with Chromium beside it, so it could not offer the rate.)

@@ -1,7 +1,7 @@
 """Issue 12, test 6: 2,000 queues in the list and 500 updates/s over the socket. The page keeps
 up: every row ends showing its queue's last report, the socket is never dropped as too slow.
 Main-thread long tasks are measured and saved (no timed assert: the figure is reported in
-BENCHMARKS.md by bench/ui_longtasks.py, which runs the same scenario for longer)."""
+BENCHMARKS.md by bench/p11_dashboard.py (P11), which runs the same scenario for longer)."""
 
 from __future__ import annotations
 
