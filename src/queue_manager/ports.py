@@ -188,14 +188,14 @@ class Command:
 
 
 class Message(NamedTuple):
-    """A tuple: the bus builds tens of thousands per fetch."""
-
     source: Source
     value: bytes
 
 
 class Batch(Protocol):
-    messages: Sequence[Message]
+    #: the message values by source, in bus order: values, not a `Message` each, since a
+    #: fetch brings tens of thousands
+    parts: Sequence[tuple[Source, Sequence[bytes]]]
 
     async def commit(self) -> None:
         """Acknowledge the whole batch; call only after its effects are stored."""

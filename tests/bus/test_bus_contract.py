@@ -61,7 +61,7 @@ async def _collect(bus: Bus, count: int, within: float = 30) -> list[Message]:
     async def run() -> None:
         async with contextlib.aclosing(bus.batches()) as batches:  # type: ignore[type-var]
             async for batch in batches:
-                got.extend(batch.messages)
+                got.extend(Message(s, v) for s, values in batch.parts for v in values)
                 await batch.commit()
                 if len(got) >= count:
                     return

@@ -105,8 +105,8 @@ class Services:
         """Apply everything waiting on the bus as one batch; keep the commands for the test."""
         async with contextlib.aclosing(self.bus.batches()) as batches:  # type: ignore[type-var]
             batch = await anext(batches)
-        for message in batch.messages:
-            body = orjson.loads(message.value)
+        for value in (v for _, values in batch.parts for v in values):
+            body = orjson.loads(value)
             if "command" in body:
                 self.commands.append(body)
         await self.dispatcher.handle(batch)

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.telemetry import Source
 from queue_manager.kafka_security import client_security
-from queue_manager.ports import Command, Message
+from queue_manager.ports import Command
 from queue_manager.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -41,7 +41,7 @@ RECONNECT_SECONDS = 1.0
 
 @dataclass
 class _Batch:
-    messages: Sequence[Message]
+    parts: Sequence[tuple[Source, Sequence[bytes]]]
     consumer: AIOKafkaConsumer
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
@@ -215,14 +215,13 @@ class KafkaBus:
         self, consumer: AIOKafkaConsumer, fetches: Sequence[dict[TopicPartition, Any]]
     ) -> _Batch:
         sources = {self._events: Source.EVENTS, self._control: Source.CONTROL}
-        messages: list[Message] = []
+        parts: list[tuple[Source, list[bytes]]] = []
         offsets: dict[TopicPartition, int] = {}
         for records in fetches:
             for tp, batch in records.items():
-                source = sources[tp.topic]
-                messages += [Message(source, record.value or b"") for record in batch]
+                parts.append((sources[tp.topic], [record.value or b"" for record in batch]))
                 offsets[tp] = batch[-1].offset + 1
-        return _Batch(messages, consumer, offsets)
+        return _Batch(parts, consumer, offsets)
 
     async def _pump(
         self, consumer: AIOKafkaConsumer, fetched: asyncio.Queue[dict[TopicPartition, Any]]

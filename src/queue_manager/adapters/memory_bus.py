@@ -17,7 +17,7 @@ MAX_BATCH = 500
 
 @dataclass
 class _Batch:
-    messages: Sequence[Message]
+    parts: Sequence[tuple[Source, Sequence[bytes]]]
 
     async def commit(self) -> None:
         """Nothing to acknowledge: an in-process message is gone once taken."""
@@ -66,4 +66,14 @@ class MemoryBus:
             messages = [first]
             while len(messages) < MAX_BATCH and not self._inbox.empty():
                 messages.append(self._inbox.get_nowait())
-            yield _Batch(messages)
+            yield _Batch(parts(messages))
+
+
+def parts(messages: Sequence[Message]) -> list[tuple[Source, list[bytes]]]:
+    """Consecutive messages of one source as one part, keeping their order."""
+    out: list[tuple[Source, list[bytes]]] = []
+    for message in messages:
+        if not out or out[-1][0] is not message.source:
+            out.append((message.source, []))
+        out[-1][1].append(message.value)
+    return out

@@ -51,16 +51,18 @@ class Dispatcher:
         by_source: dict[Source, list[TelemetryEvent]] = defaultdict(list)
         rejected: list[Rejected] = []
         received = now()
-        for message in batch.messages:
-            try:
-                event = parse(message.value, message.source)
-            except Ignored:
-                continue
-            except Rejected as exc:
-                rejected.append(exc)
-                continue
-            by_queue[event.queue_id].append(event)
-            by_source[message.source].append(event)
+        for source, values in batch.parts:
+            applied = by_source[source]
+            for value in values:
+                try:
+                    event = parse(value, source)
+                except Ignored:
+                    continue
+                except Rejected as exc:
+                    rejected.append(exc)
+                    continue
+                by_queue[event.queue_id].append(event)
+                applied.append(event)
         if by_queue:
             await self.apply_events(by_queue, received)
         # Counted once applied: a batch retried after a store outage is not counted twice.
