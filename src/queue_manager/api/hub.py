@@ -218,11 +218,9 @@ class Hub:
             await asyncio.gather(client.sender, reader, return_exceptions=True)
             self._forget(client)
         if client.closing in ("idle", "behind"):
+            reason = f"client too slow ({client.closing})"
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    socket.close(code=SLOW_CLIENT_CLOSE, reason=f"client too slow ({client.closing})"),
-                    1.0,
-                )
+                await asyncio.wait_for(socket.close(code=SLOW_CLIENT_CLOSE, reason=reason), 1.0)
 
     def _forget(self, client: _Client) -> None:
         if client not in self._clients:

@@ -46,9 +46,7 @@ async def topic(socket: WebSocket, queue_id: str | None = None, batch: bool = Fa
     if container.auth.enabled:
         guard = asyncio.create_task(_close_when_revoked(socket, container, caller.principal))
     try:
-        await container.hub.serve(
-            socket, queue_id, subprotocol=caller.subprotocol, batch=batch
-        )
+        await container.hub.serve(socket, queue_id, subprotocol=caller.subprotocol, batch=batch)
     finally:
         if guard is not None:
             guard.cancel()
