@@ -43,7 +43,7 @@ GOING_AWAY = 1001
 #: most updates in one `?batch=1` frame (and in one round of single-update frames)
 MAX_PER_FRAME = 500
 #: how long an update may wait to share a wake-up (and a frame) with the next ones
-FLUSH_SECONDS = 0.03
+FLUSH_SECONDS = 0.05
 
 _HEARTBEAT = '{"event":"heartbeat"}'
 _Key = tuple[Any, Any, Any]
