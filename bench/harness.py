@@ -561,6 +561,9 @@ def shell(cmd: str) -> str:
 
 @dataclass
 class WsReaders:
+    """`clients` readers split over `procs` processes of bench/ws_clients.py (the `silent` ones
+    in the first); each phase's results are merged: latency histograms summed, lists joined."""
+
     url: str
     out: Path
     clients: int = 1
@@ -568,58 +571,106 @@ class WsReaders:
     t_base: float = 0.0
     dump: bool = False
     drain: float = 2.0
-    proc: subprocess.Popen[str] | None = None
+    procs: int = 1
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
     phase: int = 0
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.started]
+
     def start(self, timeout: float = 180) -> WsReaders:
-        cmd = [PY, "-m", "bench.ws_clients", self.url, str(self.out), "--clients",
-               str(self.clients), "--silent", str(self.silent), "--t-base", str(self.t_base),
-               "--drain", str(self.drain)]
-        if self.dump:
-            cmd.append("--dump")
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        assert self.proc.stdout is not None
+        for k in range(self.procs):
+            share = self.clients * (k + 1) // self.procs - self.clients * k // self.procs
+            cmd = [PY, "-m", "bench.ws_clients", self.url, f"{self.out}.p{k}", "--clients",
+                   str(share), "--silent", str(self.silent if k == 0 else 0), "--t-base",
+                   str(self.t_base), "--drain", str(self.drain)]
+            if self.dump:
+                cmd.append("--dump")
+            self.started.append(subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            ))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.strip() == "READY":
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        raise RuntimeError("websocket readers did not connect")
+        for proc in self.started:
+            assert proc.stdout is not None
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if line.strip() == "READY":
+                    break
+                if not line and proc.poll() is not None:
+                    raise RuntimeError("websocket readers did not connect")
+            else:
+                raise RuntimeError("websocket readers did not connect")
+        return self
 
     def go(self, seconds: float) -> None:
         """Start a phase: the readers collect for `seconds` plus the drain time."""
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(f"{seconds}\n")
-        self.proc.stdin.flush()
+        for proc in self.started:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{seconds}\n")
+            proc.stdin.flush()
 
     def result(self, timeout: float = 300) -> dict[str, Any]:
         """Wait for the phase started by `go` to end and return what the readers saw."""
         import orjson
 
-        assert self.proc is not None and self.proc.stdout is not None
-        while self.proc.stdout.readline().strip() != "DONE":
-            if self.proc.poll() is not None:
-                raise RuntimeError("websocket readers exited")
-        data: dict[str, Any] = orjson.loads(Path(f"{self.out}.{self.phase}").read_bytes())
+        merged: dict[str, Any] = {"hist": {}, "closed": [], "errors": 0, "connected": 0,
+                                  "dump": [] if self.dump else None}
+        for k, proc in enumerate(self.started):
+            assert proc.stdout is not None
+            while proc.stdout.readline().strip() != "DONE":
+                if proc.poll() is not None:
+                    raise RuntimeError("websocket readers exited")
+            data = orjson.loads(Path(f"{self.out}.p{k}.{self.phase}").read_bytes())
+            for tenths, n in data["hist"].items():
+                merged["hist"][int(tenths)] = merged["hist"].get(int(tenths), 0) + n
+            merged["closed"] += data["closed"]
+            merged["errors"] += data["errors"]
+            merged["connected"] += data["connected"]
+            if self.dump:
+                merged["dump"] += data["dump"]
         self.phase += 1
-        return data
+        return merged
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
+        for proc in self.started:
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.write("quit\n")
+                    proc.stdin.flush()
+        for proc in self.started:
             try:
-                self.proc.wait(30)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+                proc.kill()
+                proc.wait()
+        self.started = []
+
+
+def hist_percentile(hist: dict[int, int], q: float) -> float | None:
+    """Nearest-rank percentile (ms) of a histogram of 0.1 ms bins; None for no data."""
+    total = sum(hist.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(q / 100 * total))
+    seen = 0
+    for tenths in sorted(hist):
+        seen += hist[tenths]
+        if seen >= rank:
+            return tenths / 10
+    return None
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time so far of these processes (not their children), seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / tick
 
 
 def micros_since(t_base: float) -> int:

@@ -1,9 +1,12 @@
-"""WebSocket readers for P2 and P6, run as their own process so they do not share a loop with
+"""WebSocket readers for P2 and P6, run as their own processes so they do not share a loop with
 the producer: `python -m bench.ws_clients URL --clients N --silent K --seconds S --t-base T OUT`.
 
 Every benchmark event carries `records_written` = microseconds since T when it was sent, so a
-`step.updated` update tells its own send time: latency = arrival − that. With `--dump` the
-(queue_id, records_written, arrival) triples are written too, to join with the producer's log.
+`step.updated` update tells its own send time: latency = arrival − that. A frame may be one
+update or (with `?batch=1`) a JSON array of them; every `step.updated` in it counts. Latencies
+are kept as a histogram of 0.1 ms bins (1,000 readers × 1,000 updates/s would be millions of
+floats). With `--dump` the (queue_id, records_written, arrival) triples are written too, to join
+with the producer's log.
 """
 
 from __future__ import annotations
@@ -33,13 +36,17 @@ async def reader(
             while True:
                 raw = await ws.recv(decode=False)
                 now = time.time()
-                msg = orjson.loads(raw)
-                if msg.get("event") != "step.updated":
-                    continue
-                rw = msg.get("records_written") or 0
-                out["latencies_ms"].append((now - t_base) * 1e3 - rw / 1e3)
-                if out["dump"] is not None:
-                    out["dump"].append((msg["queue_id"], rw, now))
+                frame = orjson.loads(raw)
+                at_ms = (now - t_base) * 1e3
+                hist = out["hist"]
+                for msg in frame if isinstance(frame, list) else (frame,):
+                    if msg.get("event") != "step.updated":
+                        continue
+                    rw = msg.get("records_written") or 0
+                    tenths = int((at_ms - rw / 1e3) * 10)
+                    hist[tenths] = hist.get(tenths, 0) + 1
+                    if out["dump"] is not None:
+                        out["dump"].append((msg["queue_id"], rw, now))
     except ConnectionClosed as exc:
         out["closed"].append(exc.rcvd.code if exc.rcvd else 0)
     except OSError:
@@ -57,7 +64,7 @@ async def silent(url: str) -> None:
 
 
 async def main(a: argparse.Namespace) -> None:
-    out: dict = {"latencies_ms": [], "closed": [], "errors": 0, "dump": None}
+    out: dict = {"hist": {}, "closed": [], "errors": 0, "dump": None}
     dump = None
     ready = asyncio.Event()
     counter = [0]
@@ -76,18 +83,18 @@ async def main(a: argparse.Namespace) -> None:
         line = (await loop.run_in_executor(None, input)).strip()
         if line == "quit":
             break
-        out["latencies_ms"], out["dump"] = [], [] if a.dump else None
+        out["hist"], out["dump"] = {}, [] if a.dump else None
         closed_before = len(out["closed"])
         await asyncio.sleep(float(line) + a.drain)
         result = {
-            "latencies_ms": out["latencies_ms"],
+            "hist": out["hist"],
             "closed": out["closed"][closed_before:],
             "errors": out["errors"],
             "connected": counter[0],
             "dump": out["dump"],
         }
         with open(f"{a.out}.{phase}", "wb") as fh:
-            fh.write(orjson.dumps(result))
+            fh.write(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
         phase += 1
         print("DONE", flush=True)
     for t in tasks + silent_tasks:

@@ -201,7 +201,13 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     # LOG_LEVEL and LOG_FORMAT as well.
     configure_logging(settings)
     metrics = Metrics()
-    hub = Hub(metrics, heartbeat=settings.ws_heartbeat_seconds, buffer=settings.ws_client_buffer)
+    hub = Hub(
+        metrics,
+        heartbeat=settings.ws_heartbeat_seconds,
+        buffer=settings.ws_client_buffer,
+        idle=settings.ws_idle_seconds,
+        flush=settings.ws_flush_seconds,
+    )
     if settings.worker_token_secret is not None:
         tokens = WorkerTokens(settings.worker_token_secret.get_secret_value().encode())
     else:

@@ -121,7 +121,12 @@ class Settings(BaseSettings):
     launch_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     ws_heartbeat_seconds: float = Field(default=15.0, gt=0, le=20)
-    ws_client_buffer: int = Field(default=1000, ge=10)
+    #: most keys (a queue's summary, one of its steps) a WebSocket client may be behind by
+    ws_client_buffer: int = Field(default=10_000, ge=10)
+    #: a WebSocket client whose pending send has been blocked this long is closed (1013)
+    ws_idle_seconds: float = Field(default=60.0, gt=0, le=3600)
+    #: how long an update may wait to share a wake-up and a frame with the next ones
+    ws_flush_seconds: float = Field(default=0.05, gt=0, le=1)
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
     #: delete queues that ended more than this many days ago (with their keys); unset: keep all

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.cli.helpers import free_port, run_cli, start_server
 
@@ -90,3 +94,41 @@ def test_api_url_option_and_variable_are_checked(tmp_path: Path) -> None:
     done = run_cli("--api-url", "ftp://example", "list", timeout=30)
     assert done.returncode == 2
     assert "--api-url" in done.stderr
+
+
+def _gauge(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_serve_closes_a_ws_reader_that_reads_nothing_for_ws_idle_seconds(tmp_path: Path) -> None:
+    """`serve` pings every socket; one that reads nothing (so answers no ping) is closed within
+    about twice WS_IDLE_SECONDS, while the others go on."""
+    server = start_server(
+        tmp_path, WS_IDLE_SECONDS="1", QM_WORKER_DURATION="6", QM_WORKER_TICK="0.02"
+    )
+    ws = server.url.replace("http", "ws") + "/ws/topic?batch=1"
+    body = {"symbol": "BTCUSDT", "type": "api", "time_range": "2024-01-01:2024-01-03"}
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        # max_queue=1: once one frame waits unread, the client stops reading its socket
+        with connect(ws, sock=sock, max_queue=1) as stuck, connect(ws) as reader:
+            for _ in range(3):
+                httpx.post(f"{server.url}/queues/start", json=body, timeout=10).raise_for_status()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                reader.recv(timeout=5)  # the reading one keeps up
+                if _gauge(server.url, "queue_manager_websocket_clients") == 1:
+                    break
+            assert _gauge(server.url, "queue_manager_websocket_clients") == 1
+            assert reader.recv(timeout=5)  # still served
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    stuck.recv(timeout=10)
+    finally:
+        server.terminate()
+        server.kill_workers()

@@ -3,8 +3,10 @@ service."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -80,3 +82,103 @@ def test_metrics_move_and_are_labelled_by_route_template(
         assert family in text, family
     assert 'route="/queues/{queue_id}"' in text
     assert queue_id not in text
+
+
+# -- conflation, batches and the idle rule (docs/api.md, "Live updates") -----------------------
+
+#: workers that report every 20 ms: enough updates to back up a socket that is not read
+CHATTY = {"LOCAL_WORKER_ARGS": "--duration 4 --tick 0.02", "STOP_GRACE_SECONDS": "3"}
+
+
+def chatty_service(tmp_path: Path) -> Service:
+    return Service(tmp_path / "svc", env=CHATTY).start()
+
+
+def updates_of(raw: str | bytes) -> list[dict[str, Any]]:
+    value = orjson.loads(raw)
+    frame = value if isinstance(value, list) else [value]
+    return [u for u in frame if u.get("event") != "heartbeat"]
+
+
+def tiny_window(url: str) -> socket.socket:
+    """A client socket with a 4 KiB receive buffer, so a reader that pauses backs the server up
+    after a few frames instead of after megabytes."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    sock.connect((host, int(port)))
+    return sock
+
+
+def metric(service: Service, sample: str) -> float:
+    for line in service.get("/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_slow_reader_stays_connected_and_ends_with_every_terminal_status(
+    tmp_path: Path, single: dict[str, Any]
+) -> None:
+    service = chatty_service(tmp_path)
+    try:
+        ws = service.url.replace("http", "ws") + "/ws/topic?batch=1"
+        with connect(ws, sock=tiny_window(ws), max_queue=1) as slow:
+            queues = [service.start_queue({**single, "symbol": f"SYM{i}USDT"}) for i in range(6)]
+            time.sleep(6)  # reads nothing while the queues run and finish
+            latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+            received = 0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for u in updates_of(slow.recv(timeout=10)):
+                    received += 1
+                    latest[(u["event"], u["queue_id"], u.get("step"))] = u
+                if all(latest.get(("queue.updated", q, None), {}).get("status") == "finished"
+                       for q in queues):
+                    break
+        for q in queues:
+            assert service.queue(q)["status"] == "finished"
+            assert latest[("queue.updated", q, None)]["status"] == "finished"
+            assert latest[("step.updated", q, 0)]["status"] == "finished"
+            assert latest[("queue.updated", q, None)]["text"].startswith(f"Queue {q} → finished")
+        # it was sent far fewer updates than were published: the intermediate ones were skipped
+        assert metric(service, "queue_manager_websocket_updates_conflated_total") > 0
+        assert metric(service, 'queue_manager_websocket_disconnected_total{reason="idle"}') == 0
+    finally:
+        service.stop()
+        service.kill_workers()
+
+
+def test_batch_frames_are_arrays_holding_the_same_updates(
+    service: Service, single: dict[str, Any]
+) -> None:
+    ws = service.url.replace("http", "ws") + "/ws/topic"
+    plain: list[str] = []
+    batched: list[str] = []
+    stop = threading.Event()
+
+    def record(url: str, sink: list[str]) -> None:
+        with connect(url) as sock:
+            while not stop.is_set():
+                try:
+                    sink.append(str(sock.recv(timeout=0.2)))
+                except TimeoutError:
+                    continue
+
+    readers = [threading.Thread(target=record, args=(ws, plain)),
+               threading.Thread(target=record, args=(ws + "?batch=1", batched))]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.5)
+    queue_id = service.start_queue(single)
+    service.wait_status(queue_id, {"finished"}, 30)
+    time.sleep(0.5)
+    stop.set()
+    for reader in readers:
+        reader.join()
+    assert all(isinstance(orjson.loads(m), dict) for m in plain)
+    assert batched and all(isinstance(orjson.loads(m), list) for m in batched)
+    flat_plain = [u for m in plain for u in updates_of(m)]
+    flat_batched = [u for m in batched for u in updates_of(m)]
+    assert flat_batched == flat_plain
+    assert flat_plain[-1]["event"] == "queue.updated" and flat_plain[-1]["status"] == "finished"

@@ -1,4 +1,5 @@
-"""WS /ws/topic: one JSON object per state change, plus heartbeats.
+"""WS /ws/topic: one JSON object per state change, plus heartbeats; with `?batch=1` each frame
+is a JSON array of updates. A slow reader gets the latest value of each key (api/hub.py).
 
 Browsers cannot send headers with an upgrade, so the token may also come as the subprotocol pair
 `bearer, <token>`, or from the session cookie. A refused socket is accepted and closed at once
@@ -27,7 +28,7 @@ CLOSE_UNAVAILABLE = 1013
 
 
 @router.websocket("/ws/topic")
-async def topic(socket: WebSocket, queue_id: str | None = None) -> None:
+async def topic(socket: WebSocket, queue_id: str | None = None, batch: bool = False) -> None:
     container = await get_container(socket)
     try:
         caller = await identify(socket, container)
@@ -45,7 +46,7 @@ async def topic(socket: WebSocket, queue_id: str | None = None) -> None:
     if container.auth.enabled:
         guard = asyncio.create_task(_close_when_revoked(socket, container, caller.principal))
     try:
-        await container.hub.serve(socket, queue_id, subprotocol=caller.subprotocol)
+        await container.hub.serve(socket, queue_id, subprotocol=caller.subprotocol, batch=batch)
     finally:
         if guard is not None:
             guard.cancel()

@@ -11,6 +11,8 @@ import typer
 
 # Upper bound on how long SIGTERM waits for open requests and sockets before shutting down.
 GRACEFUL_SHUTDOWN_SECONDS = 10
+# uvicorn's own default (or WS_IDLE_SECONDS when shorter); the timeout is WS_IDLE_SECONDS.
+WS_PING_INTERVAL_SECONDS = 20.0
 
 
 def _ignore(_signum: int, _frame: FrameType | None) -> None:
@@ -57,6 +59,10 @@ def serve(host: str | None, port: int | None) -> None:
         log_config=None,
         # Compressing every small update costs more CPU than it saves bandwidth on fan-out.
         ws_per_message_deflate=False,
+        # uvicorn pings every socket; one that answers no ping within WS_IDLE_SECONDS is closed
+        # (1011), the same bound as the hub's rule for a send blocked that long (1013).
+        ws_ping_interval=min(WS_PING_INTERVAL_SECONDS, settings.ws_idle_seconds),
+        ws_ping_timeout=settings.ws_idle_seconds,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)

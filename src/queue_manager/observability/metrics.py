@@ -56,6 +56,19 @@ class Metrics:
         self.websocket_clients = Gauge(
             "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
         )
+        self.websocket_conflated = Counter(
+            "queue_manager_websocket_updates_conflated",
+            "Updates a WebSocket client never got because a newer one of the same key replaced "
+            "them before it was sent (summed over clients).",
+            registry=r,
+        )
+        self.websocket_dropped = Counter(
+            "queue_manager_websocket_disconnected",
+            "WebSocket clients the server closed: idle (read nothing for WS_IDLE_SECONDS) or "
+            "behind (more than WS_CLIENT_BUFFER keys pending).",
+            ["reason"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "queue_manager_http_requests", "HTTP requests.", ["method", "route", "code"], registry=r
         )

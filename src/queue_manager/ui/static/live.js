@@ -43,6 +43,8 @@ export class LiveFeed {
     const target = new URL("ws/topic", ROOT);
     target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
     if (this.queueId) target.searchParams.set("queue_id", this.queueId);
+    // Several updates per frame, as a JSON array (docs/api.md, "Live updates").
+    target.searchParams.set("batch", "1");
     announce(this.opened ? "reconnecting" : "connecting");
     const socket = new WebSocket(target);
     this.socket = socket;
@@ -54,15 +56,21 @@ export class LiveFeed {
       this.onResync();
     });
     socket.addEventListener("message", (event) => {
-      let message;
+      let frame;
       try {
-        message = JSON.parse(event.data);
+        frame = JSON.parse(event.data);
       } catch {
         return;
       }
-      if (message.event === "heartbeat") return;
-      this.received += 1;
-      this.buffer.push(message);
+      const messages = Array.isArray(frame) ? frame : [frame];
+      let added = 0;
+      for (const message of messages) {
+        if (!message || message.event === "heartbeat") continue;
+        this.buffer.push(message);
+        added += 1;
+      }
+      if (!added) return;
+      this.received += added;
       if (!this.flushing) {
         this.flushing = true;
         window.requestAnimationFrame(() => this.flush());
