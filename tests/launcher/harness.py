@@ -78,7 +78,6 @@ class LocalHarness:
             worker_env=lambda _queue_id: {"CONTRACT_CONTROL_DIR": str(self.control)},
             command=[sys.executable, str(WORKER)],
             kill_timeout=2.0,
-            poll_seconds=0.05,
         )
         await launcher.start()
         self._launchers.append(launcher)

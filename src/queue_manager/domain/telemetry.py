@@ -3,6 +3,8 @@ came in."""
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -52,7 +54,9 @@ class TelemetryEvent(
     a second. The common worker message decodes straight into it (`_fast`); the constraints
     below are checked there, and `_Event` checks them on every other path."""
 
-    queue_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=QUEUE_ID_PATTERN)]
+    # The pattern is checked once per distinct id (`_queue_id_shaped`), not here: a regex per
+    # message was a third of the decoding.
+    queue_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     status: Reported
     producer: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     records_written: Annotated[int, msgspec.Meta(ge=0, le=MAX_RECORDS)] | None = None
@@ -111,6 +115,15 @@ def _utc(value: datetime | None) -> datetime | None:
 _decode_worker_message = msgspec.json.Decoder(TelemetryEvent).decode
 
 
+@functools.lru_cache(maxsize=65536)
+def _queue_id_shaped(queue_id: str) -> bool:
+    """A batch holds hundreds of reports per queue: the id's pattern is matched once."""
+    return _QUEUE_ID.fullmatch(queue_id) is not None
+
+
+_QUEUE_ID = re.compile(QUEUE_ID_PATTERN.removeprefix("^").removesuffix("$"))
+
+
 def _fast(raw: bytes) -> TelemetryEvent | None:
     """The common worker message, typed strictly, without building a model; None when the full
     rules must look. Anything unusual — epoch timestamps, `status` instead of `event`, numbers
@@ -122,6 +135,8 @@ def _fast(raw: bytes) -> TelemetryEvent | None:
         return None
     if event.sent_at is None:
         return None  # perhaps an older worker's `timestamp`, which the full path reads
+    if not _queue_id_shaped(event.queue_id):
+        return None
     if event.producer and (event.producer[0].isspace() or event.producer[-1].isspace()):
         return None
     if event.message is not None or event.error_message is not None or event.step_type:

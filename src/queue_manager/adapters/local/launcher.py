@@ -1,5 +1,5 @@
 """`LocalLauncher`: the `Launcher` port on local worker processes. Workers outlive the service
-on purpose; a restarted service adopts those still running and follows them through /proc."""
+on purpose; a restarted service adopts those still running and follows each through a pidfd."""
 
 from __future__ import annotations
 
@@ -39,7 +39,6 @@ class LocalLauncher:
         extra_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         kill_timeout: float = 5.0,
-        poll_seconds: float = 1.0,
         hidden_env: frozenset[str] = frozenset(),
     ) -> None:
         self._dir = JobsDir(jobs_dir)
@@ -49,13 +48,12 @@ class LocalLauncher:
         self._extra_args = list(extra_args)
         self._command = list(command or [sys.executable, "-m", "queue_manager.worker.reference"])
         self._kill_timeout = kill_timeout
-        self._poll = poll_seconds
         self._records: dict[str, JobRecord] = {}
         self._events: asyncio.Queue[JobStatus] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
-        #: workers an earlier run started, with their start time (not our children)
-        self._adopted: dict[str, tuple[JobRecord, int | None]] = {}
+        #: workers an earlier run started (not our children), with the pidfd that tells their end
+        self._adopted: dict[str, tuple[JobRecord, int]] = {}
         #: workers this run started, until reaped
         self._children: dict[str, asyncio.subprocess.Process] = {}
 
@@ -67,7 +65,6 @@ class LocalLauncher:
             names = list(self._dir.names())
         except OSError as exc:
             raise DependencyUnavailable(DEPENDENCY, f"cannot use {self._dir.path}: {exc}") from exc
-        self._spawn_task(self._follow_adopted())
         for name in names:
             record = self._dir.read(name)
             if record is None:
@@ -83,12 +80,14 @@ class LocalLauncher:
                     queue_id=record.queue_id,
                     step=record.step_index,
                 )
-                self._adopted[record.name] = (record, procfs.start_ticks(record.pid))
+                self._adopt(record)
             else:
                 self._ended_without_parent(record)
 
     async def stop(self) -> None:
         # Workers outlive the service on purpose: a restarted service adopts them.
+        for name in list(self._adopted):
+            self._unfollow(name)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -242,16 +241,37 @@ class LocalLauncher:
         else:
             await self._failed(record, f"worker exited with code {code}")
 
-    async def _follow_adopted(self) -> None:
-        """One loop for all adopted workers; a process is checked by its start time, which is
-        cheap and tells a reused pid apart."""
-        while True:
-            await asyncio.sleep(self._poll)
-            for name, (record, ticks) in list(self._adopted.items()):
-                if ticks is None or procfs.start_ticks(record.pid) != ticks:
-                    del self._adopted[name]
-                    if not record.deleting:
-                        self._ended_without_parent(record)
+    def _adopt(self, record: JobRecord) -> None:
+        """Follow a worker that is not our child: its pidfd turns readable when it exits, so
+        nothing polls (a /proc read per adopted worker per second cost 8 % of the telemetry
+        path with a thousand of them)."""
+        try:
+            fd = os.pidfd_open(record.pid)
+        except ProcessLookupError:
+            self._ended_without_parent(record)
+            return
+        # Checked again now that the fd pins the process: the pid may have been reused between
+        # the first check and the open.
+        if not procfs.alive(record.pid, record.name):
+            os.close(fd)
+            self._ended_without_parent(record)
+            return
+        self._adopted[record.name] = (record, fd)
+        asyncio.get_running_loop().add_reader(fd, self._adopted_exited, record.name)
+
+    def _adopted_exited(self, name: str) -> None:
+        record = self._unfollow(name)
+        if record is not None and not record.deleting:
+            self._ended_without_parent(record)
+
+    def _unfollow(self, name: str) -> JobRecord | None:
+        entry = self._adopted.pop(name, None)
+        if entry is None:
+            return None
+        record, fd = entry
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        return record
 
     def _ended_without_parent(self, record: JobRecord) -> None:
         phase, message = ended_without_us(self._dir.exit_outcome(record.name))

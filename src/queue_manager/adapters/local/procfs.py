@@ -1,5 +1,5 @@
 """What /proc says about a worker process, which after a restart of the service is no longer
-our child: polling /proc is the only way to follow it."""
+our child: whether a pid is still the worker of a job, since pids get reused."""
 
 from __future__ import annotations
 
@@ -24,14 +24,6 @@ def _stat(pid: int) -> list[bytes] | None:
     if not fields or fields[0] == b"Z":
         return None
     return fields
-
-
-def start_ticks(pid: int) -> int | None:
-    """When the process started (clock ticks since boot), None if it is gone or a zombie: with
-    the pid, it tells a process apart from a later one that reused the pid."""
-    fields = _stat(pid)
-    # starttime is field 22 of stat, the 20th after the command name.
-    return int(fields[19]) if fields is not None and len(fields) > 19 else None
 
 
 def alive(pid: int, name: str) -> bool:
