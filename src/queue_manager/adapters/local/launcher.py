@@ -72,7 +72,7 @@ class LocalLauncher:
             self._records[record.name] = record
             if record.phase is not JobPhase.ACTIVE:
                 continue
-            if procfs.alive(record.pid, record.name):
+            if self._adopt(record):
                 log.info(
                     "adopted running worker",
                     job=record.name,
@@ -80,7 +80,6 @@ class LocalLauncher:
                     queue_id=record.queue_id,
                     step=record.step_index,
                 )
-                self._adopt(record)
             else:
                 self._ended_without_parent(record)
 
@@ -241,23 +240,21 @@ class LocalLauncher:
         else:
             await self._failed(record, f"worker exited with code {code}")
 
-    def _adopt(self, record: JobRecord) -> None:
-        """Follow a worker that is not our child: its pidfd turns readable when it exits, so
-        nothing polls (a /proc read per adopted worker per second cost 8 % of the telemetry
-        path with a thousand of them)."""
+    def _adopt(self, record: JobRecord) -> bool:
+        """Follow a worker that is not our child, False if it is gone: its pidfd turns readable
+        when it exits, so nothing polls (a /proc read per adopted worker per second cost 8 % of
+        the telemetry path with a thousand of them)."""
         try:
             fd = os.pidfd_open(record.pid)
-        except ProcessLookupError:
-            self._ended_without_parent(record)
-            return
-        # Checked again now that the fd pins the process: the pid may have been reused between
-        # the first check and the open.
+        except OSError:  # gone (ESRCH), or no pid was ever recorded (EINVAL)
+            return False
+        # Checked once the fd pins the process, so a reused pid cannot slip in after the check.
         if not procfs.alive(record.pid, record.name):
             os.close(fd)
-            self._ended_without_parent(record)
-            return
+            return False
         self._adopted[record.name] = (record, fd)
         asyncio.get_running_loop().add_reader(fd, self._adopted_exited, record.name)
+        return True
 
     def _adopted_exited(self, name: str) -> None:
         record = self._unfollow(name)
