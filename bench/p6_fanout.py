@@ -63,7 +63,7 @@ def run(cfg: h.Config) -> list[h.Row]:
         seeded = h.start_queues(svc.url, QUEUES)
         time.sleep(1)
         before = h.rss_mb(svc.pid)
-        readers = h.WsReaders(svc.ws_url + "/ws/topic?batch=1", cfg.workdir / "p6-svc.json",
+        readers = h.WsReaders(svc.ws_url + "/ws/topic?batch=1&ack=1", cfg.workdir / "p6-svc.json",
                               clients=clients, silent=1, t_base=t_base, drain=1.5,
                               procs=procs).start()
         time.sleep(1)
@@ -82,7 +82,7 @@ def run(cfg: h.Config) -> list[h.Row]:
     with h.bare(cfg, "p6") as app:
         time.sleep(1)
         before = h.rss_mb(app.pid)
-        readers = h.WsReaders(app.ws_url + "/ws/topic?batch=1", cfg.workdir / "p6-bare.json",
+        readers = h.WsReaders(app.ws_url + "/ws/topic?batch=1&ack=1", cfg.workdir / "p6-bare.json",
                               clients=clients, silent=1, t_base=t_base, drain=1.5,
                               procs=procs).start()
         time.sleep(1)
@@ -115,7 +115,7 @@ def run(cfg: h.Config) -> list[h.Row]:
             f"CPU over the phase: service process {s['cpu_server']:.1f} s "
             f"(bare: {b['cpu_server']:.1f} s), the {procs} reader processes "
             f"{s['cpu_clients']:.1f} s (bare: {b['cpu_clients']:.1f} s) — "
-            f"readers on /ws/topic?batch=1."))
+            f"readers on /ws/topic?batch=1&ack=1 (each frame answered once handled)."))
     rows.append(h.Row("P6 memory per WebSocket client", mem, "KiB", b_mem,
                       "bare FastAPI broadcaster", "—", None))
     return rows

@@ -3,7 +3,8 @@ the producer: `python -m bench.ws_clients URL --clients N --silent K --seconds S
 
 Every benchmark event carries `records_written` = microseconds since T when it was sent, so a
 `step.updated` update tells its own send time: latency = arrival − that. A frame may be one
-update or (with `?batch=1`) a JSON array of them; every `step.updated` in it counts. Latencies
+update or (with `?batch=1`) a JSON array of them; every `step.updated` in it counts. With `ack=1`
+in the URL the reader answers each frame once it has handled it, as the dashboard does. Latencies
 are kept as a histogram of 0.1 ms bins (1,000 readers × 1,000 updates/s would be millions of
 floats). With `--dump` the (queue_id, records_written, arrival) triples are written too, to join
 with the producer's log.
@@ -25,6 +26,7 @@ async def reader(
     url: str, t_base: float, out: dict, dump: list | None, ready: asyncio.Event,
     counter: list[int], total: int,
 ) -> None:
+    ack = "ack=1" in url
     try:
         # no permessage-deflate: the readers share the CPUs with the server and must not be
         # the bottleneck (a browser would negotiate it; see the P6 profile note)
@@ -47,6 +49,8 @@ async def reader(
                     hist[tenths] = hist.get(tenths, 0) + 1
                     if out["dump"] is not None:
                         out["dump"].append((msg["queue_id"], rw, now))
+                if ack:
+                    await ws.send("ack")  # drawn: the next frame may come (`?ack=1`)
     except ConnectionClosed as exc:
         out["closed"].append(exc.rcvd.code if exc.rcvd else 0)
     except OSError:

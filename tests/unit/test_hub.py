@@ -38,7 +38,7 @@ class Socket:
         self.activity = activity
         self.received: list[str] = []
         self.closed_with: int | None = None
-        self._disconnect = asyncio.Event()
+        self._answers: asyncio.Queue[str | None] = asyncio.Queue()
         self._flowing = asyncio.Event()
         if not stalled:
             self._flowing.set()
@@ -54,13 +54,19 @@ class Socket:
         self.received.append(text)
         self.activity.pulse()
 
-    async def receive_text(self) -> str:
-        await self._disconnect.wait()
-        raise RuntimeError("disconnected")
+    async def receive(self) -> dict[str, Any]:
+        """What the peer sent: its answers (`answer()`), then the disconnect (None)."""
+        text = await self._answers.get()
+        if text is None:
+            return {"type": "websocket.disconnect", "code": 1000}
+        return {"type": "websocket.receive", "text": text}
+
+    def answer(self, text: str = "ack") -> None:
+        self._answers.put_nowait(text)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed_with = code
-        self._disconnect.set()
+        self._answers.put_nowait(None)
         self.activity.pulse()
 
     def updates(self) -> list[dict[str, Any]]:
@@ -253,3 +259,56 @@ async def test_non_ascii_is_escaped_but_the_same_json() -> None:
     await activity.until(lambda: len(sock.received) == 1)
     assert sock.received[0].isascii() and orjson.loads(sock.received[0]) == update
     await stop([task])
+
+
+async def test_with_acks_nothing_more_is_sent_until_the_frame_is_answered() -> None:
+    """`?ack=1`: one frame in flight; what is published meanwhile waits here and conflates, so
+    the next frame carries only the latest value of each key, the terminal status included."""
+    metrics = Metrics()
+    hub = Hub(metrics, heartbeat=15, buffer=1000, flush=0.01)
+    activity = Activity()
+    sock = Socket(activity)
+    task = asyncio.create_task(hub.serve(sock, None, batch=True, ack=True))  # type: ignore[arg-type]
+    await activity.until(lambda: hub.clients == 1)
+    hub.publish(queue_update("q", "loading", 0))
+    await activity.until(lambda: len(sock.received) == 1)
+    for n in range(1, 100):
+        hub.publish(step_update("q", 0, n))
+        hub.publish(queue_update("q", "loading", n))
+    hub.publish(queue_update("q", "finished", 100))
+    await asyncio.sleep(0.1)  # ten flushes: none may send while the first frame is unanswered
+    assert len(sock.received) == 1 and hub.clients == 1
+    sock.answer()
+    await activity.until(lambda: len(sock.received) == 2)
+    assert orjson.loads(sock.received[1]) == [step_update("q", 0, 99),
+                                              queue_update("q", "finished", 100)]
+    assert conflated(metrics) == 2 * 99 + 1 - 2
+    sock.answer()
+    hub.publish(queue_update("r", "loading", 1))  # answered: the next one flows at once
+    await activity.until(lambda: len(sock.received) == 3)
+    await stop([task])
+
+
+async def test_a_client_that_never_answers_is_closed_with_1013_after_idle_seconds() -> None:
+    metrics = Metrics()
+    hub = Hub(metrics, heartbeat=15, buffer=1000, idle=0.3, flush=0.01)
+    activity = Activity()
+    mute, answering = Socket(activity), Socket(activity)
+    tasks = [asyncio.create_task(hub.serve(s, None, batch=True, ack=True))  # type: ignore[arg-type]
+             for s in (mute, answering)]
+    await activity.until(lambda: hub.clients == 2)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for n in range(8):
+        hub.publish(queue_update("q", "loading", n))
+        latest = [queue_update("q", "loading", n)]
+        await activity.until(lambda latest=latest: answering.updates()[-1:] == latest)  # type: ignore[misc]
+        answering.answer()
+        await asyncio.sleep(0.05)
+    await activity.until(lambda: mute.closed_with is not None, within=3)
+    assert mute.closed_with == 1013 and loop.time() - began >= 0.3
+    assert len(mute.received) == 1  # it read its one frame, but answered nothing
+    assert answering.closed_with is None and hub.clients == 1
+    assert metrics.registry.get_sample_value(
+        "queue_manager_websocket_disconnected_total", {"reason": "idle"}) == 1.0
+    await stop(tasks)

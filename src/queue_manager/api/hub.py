@@ -15,10 +15,17 @@ wake-ups per client per second rather than one per update, and clients at the sa
 one encoded frame. A client still sending when the flush fires is not woken: it looks again when
 its send completes, so a slow client paces itself.
 
+A client that asks for acknowledgements (`?ack=1`) answers every frame with a message of its own,
+and is sent nothing more while a frame is unanswered. Without it the only backpressure is the
+TCP window, and the kernel buffers on both ends (megabytes each, autotuned) plus a client
+library's own queue hold seconds of frames before a send blocks: the client reads stale updates
+long after newer ones exist here. With it, what the client has not drawn yet waits in the log,
+where it conflates, so every frame carries the latest values and its age is one round trip.
+
 Memory: entries every client has passed are evicted at each flush. At most `buffer` keys are kept;
 when a client is so far behind that an entry it has not been sent must go, that client is closed
-with 1013 (it re-reads the state over REST). A client whose send has been blocked for `idle`
-seconds (it reads nothing) is closed with 1013 as well.
+with 1013 (it re-reads the state over REST). A client whose send has been blocked, or whose frame
+has gone unanswered, for `idle` seconds is closed with 1013 as well.
 """
 
 from __future__ import annotations
@@ -65,13 +72,16 @@ class _Client:
     socket: WebSocket
     queue_id: str | None
     batch: bool
+    #: answers every frame (`?ack=1`): nothing more is sent while `unacked` frames are unanswered
+    acks: bool
     cursor: int
     #: publishes counted for conflation: the hub's seq (unfiltered) or its queue's count
     mark: int
     last_sent: float
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    #: loop time the current send began; None while not sending
+    #: loop time the current send began (with acks: the unanswered one); None while not sending
     busy_since: float | None = None
+    unacked: int = 0
     #: sent since `mark` was last taken (a filtered client syncs only when caught up)
     sent_since: int = 0
     heartbeat_due: bool = False
@@ -194,6 +204,7 @@ class Hub:
         *,
         subprotocol: str | None = None,
         batch: bool = False,
+        ack: bool = False,
     ) -> None:
         if subprotocol is None:
             await socket.accept()
@@ -203,12 +214,12 @@ class Hub:
         if queue_id is not None:
             self._watched[queue_id] = self._watched.get(queue_id, 0)
         mark = self._seq if queue_id is None else self._watched[queue_id]
-        client = _Client(socket, queue_id, batch, self._seq, mark, loop.time())
+        client = _Client(socket, queue_id, batch, ack, self._seq, mark, loop.time())
         self._clients.add(client)
         self._metrics.websocket_clients.set(len(self._clients))
         if self._keeper is None or self._keeper.done():
             self._keeper = asyncio.create_task(self._keep())
-        reader = asyncio.create_task(self._drain_incoming(socket))
+        reader = asyncio.create_task(self._drain_incoming(client))
         client.sender = asyncio.create_task(self._send_loop(client))
         try:
             await asyncio.wait({client.sender, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -250,15 +261,15 @@ class Hub:
         log.warning("slow websocket client disconnected", queue_id=client.queue_id, reason=reason)
 
     async def _send_loop(self, client: _Client) -> None:
-        loop = asyncio.get_running_loop()
-        socket = client.socket
         try:
             while True:
                 if client.closing == "shutdown":
                     with contextlib.suppress(Exception):
-                        await socket.close(code=GOING_AWAY, reason="server shutting down")
+                        await client.socket.close(code=GOING_AWAY, reason="server shutting down")
                     return
-                if client.cursor < self._seq:
+                if client.busy_since is not None:
+                    pass  # with acks: a frame is unanswered
+                elif client.cursor < self._seq:
                     if self._lost > client.cursor:
                         self._drop(client, "behind")
                         return
@@ -266,25 +277,32 @@ class Hub:
                     self._account(client, upto, count)
                     client.cursor = upto
                     if frames:
-                        client.busy_since = loop.time()
-                        for frame in frames:
-                            await socket.send_text(frame)
-                        client.busy_since = None
-                        client.last_sent = loop.time()
+                        await self._send(client, frames)
+                    if client.acks:
+                        continue  # the answer may have come during the send
                     if client.cursor < self._seq:
                         if count >= MAX_PER_FRAME:
                             continue  # a backlog: keep going as fast as the socket allows
                         self._schedule_flush()  # arrived while sending: with the next flush
                 elif client.heartbeat_due:
                     client.heartbeat_due = False
-                    client.busy_since = loop.time()
-                    await socket.send_text(f"[{_HEARTBEAT}]" if client.batch else _HEARTBEAT)
-                    client.busy_since = None
-                    client.last_sent = loop.time()
+                    await self._send(client, [f"[{_HEARTBEAT}]" if client.batch else _HEARTBEAT])
+                    continue
                 client.wake.clear()
                 await client.wake.wait()
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
+
+    async def _send(self, client: _Client, frames: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        client.busy_since = loop.time()
+        if client.acks:
+            client.unacked += len(frames)
+        for frame in frames:
+            await client.socket.send_text(frame)
+        client.last_sent = loop.time()
+        if not client.acks:
+            client.busy_since = None
 
     def _account(self, client: _Client, upto: int, count: int) -> None:
         """Count the updates this client will never get: published after its cursor, replaced
@@ -318,11 +336,19 @@ class Hub:
                     client.wake.set()
             self._evict()
 
-    async def _drain_incoming(self, socket: WebSocket) -> None:
-        """Clients send nothing we need, but reading is how a disconnect is noticed."""
+    async def _drain_incoming(self, client: _Client) -> None:
+        """Reading is how a disconnect is noticed; with acks, each message answers one frame
+        (whatever it holds: text or binary, an answer too many is ignored)."""
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             while True:
-                await socket.receive_text()
+                message = await client.socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if client.acks and client.unacked:
+                    client.unacked -= 1
+                    if not client.unacked:
+                        client.busy_since = None
+                        client.wake.set()
 
     async def close(self) -> None:
         for client in list(self._clients):

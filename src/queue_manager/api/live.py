@@ -1,5 +1,6 @@
 """WS /ws/topic: one JSON object per state change, plus heartbeats; with `?batch=1` each frame
-is a JSON array of updates. A slow reader gets the latest value of each key (api/hub.py).
+is a JSON array of updates; with `?ack=1` the client answers each frame before the next is sent.
+A slow reader gets the latest value of each key (api/hub.py).
 
 Browsers cannot send headers with an upgrade, so the token may also come as the subprotocol pair
 `bearer, <token>`, or from the session cookie. A refused socket is accepted and closed at once
@@ -28,7 +29,9 @@ CLOSE_UNAVAILABLE = 1013
 
 
 @router.websocket("/ws/topic")
-async def topic(socket: WebSocket, queue_id: str | None = None, batch: bool = False) -> None:
+async def topic(
+    socket: WebSocket, queue_id: str | None = None, batch: bool = False, ack: bool = False
+) -> None:
     container = await get_container(socket)
     try:
         caller = await identify(socket, container)
@@ -46,7 +49,9 @@ async def topic(socket: WebSocket, queue_id: str | None = None, batch: bool = Fa
     if container.auth.enabled:
         guard = asyncio.create_task(_close_when_revoked(socket, container, caller.principal))
     try:
-        await container.hub.serve(socket, queue_id, subprotocol=caller.subprotocol, batch=batch)
+        await container.hub.serve(
+            socket, queue_id, subprotocol=caller.subprotocol, batch=batch, ack=ack
+        )
     finally:
         if guard is not None:
             guard.cancel()

@@ -43,8 +43,10 @@ export class LiveFeed {
     const target = new URL("ws/topic", ROOT);
     target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
     if (this.queueId) target.searchParams.set("queue_id", this.queueId);
-    // Several updates per frame, as a JSON array (docs/api.md, "Live updates").
+    // Several updates per frame, as a JSON array, and each frame answered once read, so that a
+    // busy page is sent the latest state rather than a backlog (docs/api.md, "Live updates").
     target.searchParams.set("batch", "1");
+    target.searchParams.set("ack", "1");
     announce(this.opened ? "reconnecting" : "connecting");
     const socket = new WebSocket(target);
     this.socket = socket;
@@ -56,6 +58,7 @@ export class LiveFeed {
       this.onResync();
     });
     socket.addEventListener("message", (event) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send("ack");
       let frame;
       try {
         frame = JSON.parse(event.data);
