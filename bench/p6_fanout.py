@@ -1,7 +1,7 @@
 """P6 — WebSocket fan-out.
 
-1,000 WebSocket readers (quick: 200) on /ws/topic?batch=1 — several updates per frame, as the
-dashboard asks for — plus one client that never reads, split over 4 client processes of 250
+1,000 WebSocket readers (quick: 200) on /ws/topic?batch=1&ack=1 — several updates per frame,
+each frame answered once the reader has handled it, as the dashboard does — plus one client that never reads, split over 4 client processes of 250
 readers (quick: 2 of 100) (no permessage-deflate, so the readers cost less CPU). The service
 conflates per client (a slow reader gets the latest value of each key), so "received per
 reader" may be below the events sent. Two phases on the same connections: (a) the goal's load, worker events into Kafka at 500/s over 100 running
@@ -13,7 +13,7 @@ CPU seconds (utime + stime from /proc/<pid>/stat) of the service process and of 
 processes are read before and after each phase and reported in the notes. Memory per client = service RSS
 delta from before the clients connected to after, over the clients. Baseline, right after, on
 the same readers: a bare FastAPI WebSocket broadcaster (a bounded queue and a sender task per
-client, one update per frame: it ignores `?batch=1`) publishing the same number of messages per
+client, one update per frame: it ignores `?batch=1&ack=1` and discards the answers) publishing the same number of messages per
 second of the same shape. 20 s per phase
 (quick: 3 s).
 """
