@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from websockets.sync.client import connect
 
 from tests.support.service import Service
@@ -182,3 +183,24 @@ def test_batch_frames_are_arrays_holding_the_same_updates(
     flat_batched = [u for m in batched for u in updates_of(m)]
     assert flat_batched == flat_plain
     assert flat_plain[-1]["event"] == "queue.updated" and flat_plain[-1]["status"] == "finished"
+
+
+def test_with_acks_a_reader_is_sent_nothing_until_it_answers_then_the_latest_state(
+    service: Service, single: dict[str, Any]
+) -> None:
+    ws = service.url.replace("http", "ws") + "/ws/topic?batch=1&ack=1"
+    conflated_before = metric(service, "queue_manager_websocket_updates_conflated_total")
+    with connect(ws) as reader:
+        queue_id = service.start_queue(single)
+        reader.recv(timeout=10)  # one frame, left unanswered while the queue runs and finishes
+        service.wait_status(queue_id, {"finished"}, 30)
+        with pytest.raises(TimeoutError):
+            reader.recv(timeout=0.5)
+        latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+        while latest.get(("queue.updated", queue_id, None), {}).get("status") != "finished":
+            reader.send("ack")
+            for u in updates_of(reader.recv(timeout=10)):
+                latest[(u["event"], u["queue_id"], u.get("step"))] = u
+    assert latest[("step.updated", queue_id, 0)]["status"] == "finished"
+    # what changed while the frame was unanswered reached it as its latest values only
+    assert metric(service, "queue_manager_websocket_updates_conflated_total") > conflated_before
