@@ -120,3 +120,35 @@ async def test_reconcile_relaunches_a_step_whose_job_never_appeared(
     await services.reconciler.reconcile()
     assert services.launcher.targets() == ["loader-producer", "loader-producer"]
     assert (await services.get(queue.id)).steps[0].status is StepStatus.LAUNCHING
+
+
+async def test_reconcile_does_not_relaunch_a_step_of_a_queue_its_job_pass_just_failed(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    # One pass: step 0's job failed (the queue fails and its other steps stop) while step 1's
+    # job never appeared. The second half of the pass must see the failed queue, not the
+    # snapshot it read before, and launch nothing.
+    queue = await services.start(historical)
+    launched = (await services.get(queue.id)).steps
+    first, second = launched[0], launched[1]
+    services.launcher.jobs[first.job_name] = JobStatus(
+        first.job_name, queue.id, 0, JobPhase.FAILED, message="OOMKilled"
+    )
+    services.launcher.jobs.pop(second.job_name)
+    assert second.launched_at is not None
+    long_ago = second.launched_at - timedelta(minutes=5)
+
+    def backdate(q: Any) -> list[Any]:
+        q.steps[1].launched_at = long_ago
+        return []
+
+    await services.store.update_many({queue.id: backdate})
+    before = len(services.launcher.launched)
+
+    await services.reconciler.reconcile()
+
+    stored = await services.get(queue.id)
+    assert stored.status is QueueStatus.ERROR
+    assert stored.steps[0].error_message == "OOMKilled"
+    assert stored.steps[1].status is StepStatus.STOPPED
+    assert len(services.launcher.launched) == before

@@ -318,8 +318,18 @@ class Engine:
 
     # -- job events -------------------------------------------------------------------------
 
-    async def on_job(self, job: JobStatus, actor: str = LAUNCHER) -> None:
-        queue = await self.d.store.get(job.queue_id)
+    async def on_job(
+        self, job: JobStatus, actor: str = LAUNCHER, queue: QueueState | None = None
+    ) -> bool:
+        """Applies what the launcher reports of a job; whether its queue changed.
+
+        `queue` is the job's queue as the caller read it after the job's status (the
+        reconciler's one snapshot of the active queues, instead of a read per job); without it
+        the queue is read here. Changes are made on the stored queue, so a snapshot that aged
+        only costs a change that does nothing.
+        """
+        if queue is None:
+            queue = await self.d.store.get(job.queue_id)
         if (
             queue is None
             or job.step_index >= len(queue.steps)
@@ -328,7 +338,7 @@ class Engine:
             if job.phase is JobPhase.ACTIVE:
                 log.warning("deleting a job no queue knows", job=job.name, queue_id=job.queue_id)
                 await self._delete(job.name, job.queue_id, job.step_index)
-            return
+            return False
         index = job.step_index
         step = queue.steps[index]
         stopping = queue.stop_requested_at is not None
@@ -336,14 +346,15 @@ class Engine:
             if state.ended_unfinished(step):
                 await self._delete(job.name, queue.id, index)
             elif job.attempts > step.attempts:
-                await self.apply(
+                _, outcome = await self.apply(
                     queue.id,
                     lambda q: state.set_attempts(q, index, job.attempts, now()),
                     actor=actor,
                 )
-            return
+                return outcome.changed
+            return False
         if step.status.terminal:
-            return
+            return False
         if job.phase is JobPhase.SUCCEEDED:
             change = (
                 (lambda q: state.stop_step(q, index, None, now()))
@@ -360,6 +371,7 @@ class Engine:
         _, outcome = await self.apply(queue.id, change, actor=actor)
         if outcome.changed:
             await self.advance(queue.id)
+        return outcome.changed
 
     async def close(self) -> None:
         for handle in self._timers:

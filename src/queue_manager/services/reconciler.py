@@ -48,10 +48,22 @@ class Reconciler:
         await self.engine.admit()
         snapshot_at = now()
         jobs = {job.name: job for job in await self.d.launcher.list_jobs()}
-        for job in jobs.values():
-            await self.engine.on_job(job, RECONCILER)
+        # One read of the active queues serves both passes (a read per job was most of a pass's
+        # cost with a thousand running); what the job pass changed is read again.
+        active = {queue.id: queue for queue in await self.d.store.list_active()}
+        changed = [
+            job.queue_id
+            for job in jobs.values()
+            if await self.engine.on_job(job, RECONCILER, active.get(job.queue_id))
+        ]
+        for queue_id in dict.fromkeys(changed):
+            fresh = await self.d.store.get(queue_id)
+            if fresh is None or fresh.status.terminal:
+                active.pop(queue_id, None)
+            else:
+                active[queue_id] = fresh
         at = now()
-        for queue in await self.d.store.list_active():
+        for queue in active.values():
             for step in queue.steps:
                 if not step.status.running or step.job_name in jobs:
                     continue
