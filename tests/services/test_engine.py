@@ -3,8 +3,12 @@ around it, in-process (docs/pipelines.md, docs/operations.md)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
+
+import structlog
 
 from queue_manager.domain.models import QueueStatus, StepStatus
 from queue_manager.ports import JobPhase, JobStatus
@@ -152,3 +156,25 @@ async def test_reconcile_does_not_relaunch_a_step_of_a_queue_its_job_pass_just_f
     assert stored.steps[0].error_message == "OOMKilled"
     assert stored.steps[1].status is StepStatus.STOPPED
     assert len(services.launcher.launched) == before
+
+
+async def test_the_first_reconcile_pass_says_when_a_restart_has_caught_up(
+    services: Services, single: dict[str, Any]
+) -> None:
+    await services.start(single)
+    await services.start(single)
+    with structlog.testing.capture_logs() as logs:
+        loop = asyncio.create_task(services.reconciler.run())
+        try:
+            for _ in range(200):
+                if any(e["event"] == "start-up reconcile done" for e in logs):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+    done = [e for e in logs if e["event"] == "start-up reconcile done"]
+    assert len(done) == 1  # once, not every period
+    assert (done[0]["jobs"], done[0]["queues"]) == (2, 2)
+    assert done[0]["seconds"] >= 0

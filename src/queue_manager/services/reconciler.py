@@ -8,6 +8,7 @@ pending steps whose producers are ready are launched — so a restart loses noth
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -27,11 +28,24 @@ class Reconciler:
         self.period = period
 
     async def run(self) -> None:
+        began = time.monotonic()
+        first = True
         while True:
             try:
-                await self.reconcile()
+                jobs, queues = await self.reconcile()
             except DependencyUnavailable as exc:
                 log.warning("reconcile postponed", reason=exc.detail)
+            else:
+                if first:
+                    # Operators (and P8) want to know when a restart has caught up: until then a
+                    # step whose job is gone may still show as running.
+                    log.info(
+                        "start-up reconcile done",
+                        jobs=jobs,
+                        queues=queues,
+                        seconds=round(time.monotonic() - began, 3),
+                    )
+                    first = False
             await asyncio.sleep(self.period)
 
     async def watch(self) -> None:
@@ -43,7 +57,8 @@ class Reconciler:
                     "job event postponed to the next reconcile", job=job.name, reason=exc.detail
                 )
 
-    async def reconcile(self) -> None:
+    async def reconcile(self) -> tuple[int, int]:
+        """One pass; how many jobs the launcher listed and how many queues were active."""
         # Slots freed where no replica noticed (a crash between a queue's end and its admit).
         await self.engine.admit()
         snapshot_at = now()
@@ -93,3 +108,4 @@ class Reconciler:
                 await self.engine.reap(queue.id)
             elif ready_steps(queue):
                 await self.engine.advance(queue.id)
+        return len(jobs), len(active)
