@@ -28,15 +28,14 @@ class Reconciler:
         self.period = period
 
     async def run(self) -> None:
-        began = time.monotonic()
-        first = True
+        began: float | None = time.monotonic()  # until the first pass has gone through
         while True:
             try:
                 jobs, queues = await self.reconcile()
             except DependencyUnavailable as exc:
                 log.warning("reconcile postponed", reason=exc.detail)
             else:
-                if first:
+                if began is not None:
                     # Operators (and P8) want to know when a restart has caught up: until then a
                     # step whose job is gone may still show as running.
                     log.info(
@@ -45,7 +44,7 @@ class Reconciler:
                         queues=queues,
                         seconds=round(time.monotonic() - began, 3),
                     )
-                    first = False
+                    began = None
             await asyncio.sleep(self.period)
 
     async def watch(self) -> None:
