@@ -40,7 +40,7 @@ from queue_manager.domain.identity import ApiToken, Role, read_tokens_file
 from queue_manager.job_contract import ARANGO_SECRET_KEYS, KAFKA_SECRET_KEYS, TARGETS, Env
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
-from queue_manager.ports import BearerVerifier, Bus, Launcher, Store
+from queue_manager.ports import BearerVerifier, Bus, DataTopics, Launcher, Store
 from queue_manager.services.engine import Deps, Engine, Limits
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
@@ -51,6 +51,7 @@ from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.retention import Pruner
 from queue_manager.services.schedules import Clock, ScheduleService
+from queue_manager.services.step_watch import StepWatch
 from queue_manager.services.telemetry import Dispatcher
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import AuthMode, BusBackend, LauncherBackend, Settings, StoreBackend
@@ -66,12 +67,15 @@ class Adapters:
     launcher: Launcher
     #: verifies OIDC bearer tokens when OIDC_ISSUER is set
     oidc: BearerVerifier | None = None
+    #: the workers' data topics; None on the in-process bus, which has none
+    topics: DataTopics | None = None
 
 
 def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
     store: Store
     bus: Bus
     launcher: Launcher
+    topics: DataTopics | None = None
     if settings.resolved_store is StoreBackend.ARANGO:
         from queue_manager.adapters.arango_store import ArangoStore
 
@@ -82,8 +86,10 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
         store = SQLiteStore(settings.sqlite_file)
     if settings.resolved_bus is BusBackend.KAFKA:
         from queue_manager.adapters.kafka_bus import KafkaBus
+        from queue_manager.adapters.kafka_topics import KafkaDataTopics
 
         bus = KafkaBus.from_settings(settings)
+        topics = KafkaDataTopics.from_settings(settings)
     else:
         from queue_manager.adapters.memory_bus import MemoryBus
 
@@ -95,8 +101,9 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
     else:
         from queue_manager.adapters.local import LocalLauncher
 
-        def worker_env(queue_id: str) -> dict[str, str]:
-            return {Env.QM_URL: settings.worker_url, Env.QM_WORKER_TOKEN: tokens.token(queue_id)}
+        def worker_env(producer: str) -> dict[str, str]:
+            # A credential for this run of this step only (docs/security.md).
+            return {Env.QM_URL: settings.worker_url, Env.QM_WORKER_TOKEN: tokens.token(producer)}
 
         launcher = LocalLauncher(
             settings.data_dir / "jobs",
@@ -106,8 +113,12 @@ def build_adapters(settings: Settings, tokens: WorkerTokens) -> Adapters:
             kill_timeout=settings.local_kill_timeout_seconds,
             hidden_env=frozenset(name.upper() for name in Settings.model_fields)
             | {"QUEUE_MANAGER_TOKEN"},
+            secrets=local_secrets(settings),
+            target_commands={
+                t: argv for t in TARGETS if (argv := shlex.split(settings.command_for(t)))
+            },
         )
-    return Adapters(store, bus, launcher, build_oidc(settings))
+    return Adapters(store, bus, launcher, build_oidc(settings), topics)
 
 
 def build_oidc(settings: Settings) -> BearerVerifier | None:
@@ -176,6 +187,32 @@ def session_secret(settings: Settings) -> bytes:
     return file_secret(settings.data_dir / "session.secret", lambda: secrets.token_bytes(32))
 
 
+def local_secrets(settings: Settings) -> dict[str, str]:
+    """For local jobs, the values of the credentials `job_config` gives by reference: the
+    service's own. The local launcher puts them in a job's environment as it starts, only."""
+    kafka_password, arango_password = (
+        secret.get_secret_value() if secret is not None else ""
+        for secret in (settings.kafka_password, settings.arango_password)
+    )
+    kafka = {"username": settings.kafka_user or "", "password": kafka_password}
+    arango = {"username": settings.arango_user, "password": arango_password}
+    values = {name: kafka[key] for name, key in KAFKA_SECRET_KEYS.items()}
+    values |= {name: arango[key] for name, key in ARANGO_SECRET_KEYS.items()}
+    return {name: value for name, value in values.items() if value}
+
+
+def job_ca_path(settings: Settings) -> str:
+    """A job's CA_PATH: on Kubernetes with K8S_CA_SECRET or K8S_CA_CONFIGMAP, where the Job's
+    pod mounts the CA; else, with Kafka over SASL_SSL (KAFKA_USER), the service's own CA_PATH
+    (on Kubernetes the job's image must then carry the file there); else none."""
+    on_kubernetes = settings.resolved_launcher is LauncherBackend.KUBERNETES
+    if on_kubernetes and settings.k8s_ca_path:
+        return settings.k8s_ca_path
+    if settings.kafka_user and settings.ca_path is not None:
+        return str(settings.ca_path)
+    return ""
+
+
 def job_config(settings: Settings) -> JobConfig:
     secret_env: dict[str, tuple[str, str]] = {}
     if settings.kafka_user:
@@ -192,12 +229,20 @@ def job_config(settings: Settings) -> JobConfig:
         arango_db=settings.arango_db,
         control_topic=settings.queue_control_topic,
         events_topic=settings.queue_events_topic,
+        ca_path=job_ca_path(settings),
         secret_env=secret_env,
     )
 
 
-def create_app(settings: Settings | None = None, adapters: Adapters | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    adapters: Adapters | None = None,
+    *,
+    auth_clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
+    """`auth_clock`: what sessions and token expiry are judged by (tests move it; default now)."""
     settings = settings or Settings()
+    now = auth_clock or _utc_now
     # Here too, not only in `serve`: `uvicorn --factory queue_manager.app:create_app` must honour
     # LOG_LEVEL and LOG_FORMAT as well.
     configure_logging(settings)
@@ -225,15 +270,19 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         stop_grace=timedelta(seconds=settings.stop_grace_seconds),
         launch_grace=timedelta(seconds=settings.launch_grace_seconds),
         limits=Limits(settings.max_running_queues, settings.max_running_jobs),
+        topics=adapters.topics,
+        finished_job_grace=timedelta(seconds=settings.finished_job_grace_seconds),
     )
     engine = Engine(deps)
     identity = IdentityService(
         adapters.store,
         file_tokens(settings),
         adapters.oidc,
+        logouts=adapters.store,
         refresh_seconds=settings.auth_refresh_seconds,
+        clock=now,
     )
-    queue_service = QueueService(engine)
+    queue_service = QueueService(engine, settings.loader_types)
     clock = Clock(settings.schedule_clock_scale, settings.schedule_clock_origin)
     schedules = ScheduleService(
         queue_service, adapters.store, clock, metrics.schedule_run, settings.schedule_poll_seconds
@@ -250,14 +299,21 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         tokens=tokens,
         auth=auth_policy(settings, can_authenticate=identity.configured),
         identity=identity,
-        sessions=Sessions(session_secret(settings), settings.auth_session_seconds),
+        sessions=Sessions(session_secret(settings), settings.auth_session_seconds, now),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         supervisor = Supervisor()
-        dispatcher = Dispatcher(engine)
+        on_kafka = settings.resolved_bus is BusBackend.KAFKA
+        dispatcher = Dispatcher(engine, settings.telemetry_reorder_seconds if on_kafka else 0.0)
         reconciler = Reconciler(engine, settings.reconcile_seconds)
+        step_watch = StepWatch(
+            engine,
+            period=settings.step_watch_seconds,
+            window=settings.telemetry_reorder_seconds if on_kafka else 0.0,
+            quiet=settings.connector_drain_quiet_seconds,
+        )
         # A dependency that is down at start-up must not keep the service from starting: it
         # stays live, reports not ready, and connects as soon as the dependency is back.
         for name, connect in (
@@ -276,6 +332,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
             pruner = Pruner(deps.store, metrics, keep, settings.retention_sweep_seconds)
             supervisor.start("retention", pruner.run)
         supervisor.start("reconciler", reconciler.run)
+        supervisor.start("step-watch", step_watch.run)
         supervisor.start("scheduler", schedules.run)
         container.started = True
         # What exists now (modules, the app, clients) lives as long as the process: keep the
@@ -346,6 +403,10 @@ async def _connect_or_retry(
             return
 
     supervisor.start(f"{name}-connect", retry)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -80,9 +80,17 @@ class Env:
     TELEMETRY_PRODUCER_ID: Final = "TELEMETRY_PRODUCER_ID"
     QUEUE_CONTROL_TOPIC: Final = "QUEUE_CONTROL_TOPIC"
     QUEUE_EVENTS_TOPIC: Final = "QUEUE_EVENTS_TOPIC"
+    #: the platform's workers' name for the events topic (the same value)
+    TELEMETRY_TOPIC: Final = "TELEMETRY_TOPIC"
     KAFKA_BOOTSTRAP_SERVERS: Final = "KAFKA_BOOTSTRAP_SERVERS"
     KAFKA_USER: Final = "KAFKA_USER"
     KAFKA_PASSWORD: Final = "KAFKA_PASSWORD"
+    # The platform's workers read the Kafka credential per client: producer (data and
+    # telemetry) and consumer (control listener, data consumer).
+    KAFKA_USER_PRODUCER: Final = "KAFKA_USER_PRODUCER"
+    KAFKA_PASSWORD_PRODUCER: Final = "KAFKA_PASSWORD_PRODUCER"
+    KAFKA_USER_CONSUMER: Final = "KAFKA_USER_CONSUMER"
+    KAFKA_PASSWORD_CONSUMER: Final = "KAFKA_PASSWORD_CONSUMER"
     CA_PATH: Final = "CA_PATH"
     ARANGO_URL: Final = "ARANGO_URL"
     ARANGO_DB: Final = "ARANGO_DB"
@@ -96,17 +104,39 @@ class Env:
 
 
 #: never echoed in an error message or a log line
-SECRET_ENV: Final = frozenset({Env.KAFKA_PASSWORD, Env.ARANGO_PASSWORD, Env.QM_WORKER_TOKEN})
+SECRET_ENV: Final = frozenset(
+    {
+        Env.KAFKA_PASSWORD,
+        Env.KAFKA_PASSWORD_PRODUCER,
+        Env.KAFKA_PASSWORD_CONSUMER,
+        Env.ARANGO_PASSWORD,
+        Env.QM_WORKER_TOKEN,
+    }
+)
 
 #: credentials a job gets from a Secret by reference, never as literal values:
-#: env name -> key in the Secret
+#: env name -> key in the Secret. The producer and consumer names are the same credential.
 KAFKA_SECRET_KEYS: Final[Mapping[str, str]] = {
     Env.KAFKA_USER: "username",
     Env.KAFKA_PASSWORD: "password",
+    Env.KAFKA_USER_PRODUCER: "username",
+    Env.KAFKA_PASSWORD_PRODUCER: "password",
+    Env.KAFKA_USER_CONSUMER: "username",
+    Env.KAFKA_PASSWORD_CONSUMER: "password",
 }
 ARANGO_SECRET_KEYS: Final[Mapping[str, str]] = {
     Env.ARANGO_USER: "username",
     Env.ARANGO_PASSWORD: "password",
+}
+
+#: what the platform's own workers read under another name than the SDK does: their name -> the
+#: SDK's. A job gets both, with the same value (or the same Secret key).
+PLATFORM_ALIASES: Final[Mapping[str, str]] = {
+    Env.TELEMETRY_TOPIC: Env.QUEUE_EVENTS_TOPIC,
+    Env.KAFKA_USER_PRODUCER: Env.KAFKA_USER,
+    Env.KAFKA_PASSWORD_PRODUCER: Env.KAFKA_PASSWORD,
+    Env.KAFKA_USER_CONSUMER: Env.KAFKA_USER,
+    Env.KAFKA_PASSWORD_CONSUMER: Env.KAFKA_PASSWORD,
 }
 
 # -- telemetry and commands -------------------------------------------------------------------

@@ -226,6 +226,25 @@ class Bus(Protocol):
         ...
 
 
+class DataTopics(Protocol):
+    """The workers' data topics (docs/pipelines.md): where a connector's consumer group starts
+    reading, and how far behind it is. Raises DependencyUnavailable when the bus is down."""
+
+    async def position_group(self, topic: str, group: str, *, at_end: bool) -> None:
+        """Give `group` a committed offset on every partition of `topic`, creating the topic
+        (DATA_TOPIC_PARTITIONS partitions) when it does not exist. `at_end`: commit the current
+        end of every partition (records already there are from an earlier run and are skipped);
+        otherwise commit the beginning, and only on partitions where the group has no offset
+        (or one outside the partition's records: expired, or left by a deleted topic)."""
+        ...
+
+    async def group_lag(self, topic: str, group: str) -> int | None:
+        """Records of `topic` the group has not committed yet, summed over partitions (a
+        partition without a committed offset counts from its beginning); None when unknown
+        (the in-process bus has no data topics)."""
+        ...
+
+
 # -- job launcher -----------------------------------------------------------------------------
 
 
@@ -257,6 +276,12 @@ class JobStatus:
     phase: JobPhase
     attempts: int = 1
     message: str | None = None
+    #: an ended job's last word, when its worker left one (the local launcher: its exit file):
+    #: how it ended (`finished`, `error`, `interrupted`) and the records it wrote in all. It
+    #: stands in for a final report lost, e.g. in an outage of the service longer than the
+    #: worker's delivery deadline.
+    outcome: str | None = None
+    records_written: int | None = None
 
 
 class Launcher(Protocol):
@@ -316,6 +341,22 @@ class ServiceMetrics(Protocol):
         """A backfill's child queue reached `status`."""
         ...
 
+    def step_warning(self, target: str) -> None:
+        """A worker reported a recoverable error (`error` with `finished: false`)."""
+        ...
+
+    def connector_drained(self) -> None:
+        """A connector drained its topic and ended `finished`."""
+        ...
+
+    def connectors_lag(self, records: int) -> None:
+        """What the draining connectors have yet to consume, summed, at the last look."""
+        ...
+
+    def finished_job_ended(self, target: str) -> None:
+        """A job still running after its step reported `finished` was deleted."""
+        ...
+
 
 # -- live updates -----------------------------------------------------------------------------
 
@@ -347,6 +388,21 @@ class TokenStore(Protocol):
         ...
 
 
+class SessionStore(Protocol):
+    """Browser sessions that were logged out, kept beside the tokens so every replica (and a
+    restarted one) refuses them. A session id is no credential: the cookie is signed."""
+
+    async def end_session(self, session_id: str, until: datetime, now: datetime) -> None:
+        """Record a logout, idempotently. `until` is when the session would have ended by
+        itself: records whose `until` is not after `now` may go (such cookies are refused by
+        their age alone)."""
+        ...
+
+    async def ended_sessions(self, now: datetime) -> set[str]:
+        """The ids of the logged-out sessions that would still be valid at `now`."""
+        ...
+
+
 class BearerVerifier(Protocol):
     """Turns a bearer credential issued elsewhere (an OIDC JWT) into a principal."""
 
@@ -357,6 +413,6 @@ class BearerVerifier(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(StateStore, TokenStore, ScheduleStore, Protocol):
-    """What a store adapter implements: the queues, the API tokens and the schedules, in one
-    database."""
+class Store(StateStore, TokenStore, SessionStore, ScheduleStore, Protocol):
+    """What a store adapter implements: the queues, the API tokens (and logged-out sessions)
+    and the schedules, in one database."""

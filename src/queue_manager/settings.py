@@ -7,13 +7,24 @@ line naming the variable (see `describe_error`).
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from queue_manager.domain.planner import DEFAULT_LOADER_TYPES
+from queue_manager.domain.requests import TYPE_PATTERN
 from queue_manager.job_contract import Target
 
 
@@ -62,6 +73,8 @@ class Settings(BaseSettings):
     queue_events_topic: str = "queue-events"
     queue_updates_topic: str = "queue-manager-updates"
     kafka_group_id: str = "queue-manager"
+    #: partitions of each data topic `<queue_id>.<type>` queue-manager creates
+    data_topic_partitions: int = Field(default=3, ge=1, le=10_000)
 
     # ArangoDB
     arango_url: str | None = None
@@ -96,6 +109,13 @@ class Settings(BaseSettings):
     k8s_node_selector: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     k8s_job_service_account: str | None = None
     k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    #: the Kafka CA, mounted read-only into every Job from an existing Secret or ConfigMap (one
+    #: of them), so the job's CA_PATH is K8S_CA_MOUNT_PATH/K8S_CA_KEY; neither: jobs get the
+    #: service's own CA_PATH, and their images must carry the file there
+    k8s_ca_secret: str = ""
+    k8s_ca_configmap: str = ""
+    k8s_ca_key: str = "ca.crt"
+    k8s_ca_mount_path: str = "/etc/streamforge/kafka-ca"
 
     # Backends: auto picks production when its settings are present.
     store_backend: StoreBackend = StoreBackend.AUTO
@@ -111,6 +131,13 @@ class Settings(BaseSettings):
     #: appended, then LOCAL_WORKER_ARGS
     local_worker_command: str = ""
     local_worker_args: str = ""
+    #: per target, a program run instead for its local jobs, exactly as written (no target, no
+    #: LOCAL_WORKER_ARGS): e.g. the platform's own entry points
+    local_loader_command: str = ""
+    local_consumer_command: str = ""
+    local_graph_builder_command: str = ""
+    local_gnn_trainer_command: str = ""
+    local_visualizer_command: str = ""
     local_kill_timeout_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # Behaviour
@@ -137,6 +164,22 @@ class Settings(BaseSettings):
     #: jobs of a target running at once, e.g. `gnn-trainer=2,graph-builder=4`
     max_running_jobs: Annotated[dict[Target, int], NoDecode] = Field(default_factory=dict)
 
+    #: the platform's workers (docs/pipelines.md, docs/worker-protocol.md): the data type a loader
+    #: runs for the single form's shorthand, e.g. `api=api_candles_1m,ws=ws_candles_1m`
+    loader_types: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_LOADER_TYPES)
+    )
+    #: how long a terminal report from Kafka waits for an earlier-sent one still on its way
+    #: (unkeyed reports arrive out of order across partitions)
+    telemetry_reorder_seconds: float = Field(default=2.0, ge=0, le=60)
+    #: a connector whose producers finished and whose group consumed to the end of its topic
+    #: ends `finished` once neither its lag nor its records moved for this long
+    connector_drain_quiet_seconds: float = Field(default=10.0, ge=0, le=3600)
+    #: how often held reports and draining connectors are looked at
+    step_watch_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: a step that reported `finished` whose job still runs after this long has its job deleted
+    finished_job_grace_seconds: float = Field(default=30.0, ge=0, le=86400)
+
     #: how soon a schedule created or changed on one replica is seen by the others
     schedule_poll_seconds: float = Field(default=10.0, gt=0, le=300)
     #: the scheduler's clock runs this many times faster from SCHEDULE_CLOCK_ORIGIN (tests and
@@ -151,7 +194,8 @@ class Settings(BaseSettings):
     #: signs session cookies; replicas must share it (default: generated once into DATA_DIR)
     auth_session_secret: SecretStr | None = None
     auth_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
-    #: how soon a token created or revoked on one replica is seen by the others
+    #: how soon a token created or revoked, or a session logged out, on one replica is seen by
+    #: the others
     auth_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
     metrics_auth: bool = False
     oidc_issuer: str | None = None
@@ -187,6 +231,23 @@ class Settings(BaseSettings):
             raise ValueError(rule)
         return pairs
 
+    @field_validator("loader_types", mode="before")
+    @classmethod
+    def _loader_types(cls, value: Any) -> Any:
+        rule = (
+            "must be shorthand=type pairs separated by commas, e.g. api=api_candles_1m "
+            f"(shorthands: {', '.join(DEFAULT_LOADER_TYPES)}; types like api_candles_5m, ws_trades)"
+        )
+        pairs = _pairs(value, rule)
+        if isinstance(pairs, dict):
+            if not all(
+                key in DEFAULT_LOADER_TYPES and re.fullmatch(TYPE_PATTERN, kind) and "_" in kind
+                for key, kind in pairs.items()
+            ):
+                raise ValueError(rule)
+            return {**DEFAULT_LOADER_TYPES, **pairs}
+        return pairs
+
     @field_validator("oidc_role_map", mode="before")
     @classmethod
     def _role_pairs(cls, value: Any) -> Any:
@@ -196,6 +257,47 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be claim=role pairs (role: viewer, operator or admin)")
         return pairs
+
+    @field_validator(
+        "local_worker_command",
+        "local_worker_args",
+        "local_loader_command",
+        "local_consumer_command",
+        "local_graph_builder_command",
+        "local_gnn_trainer_command",
+        "local_visualizer_command",
+    )
+    @classmethod
+    def _command_line(cls, value: str) -> str:
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"must be a shell-quoted command line ({exc})") from None
+        return value
+
+    @field_validator("k8s_ca_configmap")
+    @classmethod
+    def _one_ca_source(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("k8s_ca_secret"):
+            raise ValueError(
+                "K8S_CA_SECRET and K8S_CA_CONFIGMAP are both set; name the Kafka CA's Secret "
+                "or its ConfigMap, not both"
+            )
+        return value
+
+    @field_validator("k8s_ca_key")
+    @classmethod
+    def _ca_key(cls, value: str) -> str:
+        if not value or "/" in value or value in (".", ".."):
+            raise ValueError("must be the key of the CA in the Secret or ConfigMap, e.g. ca.crt")
+        return value
+
+    @field_validator("k8s_ca_mount_path")
+    @classmethod
+    def _ca_mount_path(cls, value: str) -> str:
+        if not value.startswith("/") or value == "/":
+            raise ValueError("must be an absolute directory in the pod, e.g. /etc/kafka-ca")
+        return value.rstrip("/")
 
     @field_validator("oidc_issuer")
     @classmethod
@@ -242,6 +344,24 @@ class Settings(BaseSettings):
     @property
     def worker_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def k8s_ca_path(self) -> str | None:
+        """Where the Kafka CA is inside a Job's pod when K8S_CA_SECRET or K8S_CA_CONFIGMAP
+        names it; None when neither does."""
+        if not (self.k8s_ca_secret or self.k8s_ca_configmap):
+            return None
+        return f"{self.k8s_ca_mount_path}/{self.k8s_ca_key}"
+
+    def command_for(self, target: Target | str) -> str:
+        """The program run for the target's local jobs instead of LOCAL_WORKER_COMMAND ("")."""
+        return {
+            Target.LOADER: self.local_loader_command,
+            Target.CONNECTOR: self.local_consumer_command,
+            Target.GRAPH_BUILDER: self.local_graph_builder_command,
+            Target.GNN_TRAINER: self.local_gnn_trainer_command,
+            Target.VISUALIZER: self.local_visualizer_command,
+        }[Target(target)]
 
     def image_for(self, target: Target | str) -> str:
         return {

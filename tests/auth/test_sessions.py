@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
-from tests.support.service import Service
+from queue_manager.api.sessions import COOKIE
+from tests.support.service import Service, wait_for
 
+#: AUTH_REFRESH_SECONDS (1 s in these tests) plus a margin
+LOGOUT_DEADLINE = 5.0
 SINGLE = {"symbol": "BTCUSDT", "type": "api", "time_range": "2024-01-01:2024-01-01"}
 
 
@@ -73,3 +77,53 @@ def test_revoking_a_token_ends_its_sessions(
         assert browser.get("/queues").status_code == 200
         assert service.delete("/auth/tokens/laptop").status_code == 200
         assert browser.get("/queues").status_code == 401
+
+
+def _replay(
+    service: Service, cookie: str, csrf: str, method: str = "GET", path: str = "/auth/me", **kw: Any
+) -> httpx.Response:
+    """A request carrying a saved session cookie, as its same-origin page would send it."""
+    headers = {"Cookie": f"{COOKIE}={cookie}", "Origin": service.url, "X-CSRF-Token": csrf}
+    return httpx.request(method, service.url + path, headers=headers, timeout=10, **kw)
+
+
+def _session(service: Service, token: str) -> tuple[str, str]:
+    login = httpx.post(f"{service.url}/auth/login", json={"token": token}, timeout=10)
+    assert login.status_code == 200, login.text
+    return login.cookies[COOKIE], login.json()["data"]["csrf_token"]
+
+
+def test_a_logged_out_session_is_refused_by_every_replica_and_after_a_restart(
+    secured: Callable[..., Service], admin_token: str
+) -> None:
+    """Issue 27 (1): logout used to clear the browser's cookie only; a saved copy stayed admin."""
+    first, second = secured(), secured()
+    cookie, csrf = _session(first, admin_token)
+    assert _replay(second, cookie, csrf).status_code == 200  # one session, every replica
+    assert _replay(first, cookie, csrf, "POST", "/auth/logout").status_code == 200
+    assert _replay(first, cookie, csrf).status_code == 401
+    made = _replay(first, cookie, csrf, "POST", "/auth/tokens", json={"name": "x", "role": "admin"})
+    assert made.status_code == 401
+    wait_for(lambda: _replay(second, cookie, csrf).status_code == 401, LOGOUT_DEADLINE)
+    first.stop()
+    restarted = secured()  # the same store
+    assert _replay(restarted, cookie, csrf).status_code == 401
+
+
+def test_a_session_is_bound_to_its_token_not_to_the_token_name(
+    secured: Callable[..., Service],
+) -> None:
+    """Issue 27 (2): a viewer token re-created under a revoked admin token's name must not bring
+    the old admin session back."""
+    service = secured()
+    made = service.post("/auth/tokens", json={"name": "sess-adm", "role": "admin"})
+    cookie, csrf = _session(service, made.json()["data"]["token"])
+    assert _replay(service, cookie, csrf).json()["data"]["role"] == "admin"
+    assert service.delete("/auth/tokens/sess-adm").status_code == 200
+    again = service.post("/auth/tokens", json={"name": "sess-adm", "role": "viewer"})
+    assert again.status_code == 200, again.text
+    assert _replay(service, cookie, csrf).status_code == 401
+    escalate = {"name": "sess-adm-2", "role": "admin"}
+    assert _replay(service, cookie, csrf, "POST", "/auth/tokens", json=escalate).status_code == 401
+    viewer_cookie, viewer_csrf = _session(service, again.json()["data"]["token"])
+    assert _replay(service, viewer_cookie, viewer_csrf).json()["data"]["role"] == "viewer"

@@ -1,34 +1,20 @@
 """docs/api.md: schemathesis against the running service's own OpenAPI document.
 
-Zero 5xx, and every answer matches what the document promises (codes, content types, schemas).
-Auth is on and the calls carry an admin token, so every route is exercised past its guard.
+Zero 5xx, and every answer matches what the document promises (codes, content types, schemas),
+for every operation and every body the document describes — queues, backfills (their own model),
+schedules, auth. Auth is on and the calls carry an admin token, so every route is exercised past
+its guard. Sequences of calls are fuzzed in test_stateful.py.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.schemas import BaseOpenAPISchema
 
-from queue_manager.domain.identity import new_token, token_hash
+from tests.contract.conftest import ADMIN
 from tests.support.service import Service
-
-ADMIN = new_token()
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    path: Path = tmp_path_factory.mktemp("contract")
-    (path / "tokens").write_text(f"schemathesis admin {token_hash(ADMIN)}\n")
-    env = {"LOCAL_WORKER_ARGS": "--duration 0.3", "AUTH_TOKENS_FILE": str(path / "tokens")}
-    svc = Service(path / "svc", env=env, token=ADMIN).start()
-    yield svc
-    svc.stop()
-    svc.kill_workers()
 
 
 @pytest.fixture(scope="module")

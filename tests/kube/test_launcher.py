@@ -27,9 +27,12 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import CascadeType, PatchType
 
 from queue_manager.adapters.kube import KubeLauncher
+from queue_manager.adapters.kube.config import template_from_settings
+from queue_manager.adapters.kube.manifests import build_job
 from queue_manager.adapters.kube.rate_limit import TokenBucket
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed, LogsUnavailable
 from queue_manager.ports import JobPhase
+from tests.cli.helpers import free_port, run_cli
 from tests.kube.test_launcher_helpers import (
     ARANGO_PASSWORD,
     KAFKA_PASSWORD,
@@ -57,15 +60,21 @@ pytestmark = pytest.mark.kube
 #: the variables every job gets (docs/worker-protocol.md)
 WORKER_PROTOCOL_ENV = {
     "QUEUE_ID", "SYMBOL", "TYPE", "TIME_RANGE", "KAFKA_TOPIC", "COLLECTION_NAME",
-    "TELEMETRY_PRODUCER_ID", "QUEUE_CONTROL_TOPIC", "QUEUE_EVENTS_TOPIC",
-    "KAFKA_BOOTSTRAP_SERVERS", "ARANGO_URL", "ARANGO_DB",
+    "TELEMETRY_PRODUCER_ID", "QUEUE_CONTROL_TOPIC", "QUEUE_EVENTS_TOPIC", "TELEMETRY_TOPIC",
+    "KAFKA_BOOTSTRAP_SERVERS", "CA_PATH", "ARANGO_URL", "ARANGO_DB",
 }  # fmt: skip
 SECRET_ENV = {
     "KAFKA_USER": ("kafka-credentials", "username"),
     "KAFKA_PASSWORD": ("kafka-credentials", "password"),
+    # The same credential under the names the platform's workers read.
+    "KAFKA_USER_PRODUCER": ("kafka-credentials", "username"),
+    "KAFKA_PASSWORD_PRODUCER": ("kafka-credentials", "password"),
+    "KAFKA_USER_CONSUMER": ("kafka-credentials", "username"),
+    "KAFKA_PASSWORD_CONSUMER": ("kafka-credentials", "password"),
     "ARANGO_USER": ("arango-credentials", "username"),
     "ARANGO_PASSWORD": ("arango-credentials", "password"),
 }
+CA_MOUNT = "/etc/streamforge/kafka-ca"
 
 
 @pytest.fixture
@@ -119,7 +128,7 @@ async def test_stored_manifest_has_the_worker_protocol_env_and_no_literal_creden
         "k8s_job_cpu_request": "250m", "k8s_job_memory_request": "128Mi",
         "k8s_job_cpu_limit": "2", "k8s_job_memory_limit": "2Gi",
         "k8s_node_selector": "pool=loaders,zone=a", "k8s_job_service_account": "streamforge-worker",
-        "kubeconfig": str(kube_apiserver.kubeconfig_path),
+        "kubeconfig": str(kube_apiserver.kubeconfig_path), "k8s_ca_secret": "kafka-ca",
     })  # fmt: skip
     launcher = KubeLauncher.from_settings(config)
     queue_id = str(uuid.uuid4())
@@ -169,9 +178,90 @@ async def test_stored_manifest_has_the_worker_protocol_env_and_no_literal_creden
         assert literal["TYPE"] == step.type
         assert literal["TELEMETRY_PRODUCER_ID"] == step.telemetry_id
         assert literal["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert literal["TELEMETRY_TOPIC"] == literal["QUEUE_EVENTS_TOPIC"] == "queue-events"
         for name, (secret, key) in SECRET_ENV.items():
             assert "value" not in env[name]
             assert env[name]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": key}}
+        # The CA_PATH a job gets is the file its pod mounts from the named Secret.
+        assert literal["CA_PATH"] == f"{CA_MOUNT}/ca.crt"
+        assert container["volumeMounts"] == [
+            {"name": "kafka-ca", "mountPath": CA_MOUNT, "readOnly": True}
+        ]
+        assert pod["volumes"] == [
+            {
+                "name": "kafka-ca",
+                "secret": {
+                    "secretName": "kafka-ca",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    "defaultMode": 420,  # the API server's default
+                },
+            }
+        ]
+
+
+@pytest.mark.parametrize(
+    ("source", "volume"),
+    [
+        (
+            {"k8s_ca_secret": "kafka-ca"},
+            {"secret": {"secretName": "kafka-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        ),
+        (
+            {"k8s_ca_configmap": "platform-ca", "k8s_ca_key": "root.pem",
+             "k8s_ca_mount_path": "/etc/kafka/ca/"},
+            {"configMap": {"name": "platform-ca",
+                           "items": [{"key": "root.pem", "path": "root.pem"}]}},
+        ),
+    ],
+)  # fmt: skip
+def test_every_job_manifest_mounts_the_ca_and_references_each_credential(
+    source: dict[str, str], volume: dict[str, Any]
+) -> None:
+    config = settings(**source)
+    template = template_from_settings(config)
+    queue = historical_queue(str(uuid.uuid4()))
+    for spec in specs_for(queue, config):
+        job = build_job(spec, template, "streamforge").to_dict()
+        text = json.dumps(job)
+        assert KAFKA_PASSWORD not in text and ARANGO_PASSWORD not in text
+        pod = job["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert set(env) >= WORKER_PROTOCOL_ENV | set(SECRET_ENV)
+        for name, (secret, key) in SECRET_ENV.items():
+            assert env[name] == {
+                "name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
+            }  # fmt: skip
+        assert env["TELEMETRY_TOPIC"]["value"] == env["QUEUE_EVENTS_TOPIC"]["value"]
+        (mount,) = container["volumeMounts"]
+        assert mount == {"name": "kafka-ca", "mountPath": mount["mountPath"], "readOnly": True}
+        key = volume[next(iter(volume))]["items"][0]["path"]
+        assert env["CA_PATH"]["value"] == f"{mount['mountPath']}/{key}" == config.k8s_ca_path
+        assert pod["volumes"] == [{"name": "kafka-ca", **volume}]
+
+
+def test_without_a_ca_volume_jobs_get_the_services_ca_path() -> None:
+    # The image must then carry the CA there (docs/operations.md).
+    config = settings(ca_path="/etc/ssl/platform-ca.pem")
+    queue = historical_queue(str(uuid.uuid4()))
+    for spec in specs_for(queue, config):
+        job = build_job(spec, template_from_settings(config)).to_dict()
+        pod = job["spec"]["template"]["spec"]
+        assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+        assert spec.env["CA_PATH"] == "/etc/ssl/platform-ca.pem"
+    # PLAINTEXT Kafka: no CA at all.
+    plain = settings(kafka_user=None, kafka_password=None, ca_path="/etc/ssl/platform-ca.pem")
+    assert all("CA_PATH" not in spec.env for spec in specs_for(queue, plain))
+
+
+def test_a_ca_secret_and_a_ca_configmap_together_are_one_clear_error_line(tmp_path: Path) -> None:
+    env = {"K8S_CA_SECRET": "kafka-ca", "K8S_CA_CONFIGMAP": "kafka-ca", "DATA_DIR": str(tmp_path)}
+    done = run_cli("serve", env={**env, "PORT": str(free_port())}, cwd=tmp_path, timeout=30)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("invalid configuration: K8S_CA_CONFIGMAP: ")
+    assert "K8S_CA_SECRET and K8S_CA_CONFIGMAP are both set" in line
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 async def test_launching_twice_makes_one_job(

@@ -16,6 +16,7 @@ from lightkube import AsyncClient, KubeConfig, codecs
 from queue_manager.adapters.kube import KubeLauncher
 from queue_manager.domain.errors import LaunchFailed
 from queue_manager.ports import JobPhase
+from queue_manager.settings import Settings
 from tests.kube.test_launcher_helpers import (
     CHART,
     Watcher,
@@ -73,9 +74,14 @@ def test_the_chart_has_every_piece() -> None:
         "readinessProbe": "/health/ready",
     }
     assert container["envFrom"] == [{"configMapRef": {"name": RELEASE}}]
-    secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    secret_refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
     assert set(secret_refs) == {"KAFKA_PASSWORD", "ARANGO_PASSWORD", "AUTH_SESSION_SECRET"}
-    assert all("value" not in e for e in container["env"])
+    # The only literal values are where the Kafka CA goes; no CA is named by default.
+    literal = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert literal == {"K8S_CA_KEY": "ca.crt", "K8S_CA_MOUNT_PATH": "/etc/streamforge/kafka-ca"}
+    assert not [v for v in pod["volumes"] if v["name"] == "kafka-ca"]
     # Auth comes from an existing Secret: the tokens file mounted where AUTH_TOKENS_FILE says.
     auth_secret = secret_refs["AUTH_SESSION_SECRET"]["name"]
     (volume,) = [v for v in pod["volumes"] if v["name"] == "auth"]
@@ -92,6 +98,47 @@ def test_the_chart_has_every_piece() -> None:
     assert not any("PASSWORD" in key for key in config)
 
 
+@pytest.mark.parametrize(
+    ("values", "source", "env"),
+    [
+        (
+            {"caSecret": "kafka-ca"},
+            {"secret": {"secretName": "kafka-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"K8S_CA_SECRET": "kafka-ca"},
+        ),
+        (
+            {"caConfigMap": "platform-ca", "caKey": "root.pem", "caMountPath": "/etc/kafka/ca"},
+            {"configMap": {"name": "platform-ca",
+                           "items": [{"key": "root.pem", "path": "root.pem"}]}},
+            {"K8S_CA_CONFIGMAP": "platform-ca"},
+        ),
+    ],
+)  # fmt: skip
+def test_the_chart_mounts_the_kafka_ca_and_hands_it_to_the_jobs(
+    values: dict[str, str], source: dict[str, Any], env: dict[str, str]
+) -> None:
+    rendered = render_chart(RELEASE, "streamforge", {"kafka": values})
+    pod = rendered["deployment.yaml"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    literal = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    mount_path = values.get("caMountPath", "/etc/streamforge/kafka-ca")
+    key = values.get("caKey", "ca.crt")
+    # The service's own CA_PATH, and the K8S_CA_* settings that mount the same CA into Jobs.
+    assert literal == {
+        **env,
+        "K8S_CA_KEY": key,
+        "K8S_CA_MOUNT_PATH": mount_path,
+        "CA_PATH": f"{mount_path}/{key}",
+    }
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "kafka-ca"]
+    assert volume == {"name": "kafka-ca", **source}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "kafka-ca"]
+    assert mount == {"name": "kafka-ca", "mountPath": mount_path, "readOnly": True}
+    # The settings the chart hands over are ones the service reads, with the same meaning.
+    settings = Settings(_env_file=None, **{k.lower(): v for k, v in literal.items()})  # type: ignore[call-arg]
+    assert settings.k8s_ca_path == literal["CA_PATH"]
+
+
 def test_dockerfile_is_slim_and_non_root() -> None:
     text = (CHART.parents[1] / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in text
@@ -104,10 +151,11 @@ def test_dockerfile_is_slim_and_non_root() -> None:
 async def test_rendered_manifests_pass_server_side_dry_run(
     admin: AsyncClient, kube_namespace: str
 ) -> None:
-    for name, manifest in render_chart(RELEASE, kube_namespace).items():
-        obj = codecs.from_dict(manifest)
-        created: Any = await admin.create(obj, namespace=kube_namespace, dry_run=True)  # type: ignore[call-overload]
-        assert created.metadata.name == RELEASE, name
+    for values in ({}, {"kafka": {"caSecret": "kafka-ca"}}, {"kafka": {"caConfigMap": "ca"}}):
+        for name, manifest in render_chart(RELEASE, kube_namespace, values).items():
+            obj = codecs.from_dict(manifest)
+            created: Any = await admin.create(obj, namespace=kube_namespace, dry_run=True)  # type: ignore[call-overload]
+            assert created.metadata.name == RELEASE, name
 
 
 async def _install_rbac(admin: AsyncClient, namespace: str) -> None:

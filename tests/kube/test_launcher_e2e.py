@@ -9,8 +9,6 @@ since there is no Kafka) and the Job controller (status through the /status subr
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import shutil
 import subprocess
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 from lightkube import codecs
 
+from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.domain.models import Target
 from queue_manager.domain.naming import telemetry_id
 from tests.kube.test_launcher_helpers import (
@@ -114,7 +113,7 @@ def kube_service(
 
 
 def telemetry(service: Service, queue_id: str, producer: str, status: str, records: int) -> None:
-    token = hmac.new(TOKEN_SECRET.encode(), queue_id.encode(), hashlib.sha256).hexdigest()
+    token = WorkerTokens(TOKEN_SECRET.encode()).token(producer)  # the step run's own
     answer = service.post(
         "/internal/telemetry",
         json={

@@ -126,44 +126,88 @@ def _lookup(path: str, context: dict[str, Any]) -> Any:
     return value
 
 
+def _truthy(words: list[str], context: dict[str, Any]) -> bool:
+    """`.Values.x` or `or .Values.x .Values.y`, true as Helm has it (not empty, zero or false)."""
+    if len(words) >= 3 and words[0] == "or" and all(w.startswith(".") for w in words[1:]):
+        return any(_lookup(word, context) for word in words[1:])
+    if len(words) == 1 and words[0].startswith("."):
+        return bool(_lookup(words[0], context))
+    raise ValueError(f"unsupported condition: {' '.join(words)!r}")
+
+
+def _expression(expr: str, context: dict[str, Any]) -> str:
+    parts = [p.strip() for p in expr.split("|")]
+    head = parts[0].split()
+    if len(head) == 2 and head[0] == "toYaml":
+        value: Any = _lookup(head[1], context)
+        out = yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
+    elif len(head) == 1 and head[0].startswith("."):
+        value = _lookup(head[0], context)
+        out = str(value)
+    else:
+        raise ValueError(f"unsupported template expression: {expr!r}")
+    for fn in parts[1:]:
+        words = fn.split()
+        if words == ["quote"]:
+            out = '"' + out.replace('"', '\\"') + '"'
+        elif len(words) == 2 and words[0] == "nindent":
+            pad = " " * int(words[1])
+            out = "\n" + "\n".join(pad + line if line else line for line in out.splitlines())
+        else:
+            raise ValueError(f"unsupported template function: {fn!r}")
+    return out
+
+
 def render_template(text: str, context: dict[str, Any]) -> str:
     """Render the small subset of Helm's template language the chart uses: `.Values.a.b`,
-    `.Release.*`, `.Chart.*`, `| quote` and `toYaml X | nindent N`, with `{{-` trimming.
-    Anything else fails loudly, so a template that outgrows the subset is noticed."""
+    `.Release.*`, `.Chart.*`, `| quote`, `toYaml X | nindent N` and `if`/`else if`/`else`/`end`
+    on a value or an `or` of values, with `{{-` trimming. Anything else fails loudly, so a
+    template that outgrows the subset is noticed."""
+    out: list[str] = []
+    #: per open `if`: whether the text around it is kept, and whether one branch was taken
+    blocks: list[tuple[bool, bool]] = []
+    keep, last = True, 0
+    for match in _TAG.finditer(text):
+        if keep:
+            out.append(text[last : match.start()])
+            if not match.group("l"):
+                out.append(match.group("pre") or "")
+        last = match.end()
+        words = match.group("expr").split()
+        if words[:1] == ["if"]:
+            blocks.append((keep, keep and _truthy(words[1:], context)))
+            keep = blocks[-1][1]
+        elif words[:2] == ["else", "if"] or words == ["else"]:
+            outer, taken = blocks[-1]
+            keep = outer and not taken and (words == ["else"] or _truthy(words[2:], context))
+            blocks[-1] = (outer, taken or keep)
+        elif words == ["end"]:
+            keep, _ = blocks.pop()
+        elif keep:
+            out.append(_expression(match.group("expr"), context))
+    if blocks:
+        raise ValueError(f"{len(blocks)} `if` without `end`")
+    out.append(text[last:])
+    return "".join(out)
 
-    def one(match: re.Match[str]) -> str:
-        expr = match.group("expr")
-        pre = match.group("pre") or ""
-        keep = "" if match.group("l") else pre
-        parts = [p.strip() for p in expr.split("|")]
-        head = parts[0].split()
-        if len(head) == 2 and head[0] == "toYaml":
-            value: Any = _lookup(head[1], context)
-            out = yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
-        elif len(head) == 1 and head[0].startswith("."):
-            value = _lookup(head[0], context)
-            out = str(value)
-        else:
-            raise ValueError(f"unsupported template expression: {expr!r}")
-        for fn in parts[1:]:
-            words = fn.split()
-            if words == ["quote"]:
-                out = '"' + out.replace('"', '\\"') + '"'
-            elif len(words) == 2 and words[0] == "nindent":
-                pad = " " * int(words[1])
-                out = "\n" + "\n".join(pad + line if line else line for line in out.splitlines())
-            else:
-                raise ValueError(f"unsupported template function: {fn!r}")
-        return keep + out
 
-    return _TAG.sub(one, text)
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
 
 
-def render_chart(release: str, namespace: str) -> dict[str, dict[str, Any]]:
-    """file name -> the manifest it renders to."""
+def render_chart(
+    release: str, namespace: str, values: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """file name -> the manifest it renders to, with `values` over values.yaml (as `--set`)."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     context = {
-        "Values": yaml.safe_load((CHART / "values.yaml").read_text()),
+        "Values": _merged(defaults, values or {}),
         "Release": {"Name": release, "Namespace": namespace, "Service": "Helm"},
         "Chart": {
             "Name": chart["name"],

@@ -27,6 +27,7 @@ from queue_manager.services.engine import Deps, Engine
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
+from queue_manager.services.step_watch import StepWatch
 from queue_manager.services.telemetry import Dispatcher
 
 
@@ -40,6 +41,8 @@ class RecordingLauncher:
         self.deleted: list[str] = []
         self.jobs: dict[str, JobStatus] = {}
         self.refuse: set[str] = set()
+        #: launches, in order with the data topics' calls (RecordingTopics)
+        self.calls: list[tuple[str, ...]] = []
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -48,6 +51,7 @@ class RecordingLauncher:
     async def launch(self, spec: JobSpec) -> None:
         if spec.target in self.refuse:
             raise LaunchFailed(f"{spec.target} refused by the test")
+        self.calls.append(("launch", spec.target))
         self.launched.append(spec)
         self.jobs[spec.name] = JobStatus(spec.name, spec.queue_id, spec.step_index, JobPhase.ACTIVE)
 
@@ -64,6 +68,20 @@ class RecordingLauncher:
 
     def targets(self) -> list[str]:
         return [spec.target for spec in self.launched]
+
+
+class RecordingTopics:
+    """The DataTopics port as a log of calls and lags this test sets."""
+
+    def __init__(self, calls: list[tuple[str, ...]]) -> None:
+        self.calls = calls
+        self.lag: dict[str, int] = {}
+
+    async def position_group(self, topic: str, group: str, *, at_end: bool) -> None:
+        self.calls.append(("position", topic, group, "end" if at_end else "start"))
+
+    async def group_lag(self, topic: str, group: str) -> int | None:
+        return self.lag.get(topic)
 
 
 class Updates:
@@ -84,6 +102,8 @@ class Services:
     queues: QueueService
     dispatcher: Dispatcher
     reconciler: Reconciler
+    topics: RecordingTopics
+    step_watch: StepWatch
     commands: list[dict[str, Any]] = field(default_factory=list)
 
     async def start(self, body: dict[str, Any]) -> QueueState:
@@ -123,6 +143,7 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     await bus.start()
     launcher = RecordingLauncher()
     updates = Updates()
+    topics = RecordingTopics(launcher.calls)
     deps = Deps(
         store=store,
         bus=bus,
@@ -132,6 +153,7 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
         jobs=JobConfig(images={t: f"registry.example/{t}:1" for t in TARGETS}),
         stop_grace=timedelta(seconds=30),
         launch_grace=timedelta(seconds=30),
+        topics=topics,
     )
     engine = Engine(deps)
     yield Services(
@@ -143,6 +165,8 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
         queues=QueueService(engine),
         dispatcher=Dispatcher(engine),
         reconciler=Reconciler(engine, period=60),
+        topics=topics,
+        step_watch=StepWatch(engine, period=60, window=0.0, quiet=0.0),
     )
     await engine.close()
     await bus.stop()

@@ -89,6 +89,33 @@ async def test_a_finished_step_keeps_its_job_until_it_ends(
     assert services.launcher.deleted == []
 
 
+async def test_an_ended_jobs_exit_file_stands_in_for_lost_reports(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    """The local launcher hands on what a worker's exit file says (docs/worker-protocol.md):
+    its final count and how it ended, for reports lost while the service was down."""
+    queue = await services.start(historical)
+    await services.report(queue, 0, "loading", records_written=800)
+    await services.report(queue, 1, "loading", records_written=800)
+    steps = (await services.get(queue.id)).steps
+    ended = JobStatus(steps[0].job_name, queue.id, 0, JobPhase.SUCCEEDED, outcome="finished",
+                      records_written=2400)  # fmt: skip
+    assert await services.engine.on_job(ended)
+    interrupted = JobStatus(steps[1].job_name, queue.id, 1, JobPhase.SUCCEEDED,
+                            outcome="interrupted", records_written=1000)  # fmt: skip
+    assert await services.engine.on_job(interrupted)
+    stored = await services.get(queue.id)
+    assert (stored.steps[0].status, stored.steps[0].records_written) == (StepStatus.FINISHED, 2400)
+    # stopped behind our back, as its lost `interrupted` report would have said: not finished
+    assert (stored.steps[1].status, stored.steps[1].records_written) == (StepStatus.STOPPED, 1000)
+    assert stored.steps[1].error_message == "interrupted"
+    # a smaller count, heard again (the reconciler lists ended jobs), changes nothing
+    assert not await services.engine.on_job(
+        JobStatus(steps[0].job_name, queue.id, 0, JobPhase.SUCCEEDED, records_written=5)
+    )
+    assert (await services.get(queue.id)).steps[0].records_written == 2400
+
+
 async def test_reconcile_fails_a_step_whose_job_vanished_and_deletes_unknown_jobs(
     services: Services, single: dict[str, Any]
 ) -> None:

@@ -70,6 +70,7 @@ async def _truncate(target: ArangoTarget) -> None:
     from arangoasync.auth import Auth
 
     from queue_manager.adapters.arango_store import (
+        ENDED_SESSIONS_COLLECTION,
         EVENTS_COLLECTION,
         KEYS_COLLECTION,
         LOCKS_COLLECTION,
@@ -89,8 +90,21 @@ async def _truncate(target: ArangoTarget) -> None:
             LOCKS_COLLECTION,
             SCHEDULES_COLLECTION,
             RUNS_COLLECTION,
+            ENDED_SESSIONS_COLLECTION,
         ):
             await db.collection(name).truncate()
+
+
+async def _arango_heartbeats(target: ArangoTarget) -> int:
+    from arangoasync import ArangoClient
+    from arangoasync.auth import Auth
+
+    from queue_manager.adapters.arango_store import LOCKS_COLLECTION
+
+    async with ArangoClient(hosts=target.url) as client:
+        db = await client.db(target.database, auth=Auth(target.user, target.password))
+        doc = await db.collection(LOCKS_COLLECTION).get("heartbeat")
+    return int(doc["n"]) if doc else 0
 
 
 @dataclass
@@ -135,6 +149,16 @@ class Backend:
         store = self.opened[0]
         assert isinstance(store, ArangoStore)
         return await store.raw_document(queue_id)
+
+    async def heartbeats(self) -> int:
+        """How many writes the readiness pings made, as the database holds them."""
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            with sqlite3.connect(self.sqlite_path) as conn:
+                row = conn.execute("SELECT n FROM store_heartbeat WHERE id = 1").fetchone()
+            return int(row[0]) if row else 0
+        assert self.arango is not None
+        return await _arango_heartbeats(self.arango)
 
 
 @pytest.fixture(params=["sqlite", "arango"])

@@ -26,6 +26,15 @@ async def test_ping(store: StateStore) -> None:
     await store.ping()
 
 
+async def test_ping_proves_the_store_takes_writes(store: StateStore, backend: Backend) -> None:
+    """Readiness (docs/operations.md#health) is a committed write, not a read: a store that
+    answers reads but cannot write is not ready."""
+    before = await backend.heartbeats()
+    await store.ping()
+    await store.ping()
+    assert await backend.heartbeats() == before + 2
+
+
 async def test_insert_get_round_trip_keeps_every_field(store: StateStore) -> None:
     queue = full_queue()
     stored, created = await store.insert(queue, None)

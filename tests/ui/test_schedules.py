@@ -130,7 +130,7 @@ def test_a_backfill_shows_its_children_and_progress_live_then_stops_as_a_whole(
     _fill(page, {**BACKFILL, "chunk": "year"})
     page.get_by_role("button", name="Start backfill").click()
     chunk = page.locator('#body-errors li[data-field="chunk"]')
-    expect(chunk).to_contain_text("must be day, week or month")
+    expect(chunk).to_contain_text("Input should be 'day', 'week' or 'month'")
     _fill(page, BACKFILL)
     page.get_by_role("button", name="Start backfill").click()
     page.wait_for_url(re.compile(r".*#/queues/[0-9a-f-]{36}$"))

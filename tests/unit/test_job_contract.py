@@ -12,8 +12,12 @@ from queue_manager.domain.models import QueueState
 from queue_manager.domain.planner import plan
 from queue_manager.domain.requests import PipelineCreate, StepRequest
 from queue_manager.job_contract import (
+    ARANGO_SECRET_KEYS,
+    KAFKA_SECRET_KEYS,
     PARAMETER_ENV,
+    PLATFORM_ALIASES,
     REQUIRED_PARAMETERS,
+    SECRET_ENV,
     TARGETS,
     Env,
     Target,
@@ -62,9 +66,61 @@ def _full_pipeline() -> QueueState:
 
 def test_every_variable_a_job_gets_is_one_the_sdk_reads() -> None:
     queue = _full_pipeline()
-    config = JobConfig(images={t: f"img/{t}" for t in TARGETS})
+    config = JobConfig(images={t: f"img/{t}" for t in TARGETS}, ca_path="/etc/ca/ca.crt")
     given = {name for step in queue.steps for name in job_spec(queue, step, config).env}
-    assert given - _worker_variables() == set()
+    # The rest are the platform's workers' names for variables the SDK reads under its own.
+    assert given - _worker_variables() <= set(PLATFORM_ALIASES)
+    assert set(PLATFORM_ALIASES.values()) <= _worker_variables()
+
+
+def test_every_job_gets_the_telemetry_topic_and_the_ca_path() -> None:
+    queue = _full_pipeline()
+    config = JobConfig(
+        images={t: f"img/{t}" for t in TARGETS}, events_topic="ev", ca_path="/etc/ca/ca.crt"
+    )
+    for step in queue.steps:
+        env = job_spec(queue, step, config).env
+        assert env[Env.TELEMETRY_TOPIC] == env[Env.QUEUE_EVENTS_TOPIC] == "ev"
+        assert env[Env.CA_PATH] == "/etc/ca/ca.crt"
+    # No CA (PLAINTEXT, or the system's CAs): no CA_PATH at all, rather than an empty one.
+    plain = JobConfig(images={t: f"img/{t}" for t in TARGETS})
+    assert all(Env.CA_PATH not in job_spec(queue, s, plain).env for s in queue.steps)
+
+
+def test_the_platform_credential_names_are_the_same_secret_keys_and_secret() -> None:
+    keys = {**KAFKA_SECRET_KEYS, **ARANGO_SECRET_KEYS}
+    credentials = {
+        Env.KAFKA_USER_PRODUCER, Env.KAFKA_PASSWORD_PRODUCER,
+        Env.KAFKA_USER_CONSUMER, Env.KAFKA_PASSWORD_CONSUMER,
+    }  # fmt: skip
+    assert credentials <= set(KAFKA_SECRET_KEYS)
+    for name, sdk_name in PLATFORM_ALIASES.items():
+        if sdk_name in keys:
+            assert keys[name] == keys[sdk_name], name
+        assert (name in SECRET_ENV) == (sdk_name in SECRET_ENV), name
+    assert {Env.KAFKA_PASSWORD_PRODUCER, Env.KAFKA_PASSWORD_CONSUMER} <= SECRET_ENV
+    # A credential never travels as a literal: no variable of a job's env is a Secret's.
+    queue = _full_pipeline()
+    config = JobConfig(images={t: f"img/{t}" for t in TARGETS})
+    assert not {n for s in queue.steps for n in job_spec(queue, s, config).env} & set(keys)
+
+
+def test_the_job_contract_imports_nothing_of_ours_nor_third_party() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    import queue_manager.job_contract as contract
+
+    tree = ast.parse(Path(contract.__file__).read_text())
+    imported = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    roots = {name.split(".")[0] for name in imported}
+    assert roots <= set(sys.stdlib_module_names) | {"__future__"}, roots
 
 
 def test_step_parameters_are_request_fields_and_job_variables() -> None:

@@ -36,6 +36,22 @@ def test_default_collection_names(
     assert got == expected
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        ("0001-01-01", "0001-01-01", "btc_candles_5m_0001_01_01"),
+        ("0001-01-01", "0001-01-31", "btc_candles_5m_0001_01"),
+        ("0099-12-30", "0100-01-02", "btc_candles_5m_0099_12_30_0100_01_02"),
+        ("0999-02-01", "0999-02-28", "btc_candles_5m_0999_02"),
+    ],
+)
+def test_years_before_1000_are_zero_padded(start: str, end: str, expected: str) -> None:
+    got = naming.default_collection(
+        "BTCUSDT", "api_candles_5m", date.fromisoformat(start), date.fromisoformat(end)
+    )
+    assert got == expected
+
+
 def test_symbol_that_is_only_a_quote_currency_is_its_own_base() -> None:
     assert naming.base_asset("USDT") == "USDT"
     assert naming.base_asset("BTCUSDT") == "BTC"

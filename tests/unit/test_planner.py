@@ -132,9 +132,37 @@ def test_required_parameters(step: dict[str, Any], missing: str) -> None:
 
 def test_single_form_is_one_loader_step(single: dict[str, Any]) -> None:
     queue = plan(single)
-    assert [(s.target.value, s.type) for s in queue.steps] == [("loader-producer", "api")]
+    assert [s.target.value for s in queue.steps] == ["loader-producer"]
     assert queue.start_time == datetime(2024, 1, 1, tzinfo=UTC)
     assert queue.end_time == datetime(2024, 1, 3, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("shorthand", "loader_type", "loader_kind"),
+    [
+        ("api", "api_candles_1m", "job"),
+        ("rest", "api_candles_1m", "job"),
+        ("ws", "ws_candles_1m", "stream"),
+        ("api_candles_5m", "api_candles_5m", "job"),
+    ],
+)
+def test_single_form_shorthand_stays_the_queue_type_and_the_loader_runs_a_full_type(
+    single: dict[str, Any], shorthand: str, loader_type: str, loader_kind: str
+) -> None:
+    """The platform's loader fails on TYPE=api: it gets its own default, api_candles_1m."""
+    queue = plan({**single, "type": shorthand})
+    step = queue.steps[0]
+    assert queue.type == shorthand
+    assert step.type == loader_type
+    assert queue.loader_type == loader_kind
+    assert step.kafka_topic == f"{QID}.{loader_type}"
+    assert step.collection_name == f"btc_{loader_type.removeprefix('api_')}_2024_01_01_2024_01_03"
+
+
+def test_the_shorthand_mapping_is_configurable(single: dict[str, Any]) -> None:
+    request = TypeAdapter(StartRequest).validate_python(single)
+    queue = planner.plan(request, QID, {**planner.DEFAULT_LOADER_TYPES, "api": "api_candles_5m"})
+    assert (queue.type, queue.steps[0].type) == ("api", "api_candles_5m")
 
 
 def test_microservices_is_an_alias_of_requests(historical: dict[str, Any]) -> None:

@@ -63,6 +63,8 @@ class FakeService:
         self.requests: list[Received] = []
         self.stopped_queues: set[str] = set()
         self.pinged_queues: set[str] = set()
+        # Queues whose run is over: their workers' credentials are refused (403).
+        self.ended_queues: set[str] = set()
         # Status codes answered to the next telemetry POSTs, before falling back to 200.
         self.telemetry_answers: list[int] = []
         self.telemetry_default = 200
@@ -116,6 +118,8 @@ class FakeService:
                 code = self.telemetry_answers.pop(0) if self.telemetry_answers else None
                 code = code or self.telemetry_default
                 message = "Telemetry accepted" if code < 300 else "Try again"
+            elif method == "GET" and query.get("queue_id", [""])[0] in self.ended_queues:
+                code, message = 403, "step 0 (loader-producer) run 0 has ended (error)"
             elif method == "GET" and url.path == "/internal/commands":
                 queue_id = query.get("queue_id", [""])[0]
                 commands = []
@@ -140,6 +144,10 @@ class FakeService:
     def request_stop(self, queue_id: str) -> None:
         with self._lock:
             self.stopped_queues.add(queue_id)
+
+    def end_run(self, queue_id: str) -> None:
+        with self._lock:
+            self.ended_queues.add(queue_id)
 
     def request_ping(self, queue_id: str) -> None:
         with self._lock:

@@ -137,6 +137,18 @@ async def test_a_stop_command_sets_stop_requested(service):
     assert worker.outcome is Outcome.INTERRUPTED
 
 
+async def test_a_refused_credential_stops_the_worker(service):
+    """The service refuses a run's credential once the run is over (its step ended, or a retry
+    replaced it): the worker has nothing left to do there and stops."""
+    async with make_worker(service) as worker:
+        await worker.started()
+        assert not await worker.wait_stop(0.2)
+        service.end_run(worker.env.queue_id)
+        assert await worker.wait_stop(3.0)
+        assert worker.stop_reason == "stop command"
+    assert worker.outcome is Outcome.INTERRUPTED
+
+
 async def test_a_ping_is_answered_with_pong(service):
     async with make_worker(service) as worker:
         service.request_ping(worker.env.queue_id)

@@ -9,10 +9,13 @@ import orjson
 
 from queue_manager.domain.errors import InvalidRequest
 
+#: the layout of `sort_key`, which a cursor carries
+_SORT_KEY = "%Y-%m-%dT%H:%M:%S.%fZ"
+
 
 def sort_key(created_at: datetime) -> str:
     """Fixed-width UTC text that sorts like the instant it names."""
-    return created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return created_at.strftime(_SORT_KEY)
 
 
 def encode(created: str, queue_id: str) -> str:
@@ -20,10 +23,19 @@ def encode(created: str, queue_id: str) -> str:
 
 
 def decode(cursor: str) -> tuple[str, str]:
+    """The position a cursor of `encode` names. Only such a cursor is one: exactly the text
+    `encode` makes, of a `sort_key` and a queue id; anything else (other JSON, another
+    encoding of the same JSON) is a 422 naming `cursor`, never taken for some position."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, queue_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(created, str) or not isinstance(queue_id, str):
+        position = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(position, list) or len(position) != 2:
+            raise ValueError
+        created, queue_id = position
+        if not isinstance(created, str) or not isinstance(queue_id, str) or not queue_id:
+            raise ValueError
+        datetime.strptime(created, _SORT_KEY)
+        if encode(created, queue_id) != cursor:
             raise ValueError
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise InvalidRequest(

@@ -69,6 +69,17 @@ class MemoryBus:
             yield _Batch(parts(messages))
 
 
+class NoDataTopics:
+    """The `DataTopics` of embedded mode: workers report over HTTP and have no data topics."""
+
+    async def position_group(self, topic: str, group: str, *, at_end: bool) -> None:
+        """Nothing to position: in embedded mode no consumer group reads a data topic."""
+
+    async def group_lag(self, topic: str, group: str) -> int | None:
+        """Unknown: in embedded mode workers report over HTTP and have no data topics."""
+        return None
+
+
 def parts(messages: Sequence[Message]) -> list[tuple[Source, list[bytes]]]:
     """Consecutive messages of one source as one part, keeping their order."""
     out: list[tuple[Source, list[bytes]]] = []

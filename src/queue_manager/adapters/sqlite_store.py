@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import structlog
 
 from queue_manager.adapters import cursor as cursors
 from queue_manager.domain.errors import DependencyUnavailable
@@ -26,6 +28,8 @@ from queue_manager.domain.models import (
 )
 from queue_manager.domain.schedules import Schedule, ScheduleRun
 from queue_manager.ports import Page
+
+log = structlog.get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_state (
@@ -71,6 +75,11 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     expires_at TEXT,
     last_used_at TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    id TEXT PRIMARY KEY,
+    until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ended_sessions_until ON ended_sessions (until);
 """
 
 #: columns added after the first release, for files made before them
@@ -86,6 +95,18 @@ CREATE INDEX IF NOT EXISTS queue_state_jobs ON queue_state (jobs) WHERE jobs != 
 CREATE INDEX IF NOT EXISTS queue_state_parent ON queue_state (parent, created DESC, id DESC)
     WHERE parent != '';
 """
+#: the readiness probe's proof that the file takes writes: one row, rewritten by every ping
+_HEARTBEAT_TABLE = """
+CREATE TABLE IF NOT EXISTS store_heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n INTEGER NOT NULL,
+    at TEXT NOT NULL
+)
+"""
+_HEARTBEAT = (
+    "INSERT INTO store_heartbeat (id, n, at) VALUES (1, 1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET n = n + 1, at = excluded.at"
+)
 #: a backfill's parent runs nothing itself: admission never counts it
 _IS_PARENT = "json_extract(CAST(doc AS TEXT), '$.backfill') IS NOT NULL"
 _RUNNING = tuple(s.value for s in RUNNING_QUEUE_STATUSES)
@@ -168,6 +189,9 @@ class SQLiteStore:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._point: sqlite3.Connection | None = None
+        #: (device, inode) of the file the connections have open: a file removed or replaced
+        #: under them is told by the path naming another one, or none
+        self._file: tuple[int, int] | None = None
         # One connection cannot hold two transactions: writers in this process take turns.
         self._write_lock = asyncio.Lock()
 
@@ -181,16 +205,33 @@ class SQLiteStore:
     async def open(self) -> None:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = await self._connect()
-            await self._writer.executescript(SCHEMA)
-            await self._migrate(self._writer)
-            self._reader = await self._connect()
-            # A primary-key read takes microseconds; handing it to aiosqlite's thread costs
-            # more than the read itself, so point reads run inline on their own connection.
-            self._point = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            self._point.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            await self._connect_all()
         except (sqlite3.Error, OSError) as exc:
             raise DependencyUnavailable("store", f"cannot open {self._path}: {exc}") from exc
+
+    async def _connect_all(self) -> None:
+        """Open the writer, the reader and the point-read connection on the file at the path,
+        and note which file that is."""
+        writer = await self._connect()
+        reader: aiosqlite.Connection | None = None
+        try:
+            await writer.executescript(SCHEMA)
+            await self._migrate(writer)
+            reader = await self._connect()
+            # A primary-key read takes microseconds; handing it to aiosqlite's thread costs
+            # more than the read itself, so point reads run inline on their own connection.
+            point = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            point.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            opened = _file_at(self._path)
+            if opened is None:
+                point.close()
+                raise OSError(f"{self._path} vanished as it was opened")
+        except BaseException:
+            for conn in (writer, reader):
+                if conn is not None:
+                    await conn.close()
+            raise
+        self._writer, self._reader, self._point, self._file = writer, reader, point, opened
 
     @staticmethod
     async def _migrate(writer: aiosqlite.Connection) -> None:
@@ -199,6 +240,7 @@ class SQLiteStore:
             if column not in have:
                 await writer.execute(f"ALTER TABLE queue_state ADD COLUMN {column} {definition}")
         await writer.executescript(_ADMISSION_INDEXES)
+        await writer.execute(_HEARTBEAT_TABLE)
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -207,6 +249,7 @@ class SQLiteStore:
         if self._point is not None:
             self._point.close()
         self._reader = self._writer = self._point = None
+        self._file = None
 
     def _conns(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
         if self._writer is None or self._reader is None:
@@ -214,28 +257,66 @@ class SQLiteStore:
         return self._writer, self._reader
 
     async def ping(self) -> None:
-        _, reader = self._conns()
+        """Proves the store takes writes: one committed write to the one-row `store_heartbeat`
+        table (a read, or a transaction begun and rolled back, succeeds on a file that cannot
+        be written), through the checks every write makes."""
+        async with self._transaction() as writer:
+            await writer.execute(_HEARTBEAT, (datetime.now(UTC).isoformat(),))
+
+    async def _writable(self) -> aiosqlite.Connection:
+        """The writer, once the file it has open is still the one at the path; call it holding
+        the write lock. A file removed under the store is never written again (what is
+        written to an unlinked file is acknowledged, then lost); another file moved there (a
+        restored copy) is opened in its place."""
+        writer, _ = self._conns()
         try:
-            await reader.execute_fetchall("SELECT 1")
-        except sqlite3.Error as exc:
-            raise DependencyUnavailable("store", str(exc)) from exc
+            found = _file_at(self._path)
+        except OSError as exc:
+            raise DependencyUnavailable("store", f"cannot look at {self._path}: {exc}") from exc
+        if found == self._file:
+            return writer
+        if found is None:
+            raise DependencyUnavailable(
+                "store",
+                f"{self._path} was removed while open: nothing is written until it is back "
+                "(move it back, or restart the service to begin an empty one)",
+            )
+        old_writer, old_reader, old_point = self._writer, self._reader, self._point
+        try:
+            await self._connect_all()
+        except (sqlite3.Error, OSError) as exc:
+            raise DependencyUnavailable(
+                "store", f"cannot open {self._path}, put there under the store: {exc}"
+            ) from exc
+        log.warning("store file replaced: reopened", path=str(self._path))
+        for conn in (old_writer, old_reader):
+            if conn is not None:
+                with suppress(sqlite3.Error, ValueError):
+                    await conn.close()
+        if old_point is not None:
+            old_point.close()
+        return self._conns()[0]
+
+    def _cannot_write(self, exc: sqlite3.Error) -> DependencyUnavailable:
+        return DependencyUnavailable("store", f"cannot write {self._path}: {exc}")
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction: IMMEDIATE takes the write lock before reading, so another
         process cannot write between our read and our write (no lost update)."""
-        writer, _ = self._conns()
         async with self._write_lock:
+            writer = await self._writable()
             try:
+                await _rollback(writer)  # one a failed rollback may have left open
                 await writer.execute("BEGIN IMMEDIATE")
                 try:
                     yield writer
                     await writer.execute("COMMIT")
                 except BaseException:
-                    await writer.execute("ROLLBACK")
+                    await _rollback(writer)
                     raise
             except sqlite3.Error as exc:
-                raise DependencyUnavailable("store", str(exc)) from exc
+                raise self._cannot_write(exc) from exc
 
     async def insert(
         self, queue: QueueState, idempotency_key: str | None, events: Sequence[QueueEvent] = ()
@@ -552,13 +633,14 @@ class SQLiteStore:
     # -- API tokens (TokenStore) ----------------------------------------------------------
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        writer, _ = self._conns()
         async with self._write_lock:
+            writer = await self._writable()
             try:
+                await _rollback(writer)
                 cursor = await writer.execute(sql, args)
                 return cursor.rowcount
             except sqlite3.Error as exc:
-                raise DependencyUnavailable("store", str(exc)) from exc
+                raise self._cannot_write(exc) from exc
 
     async def put_token(self, token: ApiToken) -> bool:
         added = await self._write(
@@ -592,8 +674,41 @@ class SQLiteStore:
             "UPDATE api_tokens SET last_used_at = ? WHERE name = ?", (at.isoformat(), name)
         )
 
+    # -- logged-out sessions (SessionStore) ---------------------------------------------
+
+    async def end_session(self, session_id: str, until: datetime, now: datetime) -> None:
+        async with self._transaction() as writer:
+            await writer.execute(
+                "INSERT INTO ended_sessions (id, until) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (session_id, until.timestamp()),
+            )
+            # Sessions past their own end are refused by their age: their records can go.
+            await writer.execute("DELETE FROM ended_sessions WHERE until <= ?", (now.timestamp(),))
+
+    async def ended_sessions(self, now: datetime) -> set[str]:
+        rows = await self._read("SELECT id FROM ended_sessions WHERE until > ?", (now.timestamp(),))
+        return {row[0] for row in rows}
+
 
 _TOKEN_COLUMNS = "name, role, sha256, created_at, expires_at, last_used_at"
+
+
+def _file_at(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`; None when there is none."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+async def _rollback(writer: aiosqlite.Connection) -> None:
+    """Undo the open transaction, if any. A COMMIT that failed on I/O has been rolled back by
+    SQLite already: rolling back again would only replace its cause with "cannot rollback - no
+    transaction is active"."""
+    if writer.in_transaction:
+        with suppress(sqlite3.Error):
+            await writer.execute("ROLLBACK")
 
 
 def _from_sort_key(key: str) -> datetime:

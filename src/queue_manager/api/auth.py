@@ -20,9 +20,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 
 from queue_manager.api.container import Container, get_container
-from queue_manager.api.sessions import COOKIE, CSRF_HEADER, Session
+from queue_manager.api.sessions import COOKIE, CSRF_HEADER
 from queue_manager.domain.errors import DomainError, PermissionDenied, Unauthenticated
-from queue_manager.domain.identity import ANONYMOUS, Principal, Role
+from queue_manager.domain.identity import ANONYMOUS, BrowserSession, Principal, Role
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_PROTOCOL = "bearer"
@@ -56,10 +56,10 @@ async def identify(conn: HTTPConnection, container: Container) -> Caller:
         session = container.sessions.read(cookie)
         if session is None:
             raise Unauthenticated("session expired or not valid; log in again")
-        if not await container.identity.still_valid(session.principal):
-            raise Unauthenticated("the credential behind this session is no longer valid")
+        # Logged out? Its token revoked, expired, or replaced? The role is the token's, now.
+        principal = await container.identity.resume(session)
         _check_same_origin(conn, session)
-        return Caller(session.principal)
+        return Caller(principal)
     raise Unauthenticated("credential required: send Authorization: Bearer <token>")
 
 
@@ -72,7 +72,7 @@ def _offered_bearer(conn: HTTPConnection) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _check_same_origin(conn: HTTPConnection, session: Session) -> None:
+def _check_same_origin(conn: HTTPConnection, session: BrowserSession) -> None:
     """Cookies ride along on cross-site requests; the origin and a header token must not."""
     is_socket = isinstance(conn, WebSocket)
     if not is_socket and conn.scope.get("method", "GET") in SAFE_METHODS:

@@ -109,8 +109,14 @@ async def login(request: Request, services: Services, body: LoginBody) -> Respon
     return answer
 
 
-@router.post("/logout", response_model=Envelope[None])
-async def logout() -> Response:
+@router.post("/logout", response_model=Envelope[None], responses=error_responses(503))
+async def logout(request: Request, services: Services) -> Response:
+    """End the session: recorded in the store, so that a copy of the cookie is refused by every
+    replica from now on (503, and the session still valid, when the store cannot record it)."""
+    cookie = request.cookies.get(COOKIE)
+    session = services.sessions.read(cookie) if cookie and services.auth.enabled else None
+    if session is not None:
+        await services.identity.end_session(session)
     answer = success("Logged out")
     answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return answer

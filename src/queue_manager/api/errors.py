@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.status import WS_1008_POLICY_VIOLATION
 
 from queue_manager.api.auth import CsrfRefused
 from queue_manager.api.envelope import error
+from queue_manager.api.live import refuse
 from queue_manager.domain.errors import (
     Conflict,
     DependencyUnavailable,
@@ -43,7 +47,12 @@ _STATUS: dict[type[DomainError], int] = {
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
 
 
-# Union tags pydantic puts in error locations; the client never wrote them.
+def _body_type(request: Request) -> Any:
+    """The type the route validates its body as (its unknown fields are told against it)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(field, "field_info", None), "annotation", None)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> Response:
@@ -51,11 +60,22 @@ def install(app: FastAPI) -> None:
         return error(exc.message, code, exc.data, _HEADERS.get(code))
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
+        named = field_errors(errors, model=_body_type(request))
         if any(e.get("type") == "json_invalid" for e in errors):
-            return error("Malformed JSON body", 400, {"errors": field_errors(errors)})
-        return error("Invalid request", 422, {"errors": field_errors(errors)})
+            return error("Malformed JSON body", 400, {"errors": named})
+        return error("Invalid request", 422, {"errors": named})
+
+    @app.exception_handler(WebSocketRequestValidationError)
+    async def websocket_validation_error(
+        socket: WebSocket, exc: WebSocketRequestValidationError
+    ) -> None:
+        # Accepted, then closed with 1008 and a reason naming the parameter: refused before the
+        # upgrade, a browser would only see a 403 (api/live.py).
+        named = field_errors(list(exc.errors()))
+        reason = "; ".join(f"{e['field']}: {e['message']}" for e in named)
+        await refuse(socket, WS_1008_POLICY_VIOLATION, f"invalid {reason}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

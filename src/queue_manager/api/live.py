@@ -37,13 +37,13 @@ async def topic(
         caller = await identify(socket, container)
         authorize(caller.principal, Role.VIEWER, "follow live updates")
     except Unauthenticated as exc:
-        await _refuse(socket, CLOSE_UNAUTHENTICATED, exc.message)
+        await refuse(socket, CLOSE_UNAUTHENTICATED, exc.message)
         return
     except (PermissionDenied, CsrfRefused) as exc:
-        await _refuse(socket, CLOSE_FORBIDDEN, exc.message)
+        await refuse(socket, CLOSE_FORBIDDEN, exc.message)
         return
     except DependencyUnavailable as exc:
-        await _refuse(socket, CLOSE_UNAVAILABLE, exc.message)
+        await refuse(socket, CLOSE_UNAVAILABLE, exc.message)
         return
     guard = None
     if container.auth.enabled:
@@ -59,11 +59,14 @@ async def topic(
                 await guard
 
 
-async def _refuse(socket: WebSocket, code: int, reason: str) -> None:
+async def refuse(socket: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close at once with `code` and `reason` (which a browser does report)."""
     offered = socket.headers.get("sec-websocket-protocol", "")
     subprotocol = "bearer" if offered.split(",")[0].strip().lower() == "bearer" else None
     await socket.accept(subprotocol=subprotocol)
-    await socket.close(code=code, reason=reason[:120])
+    # A close frame's reason is at most 123 bytes of UTF-8.
+    short = reason.encode()[:123].decode(errors="ignore")
+    await socket.close(code=code, reason=short)
 
 
 async def _close_when_revoked(socket: WebSocket, container: Container, who: Principal) -> None:

@@ -12,7 +12,7 @@ from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, error_responses, success, success_json
 from queue_manager.api.examples import BACKFILL_EXAMPLES, START_EXAMPLES
-from queue_manager.domain.backfill import BackfillRequest
+from queue_manager.domain.backfill import BackfillBody, BackfillRequest
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.identity import Principal, Role
 from queue_manager.domain.models import QueueState, QueueStatus
@@ -83,7 +83,7 @@ async def start_queue(
 async def start_backfill(
     principal: Starter,
     services: Services,
-    body: Annotated[dict[str, Any], Body(openapi_examples=BACKFILL_EXAMPLES)],
+    body: Annotated[BackfillBody, Body(openapi_examples=BACKFILL_EXAMPLES)],
     idempotency_key: Annotated[
         str | None,
         Header(

@@ -1,7 +1,10 @@
-"""Per-queue tokens for embedded workers reporting over HTTP.
+"""Credentials of embedded workers reporting over HTTP (docs/security.md#worker-credentials).
 
-A token is an HMAC of the queue id, so every replica sharing the secret can check it and a
-token leaked from one queue's worker cannot touch another queue.
+A worker's token is an HMAC of its step run's producer id (`TELEMETRY_PRODUCER_ID`, which names
+the queue, the step's index and target, and the run), so every replica sharing the secret can
+check it, and a token speaks for that one run of that one step: not for another step of its
+queue, not for another queue, not for the step's next run. That the run is still open is the
+telemetry endpoint's business (services/workers.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 
 from queue_manager.api.secret_file import file_secret
 
+#: keeps a worker token from ever equalling another HMAC made with the same secret
+_PURPOSE = b"queue-manager worker run\0"
+
 
 class WorkerTokens:
     def __init__(self, secret: bytes) -> None:
@@ -23,8 +29,9 @@ class WorkerTokens:
         """The secret is kept beside the data so workers outlive a restart of the service."""
         return cls(file_secret(path, lambda: secrets.token_bytes(32)))
 
-    def token(self, queue_id: str) -> str:
-        return hmac.new(self._secret, queue_id.encode(), hashlib.sha256).hexdigest()
+    def token(self, producer: str) -> str:
+        """The credential of the worker of one step run, named by its producer id."""
+        return hmac.new(self._secret, _PURPOSE + producer.encode(), hashlib.sha256).hexdigest()
 
-    def check(self, queue_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.token(queue_id), token)
+    def check(self, producer: str, token: str) -> bool:
+        return hmac.compare_digest(self.token(producer), token)

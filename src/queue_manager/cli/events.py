@@ -15,7 +15,7 @@ import typer
 from rich.text import Text
 
 from queue_manager.cli.client import ApiClient, ws_url
-from queue_manager.cli.render import format_time, make_console, status_text
+from queue_manager.cli.render import format_time, make_console, printable, status_text
 from queue_manager.cli.watch import follow as follow_socket
 
 _ENDED = frozenset({"finished", "stopped", "error"})
@@ -38,16 +38,16 @@ def events(
             typer.echo(json.dumps(event))
             return
         line = Text(f"{event['seq']:>4}  {format_time(event.get('at'))}  ")
-        line.append(f"{event.get('kind', ''):<13} ")
+        line.append(f"{printable(event.get('kind', '')):<13} ")
         step = event.get("step")
         line.append(f"{'' if step is None else f'step {step}':<8}")
         if event.get("from") is not None:
             line.append_text(status_text(event["from"]))
             line.append(" -> ")
         line.append_text(status_text(event.get("to")))
-        line.append(f"  {event.get('actor', '')}", style="dim")
+        line.append(f"  {printable(event.get('actor', ''))}", style="dim")
         if event.get("message"):
-            line.append(f"  {event['message']}")
+            line.append(f"  {printable(event['message'])}")
         console.print(line)
 
     async def call() -> None:
@@ -82,7 +82,7 @@ def events(
                 ws_url(api.api_url, queue_id),
                 on_open=fetch_new,
                 on_update=on_update,
-                notice=lambda text: notices.print(text, style="yellow"),
+                notice=lambda text: notices.print(Text(printable(text), style="yellow")),
                 headers=api.auth_headers,
             )
 

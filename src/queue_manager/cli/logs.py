@@ -1,7 +1,13 @@
-"""`queue-manager logs ID STEP [-f]`: a step's output, as the service serves it."""
+"""`queue-manager logs ID STEP [-f] [--raw]`: a step's output, as the service serves it.
+
+A log is what a worker wrote: its control characters (terminal escape sequences, a bell, a
+carriage return that hides a line) are shown escaped (`\\x1b[2J`), newlines and tabs kept;
+`--raw` writes the bytes as they are (to keep a file as written, or colours for `less -R`).
+"""
 
 from __future__ import annotations
 
+import codecs
 import sys
 from typing import Annotated, Any
 
@@ -9,6 +15,7 @@ import httpx
 import typer
 
 from queue_manager.cli.client import CliError, connection_problem, envelope_error
+from queue_manager.cli.render import printable
 
 
 def logs(
@@ -19,6 +26,12 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing until the step ends.")
     ] = False,
     tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="The bytes as the worker wrote them, control characters included."
+        ),
+    ] = False,
 ) -> None:
     """Print a step's log (its worker's output)."""
     params: dict[str, Any] = {"follow": str(follow).lower()}
@@ -34,13 +47,23 @@ def logs(
                     if answer.is_error:
                         await answer.aread()
                         raise envelope_error(_json(answer), answer.status_code)
+                    # Decoded incrementally: a character may be cut between two chunks.
+                    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
                     async for chunk in answer.aiter_bytes():
-                        sys.stdout.buffer.write(chunk)
+                        out = chunk if raw else escaped(text.decode(chunk))
+                        sys.stdout.buffer.write(out)
                         sys.stdout.buffer.flush()
+                    if not raw:
+                        sys.stdout.buffer.write(escaped(text.decode(b"", final=True)))
             except httpx.TransportError as exc:
                 raise connection_problem(api.api_url, exc) from None
 
     ctx.obj.run(call())
+
+
+def escaped(text: str) -> bytes:
+    """Log text with its control characters shown, not acted upon (newlines and tabs kept)."""
+    return printable(text, lines=True).encode()
 
 
 def _json(answer: httpx.Response) -> Any:

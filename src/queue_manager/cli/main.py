@@ -31,6 +31,7 @@ from queue_manager.cli.client import (
 )
 from queue_manager.cli.render import (
     make_console,
+    printable,
     queue_summary,
     queues_table,
     status_text,
@@ -67,9 +68,9 @@ class Options:
 
 
 def _fail(error: CliError) -> NoReturn:
-    typer.echo(f"error: {error.message}", err=True)
+    typer.echo(f"error: {printable(error.message)}", err=True)
     for line in error.details:
-        typer.echo(f"  {line}", err=True)
+        typer.echo(f"  {printable(line)}", err=True)
     raise typer.Exit(error.code)
 
 
@@ -228,7 +229,7 @@ def stop(
             return await api.stop(queue_id, force=force)
 
     data = _run(call())
-    line = Text(f"Queue {data.get('queue_id', queue_id)} → ")
+    line = Text(f"Queue {printable(data.get('queue_id', queue_id))} → ")
     line.append_text(status_text(data.get("status", "stopping")))
     make_console().print(line)
 
@@ -272,7 +273,7 @@ def list_queues(
     else:
         console.print("No queues.")
     if next_cursor:
-        console.print(Text(f"next cursor: {next_cursor}"))
+        console.print(Text(f"next cursor: {printable(next_cursor)}"))
 
 
 @app.command()
@@ -328,8 +329,8 @@ def watch(
             asyncio.run(
                 live.watch_all(
                     options.api_url,
-                    emit=lambda text: out.print(Text(text)),
-                    notice=lambda text: err.print(Text(text, style="yellow")),
+                    emit=lambda text: out.print(Text(printable(text))),
+                    notice=lambda text: err.print(Text(printable(text), style="yellow")),
                     headers={"Authorization": f"Bearer {options.token}"} if options.token else None,
                 )
             )

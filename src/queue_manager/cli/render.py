@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -32,11 +33,49 @@ STATUS_STYLES = {
 def make_console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else _PIPE_WIDTH
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    # No markup nor emoji codes: text from the service is printed as it is, never read as
+    # "[bold]" or ":smile:" (a "[/]" in an error message would even stop the command).
+    return Console(
+        file=stream,
+        width=width,
+        highlight=False,
+        soft_wrap=False,
+        markup=False,
+        emoji=False,
+    )
+
+
+#: what a terminal acts on rather than shows: C0 and C1 controls, DEL, and the Unicode controls
+#: that reorder text or break lines (bidi marks, overrides and isolates, line and paragraph
+#: separators)
+_CONTROLS = r"\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(rf"[\x00-\x1f{_CONTROLS}]")
+#: the same but newlines and tabs, for a log
+_UNSAFE_IN_LINES = re.compile(rf"[\x00-\x08\x0b-\x1f{_CONTROLS}]")
+
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _SHORT:
+        return _SHORT[char]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(value: Any, *, lines: bool = False) -> str:
+    """Text that came from outside (the service, a worker, a user) made safe for a terminal:
+    each control character shown as its escape (`\\x1b`, `\\n`, `\\u202e`) instead of
+    acted upon — no title change, no cleared screen, no hidden text. `lines`: keep newlines
+    and tabs (a log)."""
+    text = "" if value is None else str(value)
+    return (_UNSAFE_IN_LINES if lines else _UNSAFE).sub(_escape, text)
 
 
 def status_text(status: Any) -> Text:
-    value = str(status or "?")
+    value = printable(status or "?")
     return Text(value, style=STATUS_STYLES.get(value, ""))
 
 
@@ -52,14 +91,14 @@ def parse_time(value: Any) -> datetime | None:
 def format_time(value: Any) -> str:
     moment = parse_time(value)
     if moment is None:
-        return "" if value is None else str(value)
+        return printable(value)
     if moment.tzinfo is None:
         return moment.strftime("%Y-%m-%d %H:%M:%S")
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    return printable(value)
 
 
 def step_counts(queue: dict[str, Any]) -> str:
@@ -145,7 +184,7 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("records_written", justify="right", no_wrap=True)
     table.add_column("job_name", no_wrap=True)
-    table.add_column("error_message / waiting", style="red")
+    table.add_column("error_message / waiting / warnings", style="red")
     for step in steps:
         table.add_row(
             _text(step.get("index")),
@@ -154,6 +193,15 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
             status_text(step.get("status")),
             _text(step.get("records_written", 0)),
             _text(step.get("job_name")),
-            _text(step.get("error_message") or step.get("waiting")),
+            _text(step.get("error_message") or step.get("waiting") or _warnings(step)),
         )
     return table
+
+
+def _warnings(step: dict[str, Any]) -> str | None:
+    """Recoverable errors the worker reported (the step went on): how many, and the latest."""
+    count = step.get("warnings") or 0
+    if not count:
+        return None
+    noun = "warning" if count == 1 else "warnings"
+    return f"{count} {noun}, latest: {step.get('last_warning')}"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from queue_manager.cli.render import make_console, status_text
+from queue_manager.cli.render import make_console, printable, status_text
 
 QueueId = Annotated[str, typer.Argument(help="The queue.")]
 
@@ -30,7 +30,7 @@ def retry(
         return data
 
     data = ctx.obj.run(call())
-    line = Text(f"Queue {data['queue_id']} retried → ")
+    line = Text(f"Queue {printable(data['queue_id'])} retried → ")
     line.append_text(status_text(data["status"]))
     make_console().print(line)
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from queue_manager.cli.client import ApiClient, CliError, read_body
-from queue_manager.cli.render import format_time, make_console
+from queue_manager.cli.render import format_time, make_console, printable
 
 app = typer.Typer(
     name="schedule",
@@ -95,7 +95,8 @@ def create(
             body[key] = value
     created = _call(ctx, "POST", "/schedules", json=body)
     make_console(stderr=True).print(
-        f"schedule {created['name']} created; next run {format_time(created['next_run'])}"
+        f"schedule {printable(created['name'])} created; "
+        f"next run {format_time(created['next_run'])}"
     )
 
 
@@ -111,12 +112,17 @@ def list_schedules(ctx: typer.Context, as_json: AsJson = False) -> None:
         table.add_column(column)
     for s in found:
         table.add_row(
-            s["name"],
-            s["cron"],
-            s["timezone"],
-            ",".join(s["symbols"]),
-            s["concurrency_policy"],
-            s["catchup"],
+            *map(
+                printable,
+                (
+                    s["name"],
+                    s["cron"],
+                    s["timezone"],
+                    ",".join(s["symbols"]),
+                    s["concurrency_policy"],
+                    s["catchup"],
+                ),
+            ),
             "paused" if s["paused"] else format_time(s["next_run"]),
         )
     make_console().print(table)
@@ -146,9 +152,9 @@ def runs(
     for r in decided:
         table.add_row(
             format_time(r["scheduled_for"]),
-            Text(r["outcome"], style=_OUTCOME_STYLES.get(r["outcome"], "")),
-            " ".join(q[:8] for q in r["queue_ids"]) or "-",
-            r.get("reason") or "",
+            Text(printable(r["outcome"]), style=_OUTCOME_STYLES.get(r["outcome"], "")),
+            printable(" ".join(q[:8] for q in r["queue_ids"]) or "-"),
+            printable(r.get("reason")),
         )
     make_console().print(table)
 

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from queue_manager.cli.client import ApiClient
-from queue_manager.cli.render import format_time, make_console
+from queue_manager.cli.render import format_time, make_console, printable
 from queue_manager.domain.identity import (
     TOKEN_NAME_RULE,
     Role,
@@ -76,7 +76,10 @@ def create(
     data = _run(ctx, call())
     err = make_console(stderr=True)
     expiry = format_time(data.get("expires_at")) if data.get("expires_at") else "never"
-    err.print(f"token {data['name']} ({data['role']}, expires {expiry}); shown only now:")
+    err.print(
+        f"token {printable(data['name'])} ({printable(data['role'])}, expires {expiry}); "
+        "shown only now:"
+    )
     typer.echo(data["token"])
 
 
@@ -102,9 +105,9 @@ def list_tokens(
         table.add_column(column)
     for t in tokens:
         table.add_row(
-            t["name"],
-            t["role"],
-            t["source"],
+            printable(t["name"]),
+            printable(t["role"]),
+            printable(t["source"]),
             format_time(t["created_at"]),
             format_time(t["last_used_at"]) if t.get("last_used_at") else "-",
             format_time(t["expires_at"]) if t.get("expires_at") else "never",

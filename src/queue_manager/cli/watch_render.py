@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from queue_manager.cli.render import format_time, status_text
+from queue_manager.cli.render import format_time, printable, status_text
 from queue_manager.cli.watch_view import QueueView
 from queue_manager.domain.models import StepStatus
 
@@ -21,9 +21,9 @@ _BAR_COLOURS = {StepStatus.ERROR: "red", StepStatus.STOPPED: "yellow", StepStatu
 
 def progress_table(view: QueueView) -> RenderableType:
     title = Text.assemble(
-        (f"Queue {view.id}", "bold"),
+        (f"Queue {printable(view.id)}", "bold"),
         "  ",
-        view.symbol,
+        printable(view.symbol),
         "  ",
         status_text(view.status),
         f"  {view.records_written} records",
@@ -55,8 +55,8 @@ def progress_table(view: QueueView) -> RenderableType:
         )
         cells: list[RenderableType] = [
             str(step.index),
-            step.target,
-            step.type,
+            printable(step.target),
+            printable(step.type),
             status_text(step.status),
             bar,
             f"{fraction:.0%}" if fraction is not None else "",
@@ -64,7 +64,7 @@ def progress_table(view: QueueView) -> RenderableType:
             format_time(step.last_loaded.isoformat()) if step.last_loaded else "",
         ]
         if errors:
-            cells.append(step.error_message or "")
+            cells.append(printable(step.error_message))
         table.add_row(*cells)
     return Group(title, table)
 
@@ -119,7 +119,7 @@ class LiveDisplay:
         self._live.refresh()
 
     def notice(self, text: str) -> None:
-        self._live.console.print(Text(text, style="yellow"))
+        self._live.console.print(Text(printable(text), style="yellow"))
 
 
 class LineDisplay:
@@ -149,12 +149,15 @@ class LineDisplay:
             if not self._announced:
                 self._announced = True
                 self._console.print(
-                    Text(f"Queue {view.id} {view.symbol}: {view.status}, {len(view.steps)} step(s)")
+                    Text(
+                        f"Queue {printable(view.id)} {printable(view.symbol)}: {view.status}, "
+                        f"{len(view.steps)} step(s)"
+                    )
                 )
             return
         text = update.get("text")
         if text:
-            self._console.print(Text(str(text)))
+            self._console.print(Text(printable(text)))
 
     def notice(self, text: str) -> None:
-        self._errors.print(Text(text))
+        self._errors.print(Text(printable(text)))

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.text import Text
 
-from queue_manager.cli.render import parse_time, status_text
+from queue_manager.cli.render import parse_time, printable, status_text
 from queue_manager.domain.models import QueueStatus, StepStatus
 
 
@@ -153,9 +153,9 @@ class QueueView:
         return False
 
     def final_line(self) -> Text:
-        line = Text(f"Queue {self.id} ")
+        line = Text(f"Queue {printable(self.id)} ")
         line.append_text(status_text(self.status))
         line.append(f" ({self.records_written} records)")
         if self.error_message:
-            line.append(f": {self.error_message}", style="red")
+            line.append(f": {printable(self.error_message)}", style="red")
         return line

@@ -8,9 +8,18 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from queue_manager.domain import planner
 from queue_manager.domain.errors import InvalidRequest
@@ -22,6 +31,7 @@ from queue_manager.domain.requests import (
     QueueCreate,
     StartRequest,
     field_errors,
+    request_form,
 )
 from queue_manager.domain.state import Outcome, reopen_status, settle
 
@@ -42,46 +52,129 @@ _OWN_FIELDS = ("chunk", "symbols", "max_parallel")
 
 def chunks(start: date, end: date, chunk: Chunk) -> list[tuple[date, date]]:
     """Calendar-aligned pieces of [start, end]: days, ISO weeks (Monday to Sunday) or months,
-    the first and last clipped to the range."""
+    the first and last clipped to the range (never a date past `end`, so 9999-12-31 is fine)."""
     pieces = []
     at = start
-    while at <= end:
+    while True:
         if chunk is Chunk.DAY:
             last = at
         elif chunk is Chunk.WEEK:
-            last = at + timedelta(days=6 - at.weekday())
+            last = at + timedelta(days=min(6 - at.weekday(), (end - at).days))
         else:
             last = at.replace(day=calendar.monthrange(at.year, at.month)[1])
-        pieces.append((at, min(last, end)))
-        at = min(last, end) + timedelta(days=1)
-    return pieces
+        last = min(last, end)
+        pieces.append((at, last))
+        if last >= end:
+            return pieces
+        at = last + timedelta(days=1)
+
+
+def count_chunks(start: date, end: date, chunk: Chunk) -> int:
+    """len(chunks(start, end, chunk)), without cutting them (a range of centuries by day)."""
+    if chunk is Chunk.DAY:
+        return (end - start).days + 1
+    if chunk is Chunk.WEEK:
+        return (end - (start - timedelta(days=start.weekday()))).days // 7 + 1
+    return (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class _Backfill(BaseModel):
+    """What a backfill adds to a start request (docs/schedules.md#backfill)."""
+
+    chunk: Chunk = Field(description="day, week (ISO: Monday to Sunday) or month")
+    symbols: list[Annotated[str, BeforeValidator(_upper)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="One child queue per (symbol, chunk); instead of `symbol`.",
+        examples=[["BTCUSDT", "ETHUSDT"]],
+    )
+    max_parallel: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARALLEL,
+        strict=True,
+        description="How many children run at once.",
+    )
+    symbol: str | None = Field(
+        default=None, description="One symbol, instead of `symbols`.", examples=["BTCUSDT"]
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        bad = [s for s in value if not SYMBOL_RE.match(s)]
+        if bad:
+            raise ValueError(f"{bad[0]!r}: must be 2 to 20 letters or digits")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a symbol")
+        return value
+
+
+class BackfillSingle(_Backfill, QueueCreate):
+    """A backfill of the single form."""
+
+
+class BackfillPipeline(_Backfill, PipelineCreate):
+    """A backfill of the pipeline form."""
+
+
+#: the body of `POST /queues/backfill`: a start request (either form) plus `chunk`, `symbols`
+#: and `max_parallel`
+BackfillBody = Annotated[
+    Annotated[BackfillSingle, Tag("single")] | Annotated[BackfillPipeline, Tag("pipeline")],
+    Discriminator(request_form),
+]
+_BODY: TypeAdapter[BackfillSingle | BackfillPipeline] = TypeAdapter(BackfillBody)
+
+
+def parse_backfill(data: dict[str, Any]) -> BackfillRequest:
+    """A backfill as stored with its parent, read back (to resubmit it)."""
+    try:
+        body = _BODY.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidRequest(
+            field_errors(exc.errors(include_url=False), model=BackfillBody)
+        ) from None
+    return BackfillRequest(body)
 
 
 class BackfillRequest:
     """`POST /queues/backfill`: a start request (either form) plus `chunk`, `symbols` and
     `max_parallel`; validated as a whole, errors naming the field."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(self, body: BackfillSingle | BackfillPipeline) -> None:
         errors: list[dict[str, str]] = []
-        self.chunk = _chunk(body.get("chunk"), errors)
-        self.max_parallel = _max_parallel(body.get("max_parallel", 1), errors)
-        self.symbols = _symbols(body, errors)
-        template = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
-        template.setdefault("symbol", self.symbols[0] if self.symbols else "BTCUSDT")
-        self.template = template
+        self.chunk = body.chunk
+        self.max_parallel = body.max_parallel
+        if body.symbols is None and body.symbol is None:
+            errors.append({"field": "symbols", "message": "give symbols (a list) or symbol"})
+        if body.symbols is not None and "symbol" in body.model_fields_set:
+            errors.append({"field": "symbol", "message": "give symbols or symbol, not both"})
+        self.symbols = body.symbols or ([body.symbol] if body.symbol else [])
+        #: what each child is made of, as its start request; `symbol` and `time_range` are set
+        #: per child
+        self.template = body.model_dump(mode="json", exclude_unset=True, exclude=set(_OWN_FIELDS))
+        self.template["symbol"] = self.symbols[0] if self.symbols else "BTCUSDT"
         self.request: QueueCreate | PipelineCreate | None = None
         try:
-            self.request = TypeAdapter(StartRequest).validate_python(template)
+            self.request = TypeAdapter(StartRequest).validate_python(self.template)
         except ValidationError as exc:
-            errors += field_errors(exc.errors(include_url=False))
-        if self.request is not None and self.chunk is not None:
+            errors += field_errors(exc.errors(include_url=False), model=StartRequest)
+        if self.request is not None:
             self._check_range(errors)
         if errors:
             raise InvalidRequest(errors)
-        self.body = body
+        #: as stored with the parent: what resubmitting it starts again
+        self.body = body.model_dump(mode="json", exclude_unset=True)
 
     def _check_range(self, errors: list[dict[str, str]]) -> None:
-        assert self.request is not None and self.chunk is not None
+        assert self.request is not None
         start, end = self.request.dates
         days = (end - start).days + 1
         if days < _MIN_DAYS[self.chunk]:
@@ -93,7 +186,7 @@ class BackfillRequest:
                 }
             )
             return
-        count = len(self.symbols) * len(chunks(start, end, self.chunk))
+        count = len(self.symbols) * count_chunks(start, end, self.chunk)
         if count > MAX_CHILDREN:
             errors.append(
                 {
@@ -105,7 +198,7 @@ class BackfillRequest:
 
     def child_requests(self) -> list[QueueCreate | PipelineCreate]:
         """One per (symbol, chunk), symbol-major, chunks in date order."""
-        assert self.request is not None and self.chunk is not None
+        assert self.request is not None
         start, end = self.request.dates
         adapter: TypeAdapter[QueueCreate | PipelineCreate] = TypeAdapter(StartRequest)
         return [
@@ -115,9 +208,9 @@ class BackfillRequest:
         ]
 
     def parent(self, queue_id: str, now: datetime) -> QueueState:
-        assert self.request is not None and self.chunk is not None
+        assert self.request is not None
         start, end = self.request.dates
-        children = len(self.symbols) * len(chunks(start, end, self.chunk))
+        children = len(self.symbols) * count_chunks(start, end, self.chunk)
         sample = planner.plan(self.child_requests()[0], queue_id)
         return QueueState(
             id=queue_id,
@@ -142,47 +235,6 @@ class BackfillRequest:
                 progress=_counts([QueueStatus.QUEUED] * children),
             ),
         )
-
-
-def _chunk(value: Any, errors: list[dict[str, str]]) -> Chunk | None:
-    try:
-        return Chunk(value)
-    except ValueError:
-        errors.append({"field": "chunk", "message": "must be day, week or month"})
-        return None
-
-
-def _max_parallel(value: Any, errors: list[dict[str, str]]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL:
-        errors.append(
-            {"field": "max_parallel", "message": f"must be an integer from 1 to {MAX_PARALLEL}"}
-        )
-        return 1
-    return value
-
-
-def _symbols(body: dict[str, Any], errors: list[dict[str, str]]) -> list[str]:
-    raw = body.get("symbols")
-    if raw is None:
-        single = body.get("symbol")
-        if not isinstance(single, str):
-            errors.append({"field": "symbols", "message": "give symbols (a list) or symbol"})
-            return []
-        raw = [single]
-    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-        errors.append({"field": "symbols", "message": "must be a non-empty list of symbols"})
-        return []
-    upper = [s.strip().upper() for s in raw]
-    bad = [s for s in upper if not SYMBOL_RE.match(s)]
-    if bad:
-        errors.append(
-            {"field": "symbols", "message": f"{bad[0]!r}: must be 2 to 20 letters or digits"}
-        )
-    elif len(set(upper)) != len(upper):
-        errors.append({"field": "symbols", "message": "must not repeat a symbol"})
-    if "symbol" in body and "symbols" in body:
-        errors.append({"field": "symbol", "message": "give symbols or symbol, not both"})
-    return upper
 
 
 def _counts(statuses: Iterable[QueueStatus]) -> dict[str, int]:

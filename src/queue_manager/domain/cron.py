@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 #: the longest daylight-saving shift anywhere (Lord Howe's is 30 min, most are 1 h): wall-clock
 #: times this far around a range can land inside it
@@ -36,7 +36,18 @@ def check_cron(expression: str) -> str:
     normal = " ".join(fields)
     if not croniter.is_valid(normal):
         raise ValueError(f"{normal!r} is not a valid cron expression")
+    try:
+        croniter(normal, _REFERENCE).get_next(datetime)
+    except CroniterBadDateError:
+        # e.g. `0 0 31 2 *` or `0 0 30 2 *`: a day that no month of the expression has
+        raise ValueError(
+            f"{normal!r} never fires: no month of it has that day of the month"
+        ) from None
     return normal
+
+
+#: where check_cron looks for a first tick: any instant works, the calendar repeats
+_REFERENCE = datetime(2000, 1, 1)
 
 
 def check_timezone(name: str) -> ZoneInfo:

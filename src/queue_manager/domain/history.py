@@ -21,6 +21,8 @@ class EventKind(StrEnum):
     STEP_STATUS = "step.status"
     #: a job restarted by its own retry policy (backoffLimit, local restarts)
     STEP_ATTEMPT = "step.attempt"
+    #: a recoverable error a worker reported (`error` with `finished: false`): the step goes on
+    STEP_WARNING = "step.warning"
     COMMAND = "command"
     ADMISSION = "admission"
     #: what a schedule did about a run: started it, skipped a tick because of it, replaced it

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -45,6 +45,11 @@ class Principal:
     kind: PrincipalKind
     #: when the credential stops being valid (None: no expiry of its own)
     expires_at: datetime | None = None
+    #: API tokens: the SHA-256 of the one token this principal was authenticated with, which is
+    #: what an open socket or a session stays bound to (never the name: names are reused)
+    credential: str | None = field(default=None, repr=False)
+    #: browser sessions: the session's id, so that a logout ends what it opened
+    session: str | None = field(default=None, repr=False)
 
     @property
     def actor(self) -> str:
@@ -55,6 +60,25 @@ class Principal:
 
 
 ANONYMOUS = Principal(name="anonymous", role=Role.ADMIN, kind=PrincipalKind.ANONYMOUS)
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    """What a session cookie holds (signed, readable, holding no credential): which session, and
+    the one credential it was made from. An API token session names the token by its SHA-256
+    and carries no role: the role is the token's, read at each use. An OIDC session carries the
+    name and role its token granted, and ends when that token does."""
+
+    id: str
+    kind: PrincipalKind
+    #: the session's own end: login + AUTH_SESSION_SECONDS (OIDC: no later than the token's exp)
+    expires_at: datetime
+    csrf: str
+    #: API token sessions: the token's SHA-256
+    credential: str | None = None
+    #: OIDC sessions: the subject and the role the token granted
+    name: str = ""
+    role: Role | None = None
 
 
 @dataclass(frozen=True)

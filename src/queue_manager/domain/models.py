@@ -82,6 +82,17 @@ class LoaderType(StrEnum):
     CONNECTOR = "connector"
 
 
+class Ending(BaseModel):
+    """A terminal report held for the reorder window (docs/worker-protocol.md): the platform's
+    workers send unkeyed reports, so a later-sent one can arrive first. Of the terminal reports
+    a worker sent, the earliest-sent wins, whatever order they arrived in."""
+
+    status: StepStatus
+    message: str | None = None
+    sent_at: datetime | None = None
+    received_at: datetime
+
+
 class Step(BaseModel):
     model_config = ConfigDict(validate_assignment=False)
 
@@ -108,6 +119,14 @@ class Step(BaseModel):
     run: int = 0
     #: why a step that could launch waits (its target is at its MAX_RUNNING_JOBS limit)
     waiting: str | None = None
+    #: recoverable errors the worker reported (`error` with `finished: false`); it went on
+    warnings: int = 0
+    last_warning: str | None = None
+    last_warning_at: datetime | None = None
+    #: `sent_at` of the latest warnings counted, so a redelivered one is not counted twice
+    warning_stamps: list[datetime] = Field(default_factory=list)
+    #: a terminal report received and not yet applied (TELEMETRY_REORDER_SECONDS)
+    ending: Ending | None = None
 
 
 class Backfill(BaseModel):

@@ -27,13 +27,18 @@ def base_asset(symbol: str) -> str:
     return symbol
 
 
+def _day(day: date) -> str:
+    # Not strftime's %Y, which is not zero-padded on every platform (year 1 gives "1").
+    return f"{day.year:04d}_{day.month:02d}_{day.day:02d}"
+
+
 def period_suffix(start: date, end: date) -> str:
     if start == end:
-        return f"{start:%Y_%m_%d}"
+        return _day(start)
     last_day = calendar.monthrange(start.year, start.month)[1]
     if start.day == 1 and end == start.replace(day=last_day):
-        return f"{start:%Y_%m}"
-    return f"{start:%Y_%m_%d}_{end:%Y_%m_%d}"
+        return f"{start.year:04d}_{start.month:02d}"
+    return f"{_day(start)}_{_day(end)}"
 
 
 def default_collection(symbol: str, step_type: str, start: date, end: date) -> str:
@@ -73,3 +78,8 @@ def loader_type_of(target: Target, step_type: str) -> LoaderType:
     if target is Target.CONNECTOR:
         return LoaderType.CONNECTOR
     return LoaderType.STREAM if is_streaming(step_type) else LoaderType.JOB
+
+
+def connector_group(queue_id: str) -> str:
+    """The consumer group in which the platform's arango-connector reads its data topic."""
+    return f"arango-connector-consumer-{queue_id}"

@@ -8,9 +8,10 @@ run, a batch step when they have finished.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time
 from enum import Enum
+from typing import Final
 
 from queue_manager.domain import naming
 from queue_manager.domain.errors import InvalidRequest
@@ -25,10 +26,27 @@ class Edge(Enum):
     FINISHED = "finished"  # start once the producer finished (batch consumer)
 
 
-def plan(request: QueueCreate | PipelineCreate, queue_id: str) -> QueueState:
+#: the data type a loader step runs for the single form's shorthand (`LOADER_TYPES`): the
+#: platform's loader accepts only full types, and `api_candles_1m` is its own default
+DEFAULT_LOADER_TYPES: Final[Mapping[str, str]] = {
+    "api": "api_candles_1m",
+    "rest": "api_candles_1m",
+    "ws": "ws_candles_1m",
+}
+
+
+def plan(
+    request: QueueCreate | PipelineCreate,
+    queue_id: str,
+    loader_types: Mapping[str, str] = DEFAULT_LOADER_TYPES,
+) -> QueueState:
+    """The queue a request makes. The single form's shorthand (`api`, `ws`, `rest`) stays the
+    queue's `type`; its loader step runs the full data type `loader_types` maps it to, and its
+    topic and collection are named after that type."""
     start, end = request.dates
     if isinstance(request, QueueCreate):
-        steps_in = [StepRequest(target=Target.LOADER, type=request.type)]
+        step_type = loader_types.get(request.type, request.type)
+        steps_in = [StepRequest(target=Target.LOADER, type=step_type)]
     else:
         steps_in = request.requests
     _check_required(steps_in)
@@ -39,7 +57,7 @@ def plan(request: QueueCreate | PipelineCreate, queue_id: str) -> QueueState:
     return QueueState(
         id=queue_id,
         symbol=request.symbol,
-        type=first.type,
+        type=request.type if isinstance(request, QueueCreate) else first.type,
         loader_type=naming.loader_type_of(first.target, first.type),
         time_range=request.time_range,
         start_time=datetime.combine(start, time.min, tzinfo=UTC),

@@ -4,8 +4,9 @@ rules."""
 from __future__ import annotations
 
 import re
+import types
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
     AliasChoices,
@@ -18,7 +19,8 @@ from pydantic import (
     field_validator,
 )
 
-from queue_manager.domain.models import Target
+from queue_manager.domain.errors import InvalidRequest
+from queue_manager.domain.models import QueueState, Target
 from queue_manager.job_contract import TIME_RANGE_FORMAT, parse_time_range
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -54,8 +56,9 @@ class _Common(BaseModel):
 
     @field_validator("symbol")
     @classmethod
-    def _symbol(cls, value: str) -> str:
-        if not SYMBOL_RE.match(value):
+    def _symbol(cls, value: str | None) -> str | None:
+        # None only where a subclass makes `symbol` optional (a backfill's `symbols`).
+        if value is not None and not SYMBOL_RE.match(value):
             raise ValueError("must be 2 to 20 letters or digits, e.g. BTCUSDT")
         return value
 
@@ -122,7 +125,8 @@ class PipelineCreate(_Common):
     )
 
 
-def _form(value: Any) -> str:
+def request_form(value: Any) -> str:
+    """Which form a start request has: "pipeline" (it lists steps) or "single"."""
     if isinstance(value, dict) and ("requests" in value or "microservices" in value):
         return "pipeline"
     if isinstance(value, BaseModel):
@@ -132,12 +136,8 @@ def _form(value: Any) -> str:
 
 StartRequest = Annotated[
     Annotated[QueueCreate, Tag("single")] | Annotated[PipelineCreate, Tag("pipeline")],
-    Discriminator(_form),
+    Discriminator(request_form),
 ]
-
-SINGLE_FIELDS = sorted(QueueCreate.model_fields)
-PIPELINE_FIELDS = sorted([*PipelineCreate.model_fields, "microservices"])
-STEP_FIELDS = sorted(StepRequest.model_fields)
 
 
 def parse_request(data: dict[str, Any]) -> QueueCreate | PipelineCreate:
@@ -149,8 +149,60 @@ def parse_request(data: dict[str, Any]) -> QueueCreate | PipelineCreate:
 _TAGS = {"single", "pipeline", "body", "query", "header", "path"}
 
 
-def field_errors(errors: list[Any], prefix: str = "") -> list[dict[str, str]]:
-    """Pydantic's errors as the envelope's {"field", "message"} items, said for a client."""
+def _members(kind: Any) -> list[Any]:
+    """The types a value of `kind` may be: Annotated unwrapped, unions spread."""
+    origin = get_origin(kind)
+    if origin is Annotated:
+        return _members(get_args(kind)[0])
+    if origin in (Union, types.UnionType):
+        return [member for arg in get_args(kind) for member in _members(arg)]
+    return [kind]
+
+
+def _names(field: Any, name: str) -> set[str]:
+    """A field's name and the other names a client may give it (aliases)."""
+    names = {name}
+    for alias in (field.alias, field.validation_alias):
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return names
+
+
+def _inside(kind: Any, part: str) -> list[Any]:
+    """The types found at `part` (a field name or a list index) of a value of `kind`."""
+    found: list[Any] = []
+    for member in _members(kind):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            found += [
+                f.annotation for name, f in member.model_fields.items() if part in _names(f, name)
+            ]
+        elif get_origin(member) in (list, tuple, set, frozenset) and part.isdigit():
+            found += get_args(member)[:1]
+        elif get_origin(member) is dict:
+            found += get_args(member)[1:2]
+    return found
+
+
+def allowed_fields(model: Any, path: list[str]) -> list[str]:
+    """The field names (aliases included) a client may give at `path` of a body of type
+    `model` (a model, or a union of them)."""
+    kinds = [model]
+    for part in path:
+        kinds = [inner for kind in kinds for inner in _inside(kind, part)]
+    names: set[str] = set()
+    for kind in kinds:
+        for member in _members(kind):
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                for name, f in member.model_fields.items():
+                    names |= _names(f, name)
+    return sorted(names)
+
+
+def field_errors(errors: list[Any], prefix: str = "", model: Any = None) -> list[dict[str, str]]:
+    """Pydantic's errors as the envelope's {"field", "message"} items, said for a client.
+    `model`: the type that was validated (the body's), whose fields an unknown field is told."""
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if str(p) not in _TAGS]
@@ -158,12 +210,48 @@ def field_errors(errors: list[Any], prefix: str = "") -> list[dict[str, str]]:
         message = str(err.get("msg", "invalid"))
         kind = err.get("type")
         if kind == "extra_forbidden":
-            in_step = any(p in ("requests", "microservices") for p in loc[:-1])
-            allowed = STEP_FIELDS if in_step else sorted({*SINGLE_FIELDS, *PIPELINE_FIELDS})
-            message = f"unknown field; allowed fields: {', '.join(allowed)}"
+            allowed = allowed_fields(model, loc[:-1]) if model is not None else []
+            message = "unknown field"
+            if allowed:
+                message += f"; allowed fields: {', '.join(allowed)}"
         elif kind == "missing":
             message = "field required"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         out.append({"field": field, "message": message})
     return out
+
+
+def image_errors(
+    request: QueueCreate | PipelineCreate, allowed: frozenset[str], prefix: str = ""
+) -> list[dict[str, str]]:
+    """A step's `image` may only be one of `allowed` (ALLOWED_IMAGES, docs/api.md)."""
+    if not isinstance(request, PipelineCreate):
+        return []
+    if allowed:
+        rule = f"allowed images: {', '.join(sorted(allowed))}"
+    else:
+        rule = "no images are allowed (ALLOWED_IMAGES is empty); leave image out"
+    where = f"{prefix}.requests" if prefix else "requests"
+    return [
+        {"field": f"{where}.{i}.image", "message": f"{step.image!r} is not allowed; {rule}"}
+        for i, step in enumerate(request.requests)
+        if step.image is not None and step.image not in allowed
+    ]
+
+
+def same_request(stored: QueueState, made: QueueState, key: str) -> None:
+    """An Idempotency-Key names one request: replaying it with another kind of request (a start
+    and a backfill) or another body is a 422 naming the key, rather than an answer about a
+    queue the caller did not ask for."""
+    kind = "backfill" if made.backfill is not None else "start"
+    was = "backfill" if stored.backfill is not None else "start"
+    if kind != was:
+        problem = f"was used for a {was} (queue {stored.id}), not a {kind}"
+    elif stored.request is not None and stored.request != made.request:
+        problem = f"was used with another body (queue {stored.id})"
+    else:
+        return
+    raise InvalidRequest(
+        [{"field": "idempotency-key", "message": f"{key!r} {problem}; use a new key"}]
+    )

@@ -200,11 +200,11 @@ class ScheduleUpdate(_Fields):
 # -- the runs of a tick -----------------------------------------------------------------------
 
 
-def check_template(schedule: Schedule, now: datetime) -> None:
+def check_template(schedule: Schedule, now: datetime) -> list[QueueCreate | PipelineCreate]:
     """Render the template for the next tick, so a schedule that could never start a valid queue
-    is refused at once, naming the field."""
+    is refused at once, naming the field; returns the request rendered."""
     tick = cron.next_tick(schedule.cron, schedule.zone, now)
-    run_requests(schedule, tick, schedule.symbols[:1])
+    return run_requests(schedule, tick, schedule.symbols[:1])
 
 
 def run_requests(
@@ -237,7 +237,8 @@ def run_requests(
         try:
             requests.append(adapter.validate_python({**body, "symbol": symbol}))
         except ValidationError as exc:
-            raise InvalidRequest(field_errors(exc.errors(include_url=False), "template")) from None
+            errors = field_errors(exc.errors(include_url=False), "template", StartRequest)
+            raise InvalidRequest(errors) from None
     return requests
 
 

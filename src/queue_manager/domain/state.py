@@ -8,6 +8,7 @@ the queue fast, and the queue status is derived from its steps.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from queue_manager.domain.errors import Conflict, InvalidRequest
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import (
     RUNNING_QUEUE_STATUSES,
+    Ending,
     QueueState,
     QueueStatus,
     Step,
@@ -108,6 +110,24 @@ def worker_must_stop(queue: QueueState, step: Step | None) -> bool:
     )
 
 
+def run_over(queue: QueueState, producer: str) -> str | None:
+    """Why the worker of the step run `producer` may no longer speak for `queue` (its
+    credential dies with its run, docs/security.md): the run ended, or a retry replaced it (a
+    new run has a new producer id). None while the run is open."""
+    step = queue.step_by_producer(producer)
+    if step is None:
+        return (
+            f"{producer} is no step run of queue {queue.id} now: a run's credential ends when a "
+            "retry replaces it"
+        )
+    if step.status.terminal:
+        return (
+            f"step {step.index} ({step.target.value}) run {step.run} has ended "
+            f"({step.status.value}): its worker credential no longer holds"
+        )
+    return None
+
+
 def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
     if event.producer:
         # A producer no step has is another run's (or nobody's): never guess a step for it.
@@ -121,33 +141,89 @@ def find_step(queue: QueueState, event: TelemetryEvent) -> Step | None:
     return None
 
 
-def apply_telemetry(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
-    return settle(queue, now, _apply(queue, step, event, now))
+def apply_telemetry(
+    queue: QueueState, step: Step, event: TelemetryEvent, now: datetime, window: float = 0.0
+) -> Outcome:
+    out = _apply(queue, step, event, now)
+    if step.ending is not None and window <= 0:
+        _release(queue, step, now, out)
+    return settle(queue, now, out)
 
 
 def apply_telemetry_batch(
-    queue: QueueState, events: Sequence[TelemetryEvent], now: datetime
+    queue: QueueState, events: Sequence[TelemetryEvent], now: datetime, window: float = 0.0
 ) -> tuple[Outcome, list[TelemetryEvent]]:
-    """Apply a queue's events in order: the same queue and history as `apply_telemetry` one
-    event at a time, at a fraction of the cost (the dispatcher applies a fetched batch this way).
+    """Apply a queue's events in the order their workers sent them: the same queue and history
+    as `apply_telemetry` one event at a time, at a fraction of the cost (the dispatcher applies
+    a fetched batch this way).
 
+    The platform's workers send unkeyed reports, which partitions deliver out of order: the
+    batch is put in `sent_at` order first, and a terminal report waits `window` seconds (as the
+    step's `ending`) for an earlier-sent one that may still be on its way (`release_endings`).
     A run of reports from one worker with one status changes nothing but the counters, which
     only grow, so the run folds into its largest values first; `settle` runs after each status
     transition (the next event's rules read the queue status) and once at the end. Returns the
     merged outcome and the events that matched no step; history names `telemetry:<producer>`."""
     total = Outcome()
     unknown: list[TelemetryEvent] = []
-    for event in _fold_progress(events):
+    for event in _fold_progress(_in_sent_order(events, now)):
         step = find_step(queue, event)
         if step is None:
             unknown.append(event)
             continue
         applied = _apply(queue, step, event, now)
+        if window <= 0 and step.ending is not None:
+            _release(queue, step, now, applied)
         if applied.transitioned:
             settle(queue, now, applied)
         history.stamp(applied.events, f"telemetry:{event.producer or step.telemetry_id}")
         total.merge(applied)
+    released = release_endings(queue, now, window)
+    total.merge(released)
     return settle(queue, now, total), unknown
+
+
+def _in_sent_order(events: Sequence[TelemetryEvent], now: datetime) -> Sequence[TelemetryEvent]:
+    """Stable, so reports without `sent_at` (taken as sent on receipt) keep their place among
+    themselves; a batch already in order (a keyed worker's) is not copied."""
+    stamps = [event.sent_at or now for event in events]
+    if all(a <= b for a, b in itertools.pairwise(stamps)):
+        return events
+    order = sorted(range(len(events)), key=stamps.__getitem__)
+    return [events[i] for i in order]
+
+
+def release_endings(queue: QueueState, now: datetime, window: float) -> Outcome:
+    """Apply the held terminal reports whose reorder window has passed (all of them with a
+    window of 0): each ends its step as the report says."""
+    out = Outcome()
+    for step in queue.steps:
+        ending = step.ending
+        if ending is not None and (now - ending.received_at).total_seconds() >= window:
+            _release(queue, step, now, out)
+    return out
+
+
+def _release(queue: QueueState, step: Step, now: datetime, out: Outcome) -> None:
+    ending = step.ending
+    assert ending is not None
+    step.ending = None
+    out.touch(step)
+    if ending.status is StepStatus.ERROR:
+        _fail(queue, step, ending.message or "worker reported an error", now, out)
+    elif ending.status is StepStatus.STOPPED:
+        if _advance(step, StepStatus.STOPPED, now, out) and queue.stop_requested_at is None:
+            step.error_message = ending.message or "interrupted"
+    else:
+        _advance(step, ending.status, now, out)
+    if out.transitioned:
+        settle(queue, now, out)
+
+
+def pending_release(queue: QueueState) -> datetime | None:
+    """When the earliest held terminal report of the queue was received, if any."""
+    held = [s.ending.received_at for s in queue.steps if s.ending is not None]
+    return min(held) if held else None
 
 
 _PROGRESS = frozenset({Reported.STARTED, Reported.LOADING, Reported.FINISHED, Reported.PONG})
@@ -187,19 +263,65 @@ def _apply(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) 
     _grow(step, event.records_written, event.last_loaded_timestamp, out)
     if status is StepStatus.ERROR:
         message = event.error_message or event.message or "worker reported an error"
-        if step.attempts <= step.max_retries:
+        if event.finished is False:
+            _warn(step, message, event.sent_at or now, now, out)
+        elif step.attempts <= step.max_retries:
             # The job will be retried (backoffLimit / local restart): remember why, keep going.
             if not step.status.terminal and step.error_message != message:
                 step.error_message = message
                 out.touch(step)
         else:
-            _fail(queue, step, message, now, out)
+            _hold_ending(step, status, message, event, now, out)
     elif status is StepStatus.STOPPED:
-        if _advance(step, StepStatus.STOPPED, now, out) and queue.stop_requested_at is None:
-            step.error_message = event.message or "interrupted"
+        _hold_ending(step, status, event.message, event, now, out)
+    elif status is StepStatus.FINISHED:
+        _hold_ending(step, status, None, event, now, out)
     elif status is not None:
         _advance(step, status, now, out)
     return out
+
+
+def _hold_ending(
+    step: Step,
+    status: StepStatus,
+    message: str | None,
+    event: TelemetryEvent,
+    now: datetime,
+    out: Outcome,
+) -> None:
+    """Keep the earliest-sent terminal report of the step until `release_endings`."""
+    if step.status.terminal:
+        return
+    held = step.ending
+    if held is not None and not _sent_before(event.sent_at, held.sent_at):
+        return
+    step.ending = Ending(
+        status=status,
+        message=message,
+        sent_at=event.sent_at,
+        received_at=held.received_at if held is not None else now,
+    )
+    out.touch(step)
+
+
+def _sent_before(sent: datetime | None, than: datetime | None) -> bool:
+    return sent is not None and (than is None or sent < than)
+
+
+MAX_WARNING_STAMPS = 32
+
+
+def _warn(step: Step, message: str, sent_at: datetime, now: datetime, out: Outcome) -> None:
+    """A recoverable error: counted once (a redelivered report has a stamp seen already), the
+    latest-sent one's message kept, the step goes on."""
+    if step.status.terminal or sent_at in step.warning_stamps:
+        return
+    step.warning_stamps = sorted([*step.warning_stamps, sent_at])[-MAX_WARNING_STAMPS:]
+    step.warnings += 1
+    if step.last_warning_at is None or sent_at >= step.last_warning_at:
+        step.last_warning, step.last_warning_at = message, sent_at
+    out.touch(step)
+    out.record(EventKind.STEP_WARNING, now, step=step.index, to="warning", message=message)
 
 
 def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outcome) -> None:
@@ -230,6 +352,26 @@ def finish_step(queue: QueueState, index: int, now: datetime) -> Outcome:
     """A job succeeded: the step is finished even if its last telemetry got lost."""
     out = Outcome()
     _advance(queue.steps[index], StepStatus.FINISHED, now, out)
+    return settle(queue, now, out)
+
+
+def job_records(queue: QueueState, index: int, records_written: int, now: datetime) -> Outcome:
+    """The records an ended job's worker said it wrote in all as it exited (its exit file),
+    for when its last reports were lost: they grow the step's count as a report would, even
+    once the step ended, and never lower it."""
+    out = Outcome()
+    _grow(queue.steps[index], records_written, None, out)
+    return settle(queue, now, out)
+
+
+def drained(queue: QueueState, index: int, detail: str, now: datetime) -> Outcome:
+    """A connector consumed everything its finished producers wrote: it ends `finished`, so
+    its dependents start (docs/pipelines.md); its job is then deleted."""
+    out = Outcome()
+    step = queue.steps[index]
+    if _advance(step, StepStatus.FINISHED, now, out):
+        step.ending = None
+        out.events[-1].message = f"drained: {detail}"
     return settle(queue, now, out)
 
 
@@ -395,6 +537,7 @@ def retry(
         step.telemetry_id = naming.telemetry_id(queue.id, index, step.target, step.run)
         step.status = StepStatus.PENDING
         step.error_message = None
+        step.ending = None
         step.started_at = step.finished_at = step.launched_at = None
         out.touch(step)
     queue.retries += 1

@@ -53,6 +53,31 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.step_warnings_total = Counter(
+            "queue_manager_step_warnings",
+            "Recoverable errors workers reported (`error` with `finished: false`); the step "
+            "went on.",
+            ["target"],
+            registry=r,
+        )
+        self.connectors_drained_total = Counter(
+            "queue_manager_connectors_drained",
+            "Connectors ended `finished` because their producers finished and their consumer "
+            "group consumed to the end of the topic.",
+            registry=r,
+        )
+        self.connector_lag = Gauge(
+            "queue_manager_connector_lag_records",
+            "Records the draining connectors (producers finished) have yet to consume, summed.",
+            registry=r,
+        )
+        self.finished_jobs_ended_total = Counter(
+            "queue_manager_finished_jobs_ended",
+            "Jobs deleted because they still ran FINISHED_JOB_GRACE_SECONDS after their step "
+            "reported `finished`.",
+            ["target"],
+            registry=r,
+        )
         self.websocket_clients = Gauge(
             "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
         )
@@ -108,6 +133,18 @@ class Metrics:
 
     def backfill_child(self, status: str) -> None:
         self.backfill_children_total.labels(status=status).inc()
+
+    def step_warning(self, target: str) -> None:
+        self.step_warnings_total.labels(target=target).inc()
+
+    def connector_drained(self) -> None:
+        self.connectors_drained_total.inc()
+
+    def connectors_lag(self, records: int) -> None:
+        self.connector_lag.set(records)
+
+    def finished_job_ended(self, target: str) -> None:
+        self.finished_jobs_ended_total.labels(target=target).inc()
 
     def set_queue_counts(self, counts: dict[str, int]) -> None:
         for status in QueueStatus:

@@ -14,6 +14,7 @@ from queue_manager.domain import backfill, history, state
 from queue_manager.domain.errors import Conflict
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.requests import same_request
 from queue_manager.services.engine import now
 
 if TYPE_CHECKING:
@@ -27,17 +28,24 @@ async def start(
     request: backfill.BackfillRequest,
     idempotency_key: str | None,
     actor: str | None,
+    resubmitted_from: str | None = None,
 ) -> QueueState:
     at = now()
     parent = request.parent(str(uuid.uuid4()), at)
     parent.created_by = actor
+    parent.resubmitted_from = resubmitted_from
     assert parent.backfill is not None
+    message = (
+        f"backfill of {parent.backfill.children} child queues by {parent.backfill.chunk}"
+        f", {parent.backfill.max_parallel} at a time"
+    )
+    if resubmitted_from is not None:
+        message += f"; resubmitted from {resubmitted_from}"
     created = QueueEvent(
         at=at,
         kind=EventKind.QUEUE_STATUS,
         to=parent.status,
-        message=f"backfill of {parent.backfill.children} child queues by {parent.backfill.chunk}"
-        f", {parent.backfill.max_parallel} at a time",
+        message=message,
         actor=history.api_actor(actor),
     )
     history.number(parent, [created])
@@ -55,6 +63,8 @@ async def start(
     await queues.d.bus.ping()
     stored, fresh = await queues.d.store.insert(parent, idempotency_key, [created])
     if not fresh:
+        assert idempotency_key is not None
+        same_request(stored, parent, idempotency_key)
         return stored
     # Children after the parent: a crash in between leaves a parent short of children, which
     # its count (`children`) shows; never a child without its parent.
@@ -71,6 +81,13 @@ async def start(
     for queue, _ in children:
         await queues.launched(queue, actor)
     return await queues.get(parent.id)
+
+
+async def resubmit(queues: QueueService, parent: QueueState, *, actor: str | None) -> QueueState:
+    """A new backfill (parent and children) from the same request as an ended one."""
+    assert parent.request is not None
+    request = backfill.parse_backfill(parent.request)
+    return await start(queues, request, None, actor, resubmitted_from=parent.id)
 
 
 async def _children(queues: QueueService, parent_id: str) -> list[QueueState]:

@@ -18,17 +18,18 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from queue_manager.domain import backfill, history, state
+from queue_manager.domain import backfill, history, naming, state
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
 from queue_manager.domain.history import EventKind, QueueEvent
-from queue_manager.domain.models import QueueState, QueueStatus, StepStatus, Target
+from queue_manager.domain.models import QueueState, QueueStatus, Step, StepStatus, Target
 from queue_manager.domain.state import Outcome
 from queue_manager.domain.updates import updates_for
-from queue_manager.job_contract import CommandName
+from queue_manager.job_contract import CommandName, Reported
 from queue_manager.ports import (
     Broadcaster,
     Bus,
     Command,
+    DataTopics,
     JobPhase,
     JobStatus,
     Launcher,
@@ -69,6 +70,10 @@ class Deps:
     stop_grace: timedelta
     launch_grace: timedelta
     limits: Limits = field(default_factory=Limits)
+    #: the workers' data topics (Kafka); None: there are none (in-process bus)
+    topics: DataTopics | None = None
+    #: how long a job may keep running after its step reported `finished`
+    finished_job_grace: timedelta = timedelta(seconds=30)
 
 
 class Engine:
@@ -106,6 +111,9 @@ class Engine:
     async def _after(self, queue: QueueState, outcome: Outcome) -> None:
         if outcome.changed:
             self.publish(queue, outcome.steps)
+            for event in outcome.events:
+                if event.kind is EventKind.STEP_WARNING and event.step is not None:
+                    self.d.metrics.step_warning(queue.steps[event.step].target.value)
         if outcome.kill:
             await self.kill(queue, outcome.kill)
         if queue.parent is not None:
@@ -188,8 +196,15 @@ class Engine:
             queue, _ = await self.apply(queue_id, claim_unlimited, actor=LAUNCHER)
         if queue is None:
             return
-        for index in claimed:
-            await self.launch(queue, index)
+        # Connectors first: their consumer groups get their offsets before the loaders write.
+        relaunched_loaders = {
+            queue.steps[i].type
+            for i in claimed
+            if queue.steps[i].target is Target.LOADER and queue.steps[i].run > 0
+        }
+        for index in sorted(claimed, key=lambda i: queue.steps[i].target is not Target.CONNECTOR):
+            step = queue.steps[index]
+            await self.launch(queue, index, topic_from_end=step.type in relaunched_loaders)
 
     async def _advance_waiting(self) -> None:
         """A job of a limited target ended: the steps waiting for its slot may go now."""
@@ -228,10 +243,18 @@ class Engine:
         for queue in admitted:
             await self.advance(queue.id)
 
-    async def launch(self, queue: QueueState, index: int) -> None:
+    async def launch(self, queue: QueueState, index: int, *, topic_from_end: bool = False) -> None:
+        """Launch a step's job. A connector's consumer group is given its offsets first
+        (docs/pipelines.md): the platform's connector starts at `latest`, so without them it
+        would miss what its loader wrote before it joined. `topic_from_end`: its loader runs
+        again too (a retry), so what the topic already holds is an earlier run's."""
         step = queue.steps[index]
         bound = log.bind(queue_id=queue.id, step=index, target=step.target.value)
         try:
+            if self.d.topics is not None and step.target is Target.CONNECTOR and step.kafka_topic:
+                await self.d.topics.position_group(
+                    step.kafka_topic, naming.connector_group(queue.id), at_end=topic_from_end
+                )
             await self.d.launcher.launch(job_spec(queue, step, self.d.jobs))
         except LaunchFailed as exc:
             reason = f"launch refused: {exc.message}"
@@ -345,6 +368,17 @@ class Engine:
         if job.phase is JobPhase.ACTIVE:
             if state.ended_unfinished(step):
                 await self._delete(job.name, queue.id, index)
+            elif self._finished_long_ago(step):
+                # The platform's loader serves HTTP forever after its last report.
+                log.info(
+                    "deleting the job of a finished step that still runs",
+                    job=job.name,
+                    queue_id=queue.id,
+                    step=index,
+                    grace_seconds=self.d.finished_job_grace.total_seconds(),
+                )
+                self.d.metrics.finished_job_ended(step.target.value)
+                await self._delete(job.name, queue.id, index)
             elif job.attempts > step.attempts:
                 _, outcome = await self.apply(
                     queue.id,
@@ -353,25 +387,51 @@ class Engine:
                 )
                 return outcome.changed
             return False
+        # What the worker left as it exited stands in for final reports that never arrived
+        # (the service was down longer than the worker's delivery deadline): counts only grow.
+        records = job.records_written
+        if records is None or records <= step.records_written:
+            records = None
         if step.status.terminal:
-            return False
-        if job.phase is JobPhase.SUCCEEDED:
-            change = (
-                (lambda q: state.stop_step(q, index, None, now()))
-                if stopping
-                else (lambda q: state.finish_step(q, index, now()))
+            if records is None:
+                return False
+            _, outcome = await self.apply(
+                queue.id, lambda q: state.job_records(q, index, records, now()), actor=actor
             )
-        else:
-            reason = job.message or ("job vanished" if job.phase is JobPhase.GONE else "job failed")
-            change = (
-                (lambda q: state.stop_step(q, index, None, now()))
-                if stopping
-                else (lambda q: state.fail_step(q, index, reason, now()))
-            )
+            return outcome.changed
+        ending = _ending(job, index, stopping)
+
+        def change(q: QueueState) -> Outcome:
+            outcome = Outcome() if records is None else state.job_records(q, index, records, now())
+            outcome.merge(ending(q))
+            return outcome
+
         _, outcome = await self.apply(queue.id, change, actor=actor)
         if outcome.changed:
             await self.advance(queue.id)
         return outcome.changed
+
+    def _finished_long_ago(self, step: Step) -> bool:
+        return (
+            step.status is StepStatus.FINISHED
+            and step.finished_at is not None
+            and now() - step.finished_at >= self.d.finished_job_grace
+        )
+
+    async def drained(self, queue_id: str, index: int, detail: str) -> bool:
+        """A connector drained its topic: its step ends `finished`, its job goes (the
+        platform's connector never ends by itself), and its dependents launch."""
+        stored, outcome = await self.apply(
+            queue_id, lambda q: state.drained(q, index, detail, now()), actor=RECONCILER
+        )
+        if stored is None or not outcome.changed:
+            return False
+        step = stored.steps[index]
+        self.d.metrics.connector_drained()
+        log.info("connector drained", queue_id=queue_id, step=index, detail=detail)
+        await self._delete(step.job_name, queue_id, index)
+        await self.advance(queue_id)
+        return True
 
     async def close(self) -> None:
         for handle in self._timers:
@@ -380,6 +440,19 @@ class Engine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _ending(job: JobStatus, index: int, stopping: bool) -> Callable[[QueueState], Outcome]:
+    """How the step of a job that ended (not ACTIVE) ends with it."""
+    if stopping:
+        return lambda q: state.stop_step(q, index, None, now())
+    if job.phase is JobPhase.SUCCEEDED and job.outcome == Reported.INTERRUPTED:
+        # Stopped by someone else than us, as its `interrupted` report (lost) would have said.
+        return lambda q: state.stop_step(q, index, "interrupted", now())
+    if job.phase is JobPhase.SUCCEEDED:
+        return lambda q: state.finish_step(q, index, now())
+    reason = job.message or ("job vanished" if job.phase is JobPhase.GONE else "job failed")
+    return lambda q: state.fail_step(q, index, reason, now())
 
 
 def _recorded(

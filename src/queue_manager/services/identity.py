@@ -1,10 +1,17 @@
-"""Who a credential belongs to: API tokens (store + AUTH_TOKENS_FILE) and OIDC tokens.
+"""Who a credential belongs to: API tokens (store + AUTH_TOKENS_FILE), OIDC tokens, and the
+browser sessions made from either.
 
 Every replica keeps a snapshot of the stored tokens, reloaded at most every `refresh_seconds`,
 so a revocation on one replica is honoured by all of them within that period without a store
 round trip per request. A hash missing from the snapshot is looked up directly (a token just
 created on another replica works at once); misses are remembered for the same period so a
 stream of garbage tokens cannot turn into a stream of store queries.
+
+A session is bound to the one credential it was made from: an API token session names the
+token by its hash and takes its role from the token at each use (through the same snapshot),
+so revoking the token ends it, and a new token given the old name does not revive it. A logout
+is recorded in the store; every replica keeps the set of logged-out sessions the same way it
+keeps the tokens (the replica that served the logout refuses the session at once).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from queue_manager.domain.identity import (
     TOKEN_NAME_RULE,
     TOKEN_PREFIX,
     ApiToken,
+    BrowserSession,
     Principal,
     PrincipalKind,
     Role,
@@ -29,7 +37,7 @@ from queue_manager.domain.identity import (
     token_hash,
     valid_token_name,
 )
-from queue_manager.ports import BearerVerifier, TokenStore
+from queue_manager.ports import BearerVerifier, SessionStore, TokenStore
 
 log = structlog.get_logger(__name__)
 
@@ -49,10 +57,12 @@ class IdentityService:
         file_tokens: list[ApiToken],
         oidc: BearerVerifier | None = None,
         *,
+        logouts: SessionStore,
         refresh_seconds: float = 2.0,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = store
+        self._logouts = logouts
         self._file = list(file_tokens)
         self.oidc = oidc
         self._refresh = refresh_seconds
@@ -62,6 +72,12 @@ class IdentityService:
         self._misses: dict[str, float] = {}
         self._touched: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
+        #: logged-out sessions: the store's set, reloaded like the tokens, and those this
+        #: replica ended itself (id -> the session's own end), which no reload may forget
+        self._ended: set[str] = set()
+        self._ended_here: dict[str, datetime] = {}
+        self._ended_loaded_at = float("-inf")
+        self._ended_lock = asyncio.Lock()
 
     @property
     def configured(self) -> bool:
@@ -82,14 +98,19 @@ class IdentityService:
 
     async def _api_token(self, credential: str) -> Principal:
         digest = token_hash(credential)
-        token = self._from_file(digest) or await self._stored(digest)
+        token = await self._token_by_hash(digest)
         if token is None:
             raise Unauthenticated("invalid token")
         now = self._clock()
         if token.expired(now):
             raise Unauthenticated(f"token {token.name} expired")
         await self._touch(token, now)
-        return Principal(token.name, token.role, PrincipalKind.TOKEN, token.expires_at)
+        return Principal(
+            token.name, token.role, PrincipalKind.TOKEN, token.expires_at, credential=digest
+        )
+
+    async def _token_by_hash(self, digest: str) -> ApiToken | None:
+        return self._from_file(digest) or await self._stored(digest)
 
     def _from_file(self, digest: str) -> ApiToken | None:
         found = None
@@ -136,16 +157,77 @@ class IdentityService:
         await self._store.touch_token(token.name, now)
 
     async def still_valid(self, principal: Principal) -> bool:
-        """For open WebSockets: is the credential behind this principal still good?"""
+        """For open WebSockets: is the credential behind this principal still good? The very
+        token it was made from (not one that took its name since), its session not logged out."""
         now = self._clock()
         if principal.expires_at is not None and principal.expires_at <= now:
             return False
+        if principal.session is not None and await self._session_ended(principal.session):
+            return False
         if principal.kind is not PrincipalKind.TOKEN:
             return True
-        if any(t.name == principal.name for t in self._file):
+        if principal.credential is None:
+            return False
+        token = await self._token_by_hash(principal.credential)
+        return token is not None and not token.expired(now)
+
+    # -- browser sessions ----------------------------------------------------------------
+
+    async def resume(self, session: BrowserSession) -> Principal:
+        """The principal a (signed, unexpired) session cookie stands for, now: refused once the
+        session was logged out, or once the credential it was made from is gone or expired."""
+        if await self._session_ended(session.id):
+            raise Unauthenticated("this session was logged out; log in again")
+        if session.kind is PrincipalKind.OIDC:
+            if self.oidc is None or session.role is None:
+                raise Unauthenticated("OIDC sessions are not accepted here; log in again")
+            # Its name and role are the token's, and it ends no later than the token did.
+            return Principal(
+                session.name,
+                session.role,
+                PrincipalKind.OIDC,
+                session.expires_at,
+                session=session.id,
+            )
+        if session.kind is not PrincipalKind.TOKEN or session.credential is None:
+            raise Unauthenticated("session not valid; log in again")
+        token = await self._token_by_hash(session.credential)
+        if token is None:
+            raise Unauthenticated("the credential behind this session is no longer valid")
+        now = self._clock()
+        if token.expired(now):
+            raise Unauthenticated(f"token {token.name} expired")
+        await self._touch(token, now)
+        ends = session.expires_at
+        if token.expires_at is not None and token.expires_at < ends:
+            ends = token.expires_at
+        return Principal(
+            token.name,
+            token.role,
+            PrincipalKind.TOKEN,
+            ends,
+            credential=token.sha256,
+            session=session.id,
+        )
+
+    async def end_session(self, session: BrowserSession) -> None:
+        """Log out: recorded in the store, so every replica (and a restarted one) refuses it."""
+        now = self._clock()
+        await self._logouts.end_session(session.id, session.expires_at, now)
+        self._ended_here[session.id] = session.expires_at
+        log.info("session logged out", kind=session.kind.value)
+
+    async def _session_ended(self, session_id: str) -> bool:
+        if session_id in self._ended_here:
             return True
-        await self._refresh_if_stale()
-        return any(t.name == principal.name for t in self._snapshot.values())
+        if time.monotonic() - self._ended_loaded_at >= self._refresh:
+            async with self._ended_lock:
+                if time.monotonic() - self._ended_loaded_at >= self._refresh:
+                    now = self._clock()
+                    self._ended = await self._logouts.ended_sessions(now)
+                    self._ended_here = {i: t for i, t in self._ended_here.items() if t > now}
+                    self._ended_loaded_at = time.monotonic()
+        return session_id in self._ended
 
     # -- managing tokens -----------------------------------------------------------------
 

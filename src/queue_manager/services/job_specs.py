@@ -20,6 +20,9 @@ class JobConfig:
     arango_db: str = ""
     control_topic: str = "queue-control"
     events_topic: str = "queue-events"
+    #: the job's CA_PATH when Kafka uses a CA ("": none): on Kubernetes where the CA is mounted
+    #: in the pod, locally the service's own CA_PATH
+    ca_path: str = ""
     #: env name -> (secret, key); only references ever reach a job
     secret_env: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -40,10 +43,13 @@ def job_spec(queue: QueueState, step: Step, config: JobConfig) -> JobSpec:
         Env.TELEMETRY_PRODUCER_ID: step.telemetry_id,
         Env.QUEUE_CONTROL_TOPIC: config.control_topic,
         Env.QUEUE_EVENTS_TOPIC: config.events_topic,
+        Env.TELEMETRY_TOPIC: config.events_topic,
         Env.KAFKA_BOOTSTRAP_SERVERS: config.kafka_bootstrap_servers,
         Env.ARANGO_URL: config.arango_url,
         Env.ARANGO_DB: config.arango_db,
     }
+    if config.ca_path:
+        env[Env.CA_PATH] = config.ca_path
     for name, var in PARAMETER_ENV.items():
         value = step.params.get(name)
         # COLLECTION_NAME is set above from the step's resolved collection.

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from queue_manager.domain import history, planner, state
 from queue_manager.domain.backfill import BackfillRequest
-from queue_manager.domain.errors import Conflict, QueueNotFound
+from queue_manager.domain.errors import Conflict, InvalidRequest, QueueNotFound
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus
-from queue_manager.domain.requests import PipelineCreate, QueueCreate, parse_request
+from queue_manager.domain.requests import (
+    PipelineCreate,
+    QueueCreate,
+    image_errors,
+    parse_request,
+    same_request,
+)
 from queue_manager.job_contract import CommandName
 from queue_manager.ports import Command, Page
 from queue_manager.services import backfills
@@ -22,9 +30,13 @@ log = structlog.get_logger(__name__)
 
 
 class QueueService:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, loader_types: Mapping[str, str] = planner.DEFAULT_LOADER_TYPES
+    ) -> None:
+        """`loader_types`: the loader's data type for each single-form shorthand (LOADER_TYPES)."""
         self.engine = engine
         self.d = engine.d
+        self.loader_types = loader_types
 
     async def start(
         self,
@@ -38,6 +50,8 @@ class QueueService:
         await self.d.bus.ping()
         stored, created = await self.d.store.insert(queue, idempotency_key, [created_event])
         if not created:
+            assert idempotency_key is not None
+            same_request(stored, queue, idempotency_key)
             log.info("idempotent start replayed", queue_id=stored.id)
             return stored
         await self.launched(stored, actor)
@@ -56,8 +70,10 @@ class QueueService:
     ) -> tuple[QueueState, QueueEvent]:
         """The queue a request makes, with its first history event, before it is stored.
         `fields` (schedule, parent...) are set on it; `queued`: it waits for admission even
-        without MAX_RUNNING_QUEUES (a backfill's child)."""
-        queue = planner.plan(request, str(uuid.uuid4()))
+        without MAX_RUNNING_QUEUES (a backfill's child). Every queue a client, a schedule or a
+        backfill starts is made here: what the service's settings forbid is refused here."""
+        self.check_images(request)
+        queue = planner.plan(request, str(uuid.uuid4()), self.loader_types)
         for name, value in fields.items():
             setattr(queue, name, value)
         queue.created_by = actor
@@ -82,6 +98,12 @@ class QueueService:
         )
         history.number(queue, [created_event])
         return queue, created_event
+
+    def check_images(self, request: QueueCreate | PipelineCreate, prefix: str = "") -> None:
+        """422 naming `requests.<i>.image` for an image outside ALLOWED_IMAGES."""
+        errors = image_errors(request, self.d.jobs.allowed_images, prefix)
+        if errors:
+            raise InvalidRequest(errors)
 
     async def launched(self, stored: QueueState, actor: str | None) -> None:
         """What follows a stored start: count, tell the clients, admit or launch, command."""
@@ -184,8 +206,22 @@ class QueueService:
                 f"Queue {queue_id} was started before requests were kept; start it again",
                 data={"queue_id": queue_id},
             )
-        request = parse_request(original.request)
-        return await self.start(request, actor=actor, resubmitted_from=queue_id)
+        try:
+            if original.backfill is not None:
+                return await backfills.resubmit(self, original, actor=actor)
+            request = parse_request(original.request)
+            return await self.start(request, actor=actor, resubmitted_from=queue_id)
+        except (ValidationError, InvalidRequest) as exc:
+            # The stored request, not the caller's: valid then, not under today's rules (an
+            # image no longer in ALLOWED_IMAGES, say).
+            errors = exc.errors if isinstance(exc, InvalidRequest) else []
+            problems = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            raise Conflict(
+                f"Queue {queue_id}'s request is no longer valid"
+                + (f" ({problems})" if problems else "")
+                + "; start a new one",
+                data={"queue_id": queue_id, "errors": errors},
+            ) from None
 
     async def get(self, queue_id: str) -> QueueState:
         queue = await self.d.store.get(queue_id)

@@ -35,6 +35,7 @@ from queue_manager.domain.schedules import (
     ScheduleCreate,
     ScheduleRun,
     ScheduleUpdate,
+    check_template,
     plan_ticks,
     run_requests,
 )
@@ -87,7 +88,9 @@ class ScheduleService:
     # -- use cases --------------------------------------------------------------------------
 
     async def create(self, body: ScheduleCreate, actor: str | None) -> Schedule:
-        schedule = body.build(actor, self.clock.now())
+        at = self.clock.now()
+        schedule = body.build(actor, at)
+        self._check_images(schedule, at)
         if not await self.store.put_schedule(schedule):
             raise Conflict(
                 f"Schedule {schedule.name} exists; change it with PATCH or delete it first",
@@ -96,6 +99,11 @@ class ScheduleService:
         log.info("schedule created", schedule=schedule.name, cron=schedule.cron, actor=actor)
         self._wake.set()
         return schedule
+
+    def _check_images(self, schedule: Schedule, at: datetime) -> None:
+        """Its runs' `image`s must be allowed (ALLOWED_IMAGES), as for any start."""
+        for request in check_template(schedule, at):
+            self.queues.check_images(request, prefix="template")
 
     async def get(self, name: str) -> Schedule:
         schedule = await self.store.get_schedule(name)
@@ -108,7 +116,12 @@ class ScheduleService:
 
     async def update(self, name: str, patch: ScheduleUpdate, actor: str | None) -> Schedule:
         at = self.clock.now()
-        schedule = await self.store.update_schedule(name, lambda s: patch.apply(s, at))
+
+        def change(schedule: Schedule) -> None:
+            patch.apply(schedule, at)
+            self._check_images(schedule, at)
+
+        schedule = await self.store.update_schedule(name, change)
         if schedule is None:
             raise ScheduleNotFound(name)
         log.info("schedule changed", schedule=name, fields=sorted(patch.model_fields_set))
@@ -162,8 +175,12 @@ class ScheduleService:
             if upcoming is not None:
                 ahead = (upcoming - self.clock.now()).total_seconds()
                 wait = min(wait, max(self.clock.real_seconds(ahead), 0.0))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that lands as the wake-up does (a schedule changed just before shutdown), and the
+            # loop would go on for another poll.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def evaluate(self) -> datetime | None:
         """One pass over every schedule; returns when the next tick is due."""
@@ -221,25 +238,26 @@ class ScheduleService:
                     f"still {blocking.status.value} (Forbid)",
                 )
             return
+        actor = f"schedule:{schedule.name}"
+        why = f"run of schedule {schedule.name} for {tick.isoformat()}"
         try:
-            requests = run_requests(schedule, tick, schedule.symbols)
+            # Prepared too: settings may have changed since the template was checked
+            # (ALLOWED_IMAGES).
+            prepared = [
+                self.queues.prepare(
+                    request,
+                    actor,
+                    why=why,
+                    event_actor=SCHEDULER,
+                    schedule=schedule.name,
+                    scheduled_for=tick,
+                )
+                for request in run_requests(schedule, tick, schedule.symbols)
+            ]
         except InvalidRequest as exc:
             problem = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
             await self._decide(schedule, tick, RunOutcome.SKIPPED, f"invalid template: {problem}")
             return
-        actor = f"schedule:{schedule.name}"
-        why = f"run of schedule {schedule.name} for {tick.isoformat()}"
-        prepared = [
-            self.queues.prepare(
-                request,
-                actor,
-                why=why,
-                event_actor=SCHEDULER,
-                schedule=schedule.name,
-                scheduled_for=tick,
-            )
-            for request in requests
-        ]
         await self.queues.d.bus.ping()
         run = ScheduleRun(
             schedule=schedule.name,

@@ -29,9 +29,12 @@ RETRY_MAX_SECONDS = 5.0
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reorder_window: float = 0.0) -> None:
+        """`reorder_window`: how long a terminal report waits for earlier-sent ones (Kafka
+        delivers unkeyed reports out of order; the in-process bus never does)."""
         self.engine = engine
         self.d = engine.d
+        self.reorder_window = reorder_window
 
     async def run(self) -> None:
         async for batch in self.d.bus.batches():
@@ -85,7 +88,7 @@ class Dispatcher:
         def change_for(queue_id: str) -> Callable[[QueueState], Outcome]:
             def change(queue: QueueState) -> Outcome:
                 outcome, unknown[queue_id] = state.apply_telemetry_batch(
-                    queue, by_queue[queue_id], at
+                    queue, by_queue[queue_id], at, self.reorder_window
                 )
                 return outcome
 

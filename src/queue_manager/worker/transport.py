@@ -10,7 +10,7 @@ import httpx
 import orjson
 import structlog
 
-from queue_manager.job_contract import COMMANDS_PATH, TELEMETRY_PATH
+from queue_manager.job_contract import COMMANDS_PATH, TELEMETRY_PATH, CommandField, CommandName
 
 log = structlog.get_logger("queue_manager.worker")
 
@@ -21,9 +21,11 @@ OnCommand = Callable[[Command], None]
 class DeliveryError(Exception):
     """One attempt to deliver a telemetry message failed."""
 
-    def __init__(self, detail: str, *, retryable: bool) -> None:
+    def __init__(self, detail: str, *, retryable: bool, status: int | None = None) -> None:
         super().__init__(detail)
         self.retryable = retryable
+        #: the HTTP status that refused it, if any
+        self.status = status
 
 
 class Transport(Protocol):
@@ -88,7 +90,24 @@ class HttpTransport:
                 response = await self._client.get(COMMANDS_PATH, params=params)
                 _raise_for_status(response)
                 commands = _commands_of(response)
-            except (httpx.HTTPError, DeliveryError, ValueError) as exc:
+            except DeliveryError as exc:
+                if exc.status == 403:
+                    # The service refuses this run's credential: the run is over (its step
+                    # ended, or a retry replaced it), so the worker has nothing left to do.
+                    if failing != str(exc):
+                        log.warning("run over, stopping", error=str(exc))
+                        failing = str(exc)
+                    on_command(
+                        {
+                            CommandField.QUEUE_ID: self._queue_id,
+                            CommandField.COMMAND: CommandName.STOP.value,
+                            CommandField.PAYLOAD: {},
+                        }
+                    )
+                elif str(exc) != failing:
+                    log.warning("command poll failed", error=str(exc))
+                    failing = str(exc)
+            except (httpx.HTTPError, ValueError) as exc:
                 detail = (
                     str(exc) if not isinstance(exc, httpx.HTTPError) else _describe_http_error(exc)
                 )
@@ -113,7 +132,7 @@ def _raise_for_status(response: httpx.Response) -> None:
         return
     code = response.status_code
     detail = f"HTTP {code} from {response.request.url.path}: {_message_of(response)}"
-    raise DeliveryError(detail, retryable=code == 429 or code >= 500)
+    raise DeliveryError(detail, retryable=code == 429 or code >= 500, status=code)
 
 
 def _message_of(response: httpx.Response) -> str:

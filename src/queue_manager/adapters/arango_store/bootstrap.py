@@ -14,6 +14,7 @@ from queue_manager.adapters.arango_store.errors import (
     server_codes,
 )
 from queue_manager.adapters.arango_store.queries import (
+    ENDED_SESSIONS_COLLECTION,
     EVENTS_COLLECTION,
     INDEXES,
     KEYS_COLLECTION,
@@ -39,7 +40,8 @@ async def create_database(sys_db: Any, name: str) -> None:
 
 async def create_collections(db: Any) -> None:
     names = (QUEUE_COLLECTION, KEYS_COLLECTION, TOKENS_COLLECTION, EVENTS_COLLECTION)
-    for name in (*names, LOCKS_COLLECTION, SCHEDULES_COLLECTION, RUNS_COLLECTION):
+    more = (LOCKS_COLLECTION, SCHEDULES_COLLECTION, RUNS_COLLECTION, ENDED_SESSIONS_COLLECTION)
+    for name in (*names, *more):
         if not await db.has_collection(name):
             try:
                 await db.create_collection(name)
@@ -78,4 +80,10 @@ async def create_collections(db: Any) -> None:
         type="persistent",
         fields=["sha256"],
         options={"name": "api_tokens_sha256", "unique": True, "sparse": False},
+    )
+    # Logged-out sessions are listed, and purged, by when they would have ended.
+    await db.collection(ENDED_SESSIONS_COLLECTION).add_index(
+        type="persistent",
+        fields=["until"],
+        options={"name": "ended_sessions_until", "unique": False, "sparse": False},
     )

@@ -23,6 +23,9 @@ SCHEDULES_COLLECTION: Final = "queue_schedules"
 #: one document per decided tick, `_key` = SHA-256 of (schedule, tick): the key makes a
 #: decision unique
 RUNS_COLLECTION: Final = "queue_schedule_runs"
+#: one document per logged-out browser session, `_key` = the session id, `until` = when it
+#: would have ended by itself (epoch seconds)
+ENDED_SESSIONS_COLLECTION: Final = "ended_sessions"
 
 # persistent indexes: (name, fields). Each serves one list filter plus the newest-first sort.
 INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
@@ -105,7 +108,15 @@ FOR d IN @@coll
   COLLECT status = d.status WITH COUNT INTO n
   RETURN [status, n]
 """
-PING: Final = "RETURN 1"
+# The readiness probe proves the database takes writes: it rewrites one document.
+HEARTBEAT: Final = """
+UPSERT { _key: @key }
+  INSERT { _key: @key, n: 1, at: DATE_ISO8601(DATE_NOW()) }
+  UPDATE { n: OLD.n + 1, at: DATE_ISO8601(DATE_NOW()) }
+  IN @@coll
+"""
+#: the heartbeat's document in LOCKS_COLLECTION
+HEARTBEAT_KEY: Final = "heartbeat"
 # Ended queues past retention, oldest first; `created <= finished_at`, so the created range
 # narrows the scan and the finish time decides.
 DELETE_ENDED: Final = """
@@ -242,6 +253,10 @@ FOR d IN @@coll
 """
 
 
+def heartbeat() -> tuple[str, dict[str, Any]]:
+    return HEARTBEAT, {"@coll": LOCKS_COLLECTION, "key": HEARTBEAT_KEY}
+
+
 def admission_lock() -> tuple[str, dict[str, Any]]:
     return ADMISSION_LOCK, {"@coll": LOCKS_COLLECTION, "key": "admission"}
 
@@ -301,6 +316,11 @@ TOKEN_DELETE: Final = (
 )
 TOKEN_TOUCH: Final = (
     "UPDATE { _key: @name } WITH { last_used_at: @at } IN @@coll OPTIONS { ignoreErrors: true }"
+)
+SESSION_END: Final = "INSERT @doc INTO @@coll OPTIONS { ignoreErrors: true }"
+SESSIONS_ENDED: Final = "FOR d IN @@coll FILTER d.until > @now RETURN d._key"
+SESSIONS_PURGE: Final = (
+    "FOR d IN @@coll FILTER d.until <= @now REMOVE d IN @@coll OPTIONS { ignoreErrors: true }"
 )
 
 

@@ -176,10 +176,20 @@ class ArangoStore(TokenMethods, AdmissionMethods, ScheduleMethods):
                 await client.close()
 
     async def ping(self) -> None:
+        """Proves the database takes writes (docs/operations.md#health): upserts the heartbeat
+        document `queue_locks/heartbeat` (a read passes on a server in read-only mode, or for a
+        user with read-only access). A write-write conflict with another replica's heartbeat
+        proves it as well."""
         db = self._require()
-        async with self._guard("ping"), await db.aql.execute(queries.PING) as cur:
-            async for _ in cur:
-                pass
+        query, bind_vars = queries.heartbeat()
+        async with self._guard("ping: heartbeat write"):
+            try:
+                async with await db.aql.execute(query, bind_vars=bind_vars) as cur:
+                    async for _ in cur:
+                        pass
+            except ArangoServerError as exc:
+                if server_codes(exc)[1] != ERR_CONFLICT:
+                    raise
 
     # -- documents ------------------------------------------------------------------------
 

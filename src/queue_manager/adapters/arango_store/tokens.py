@@ -1,5 +1,6 @@
-"""The API tokens half of the ArangoDB store (TokenStore): one document per token, keyed by
-name, with a unique index on the SHA-256 so a lookup by hash is one index probe."""
+"""The identity half of the ArangoDB store. TokenStore: one document per token, keyed by name,
+with a unique index on the SHA-256 so a lookup by hash is one index probe. SessionStore: one
+document per logged-out session, keyed by its id, indexed by when it would have ended."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from queue_manager.adapters.arango_store import queries
-from queue_manager.adapters.arango_store.queries import TOKENS_COLLECTION
+from queue_manager.adapters.arango_store.queries import (
+    ENDED_SESSIONS_COLLECTION,
+    TOKENS_COLLECTION,
+)
 from queue_manager.domain.identity import ApiToken, Role
 
 
@@ -45,6 +49,19 @@ class TokenMethods:
     async def touch_token(self, name: str, at: datetime) -> None:
         bind = {"@coll": TOKENS_COLLECTION, "name": name, "at": at.isoformat()}
         await self._query("record token use", queries.TOKEN_TOUCH, bind)
+
+    async def end_session(self, session_id: str, until: datetime, now: datetime) -> None:
+        doc = {"_key": session_id, "until": until.timestamp()}
+        bind: dict[str, Any] = {"@coll": ENDED_SESSIONS_COLLECTION, "doc": doc}
+        await self._query("record a logout", queries.SESSION_END, bind)
+        # Sessions past their own end are refused by their age: their records can go.
+        bind = {"@coll": ENDED_SESSIONS_COLLECTION, "now": now.timestamp()}
+        await self._query("forget old logouts", queries.SESSIONS_PURGE, bind)
+
+    async def ended_sessions(self, now: datetime) -> set[str]:
+        bind = {"@coll": ENDED_SESSIONS_COLLECTION, "now": now.timestamp()}
+        rows = await self._query("list logouts", queries.SESSIONS_ENDED, bind)
+        return {str(key) for key in rows}
 
 
 def _token(doc: dict[str, Any]) -> ApiToken:

@@ -12,7 +12,7 @@ from lightkube import AsyncClient, ConfigError, KubeConfig
 from lightkube.config.client_adapter import verify_cluster
 
 from queue_manager.adapters.kube.errors import DEPENDENCY
-from queue_manager.adapters.kube.manifests import JobTemplate
+from queue_manager.adapters.kube.manifests import CaVolume, JobTemplate
 from queue_manager.adapters.kube.rate_limit import RateLimitedTransport, TokenBucket
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.settings import Settings
@@ -26,6 +26,16 @@ def _resources(cpu: str, memory: str) -> dict[str, str]:
     return {k: v.strip() for k, v in (("cpu", cpu), ("memory", memory)) if v.strip()}
 
 
+def ca_from_settings(settings: Settings) -> CaVolume | None:
+    """The Kafka CA volume K8S_CA_SECRET or K8S_CA_CONFIGMAP names (settings refuse both)."""
+    where = {"key": settings.k8s_ca_key, "mount_path": settings.k8s_ca_mount_path}
+    if settings.k8s_ca_secret:
+        return CaVolume("secret", settings.k8s_ca_secret, **where)
+    if settings.k8s_ca_configmap:
+        return CaVolume("configmap", settings.k8s_ca_configmap, **where)
+    return None
+
+
 def template_from_settings(settings: Settings) -> JobTemplate:
     return JobTemplate(
         ttl_seconds_after_finished=settings.k8s_job_ttl_seconds,
@@ -35,6 +45,7 @@ def template_from_settings(settings: Settings) -> JobTemplate:
         node_selector=dict(settings.k8s_node_selector),
         service_account_name=settings.k8s_job_service_account,
         image_pull_policy=settings.k8s_image_pull_policy,
+        ca=ca_from_settings(settings),
     )
 
 

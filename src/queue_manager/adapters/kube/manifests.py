@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from lightkube.models.batch_v1 import JobSpec as KubeJobSpec
 from lightkube.models.core_v1 import (
+    ConfigMapVolumeSource,
     Container,
     EnvVar,
     EnvVarSource,
+    KeyToPath,
     PodSpec,
     PodTemplateSpec,
     ResourceRequirements,
     SecretKeySelector,
+    SecretVolumeSource,
+    Volume,
+    VolumeMount,
 )
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
@@ -30,6 +35,21 @@ TARGET_LABEL = "streamforge.io/target"
 SELECTOR: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
+#: the name of the Kafka CA's volume in a Job's pod
+CA_VOLUME = "kafka-ca"
+
+
+@dataclass(frozen=True)
+class CaVolume:
+    """The Kafka CA, mounted read-only into every Job from an existing Secret or ConfigMap: the
+    file is `<mount_path>/<key>`, the job's CA_PATH (`Settings.k8s_ca_path`)."""
+
+    kind: Literal["secret", "configmap"]
+    name: str
+    key: str = "ca.crt"
+    mount_path: str = "/etc/streamforge/kafka-ca"
+
+
 @dataclass(frozen=True)
 class JobTemplate:
     """The configurable parts of every Job (docs/operations.md)."""
@@ -42,6 +62,17 @@ class JobTemplate:
     node_selector: dict[str, str] = field(default_factory=dict)
     service_account_name: str | None = None
     image_pull_policy: str | None = None
+    #: None: no CA is mounted (the image carries the one CA_PATH names, if any)
+    ca: CaVolume | None = None
+
+
+def _ca_volume(ca: CaVolume) -> tuple[Volume, VolumeMount]:
+    items = [KeyToPath(key=ca.key, path=ca.key)]
+    if ca.kind == "secret":
+        volume = Volume(name=CA_VOLUME, secret=SecretVolumeSource(secretName=ca.name, items=items))
+    else:
+        volume = Volume(name=CA_VOLUME, configMap=ConfigMapVolumeSource(name=ca.name, items=items))
+    return volume, VolumeMount(name=CA_VOLUME, mountPath=ca.mount_path, readOnly=True)
 
 
 def build_job(spec: JobSpec, template: JobTemplate, namespace: str | None = None) -> Job:
@@ -66,12 +97,17 @@ def build_job(spec: JobSpec, template: JobTemplate, namespace: str | None = None
     resources = ResourceRequirements(
         requests=dict(template.requests) or None, limits=dict(template.limits) or None
     )
+    volumes, mounts = None, None
+    if template.ca is not None:
+        volume, mount = _ca_volume(template.ca)
+        volumes, mounts = [volume], [mount]
     container = Container(
         name="worker",
         image=spec.image,
         env=env,
         resources=resources,
         imagePullPolicy=template.image_pull_policy,
+        volumeMounts=mounts,
     )
     return Job(
         metadata=ObjectMeta(name=spec.name, namespace=namespace, labels=labels),
@@ -87,6 +123,7 @@ def build_job(spec: JobSpec, template: JobTemplate, namespace: str | None = None
                     automountServiceAccountToken=False,
                     serviceAccountName=template.service_account_name,
                     nodeSelector=dict(template.node_selector) or None,
+                    volumes=volumes,
                 ),
             ),
         ),

@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 DEPENDENCY = "launcher"
 FINISHED_TTL_SECONDS = 3600.0
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 
 class LocalLauncher:
@@ -40,13 +42,22 @@ class LocalLauncher:
         command: Sequence[str] | None = None,
         kill_timeout: float = 5.0,
         hidden_env: frozenset[str] = frozenset(),
+        secrets: Mapping[str, str] = _NONE,
+        target_commands: Mapping[str, Sequence[str]] = _NONE,
     ) -> None:
         self._dir = JobsDir(jobs_dir)
         #: the service's own settings (passwords, secrets) are not the workers' business
         self._hidden_env = hidden_env
+        #: env name -> value of the credentials a job gets by reference (`JobSpec.secret_env`):
+        #: put in its process environment at start, never in its record
+        self._secrets = dict(secrets)
+        #: the variables a job gets for reporting over HTTP, given its producer id (its step
+        #: run's `TELEMETRY_PRODUCER_ID`): its credential is that run's
         self._worker_env = worker_env
         self._extra_args = list(extra_args)
         self._command = list(command or [sys.executable, "-m", "queue_manager.worker.reference"])
+        #: target -> the program its jobs run exactly as given (no target, no extra args)
+        self._target_commands = {target: list(argv) for target, argv in target_commands.items()}
         self._kill_timeout = kill_timeout
         self._records: dict[str, JobRecord] = {}
         self._events: asyncio.Queue[JobStatus] = asyncio.Queue()
@@ -110,6 +121,7 @@ class LocalLauncher:
                 target=spec.target,
                 env=dict(spec.env),
                 max_retries=spec.max_retries,
+                secret_names=sorted(spec.secret_env),
             )
             try:
                 await self._start_process(record)
@@ -182,7 +194,8 @@ class LocalLauncher:
             if record is None:
                 continue
             if record.phase is JobPhase.ACTIVE and not procfs.alive(record.pid, record.name):
-                record.phase, record.message = ended_without_us(self._dir.exit_outcome(name))
+                record.outcome, record.records_written = self._dir.exit_report(name)
+                record.phase, record.message = ended_without_us(record.outcome)
             found.append(record.status())
         return found
 
@@ -192,11 +205,16 @@ class LocalLauncher:
         env = {
             **{k: v for k, v in os.environ.items() if k.upper() not in self._hidden_env},
             **record.env,
-            **self._worker_env(record.queue_id),
+            **{name: self._secrets[name] for name in record.secret_names if name in self._secrets},
+            **self._worker_env(record.env.get(Env.TELEMETRY_PRODUCER_ID, "")),
             procfs.JOB_NAME_ENV: record.name,
             Env.QM_EXIT_FILE: str(self._dir.exit_file(record.name)),
         }
-        argv = [*self._command, record.target, *self._extra_args]
+        argv = self._target_commands.get(record.target) or [
+            *self._command,
+            record.target,
+            *self._extra_args,
+        ]
         with open(self._dir.log_file(record.name), "ab") as out:  # noqa: ASYNC230 (local, tiny)
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -306,6 +324,8 @@ class LocalLauncher:
         record.phase = phase
         record.message = message
         record.ended_at = time.time()
+        # Its worker's last word, in the job's status from now on (and on disk with it).
+        record.outcome, record.records_written = self._dir.exit_report(record.name)
         try:
             self._dir.write(record)
         except OSError:

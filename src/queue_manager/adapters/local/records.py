@@ -5,7 +5,7 @@ Replicas sharing the directory see each other's jobs, as on Kubernetes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,12 @@ class JobRecord:
     phase: JobPhase = JobPhase.ACTIVE
     message: str | None = None
     ended_at: float | None = None
+    #: the credentials the job gets (`JobSpec.secret_env`), by name only: their values are
+    #: looked up each time the worker starts and never written
+    secret_names: list[str] = field(default_factory=list)
+    #: once it ended: what its worker's exit file said, how it ended and the records it wrote
+    outcome: str | None = None
+    records_written: int | None = None
     #: being deleted by this process; never written
     deleting: bool = False
 
@@ -42,6 +48,8 @@ class JobRecord:
             phase=self.phase,
             attempts=self.attempts,
             message=self.message,
+            outcome=self.outcome,
+            records_written=self.records_written,
         )
 
 
@@ -93,11 +101,21 @@ class JobsDir:
             return None
 
     def exit_outcome(self, name: str) -> str | None:
+        return self.exit_report(name)[0]
+
+    def exit_report(self, name: str) -> tuple[str | None, int | None]:
+        """What the worker's exit file says: its outcome and the records it wrote in all, each
+        None when it does not say (no file, unreadable, half written, not a count)."""
         try:
             data: Any = orjson.loads(self.exit_file(name).read_bytes())
         except (OSError, orjson.JSONDecodeError):  # none, unreadable or half written: no word
-            return None
-        return str(data.get(ExitFile.OUTCOME)) if isinstance(data, dict) else None
+            return None, None
+        if not isinstance(data, dict):
+            return None, None
+        outcome = data.get(ExitFile.OUTCOME)
+        records = data.get(ExitFile.RECORDS_WRITTEN)
+        valid = isinstance(records, int) and not isinstance(records, bool) and records >= 0
+        return (str(outcome) if outcome is not None else None), (records if valid else None)
 
     def forget_exit(self, name: str) -> None:
         self.exit_file(name).unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 // dependencies as SVG edges, told apart by kind (together / streaming / batch).
 // Left to right on a wide screen, top to bottom on a narrow one.
 
-import { count, el, ms } from "./format.js";
+import { count, el, ms, visible } from "./format.js";
 import { EDGE_LABEL, edgeKind, layers } from "./pipeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -102,7 +102,7 @@ export class Dag {
       const set = (key, target, value) => {
         if (text[key] !== value) {
           text[key] = value;
-          target.textContent = value;
+          target.textContent = visible(value);
         }
       };
       if (button.dataset.status !== step.status) {
@@ -132,7 +132,7 @@ export class Dag {
       button.setAttribute(
         "aria-label",
         `Step ${step.index} ${step.target} ${step.type}: ${step.status}, ${count(step.records_written)} records` +
-          (step.error_message ? `, error: ${step.error_message}` : ""),
+          (step.error_message ? `, error: ${visible(step.error_message)}` : ""),
       );
     }
   }

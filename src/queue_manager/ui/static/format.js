@@ -1,19 +1,35 @@
 // Small formatting helpers and a DOM builder that never parses HTML (no injection).
 
-/** el("div", {class: "x", dataset: {a: 1}, onclick: f}, child, "text", ...) */
+// Characters a page would hide or act on rather than show: C0 and C1 controls (an ESC of a
+// terminal sequence, a bell), DEL, and the Unicode controls that reorder text or break lines.
+// Newlines and tabs stay (logs); a carriage return is shown as \r.
+const HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT = { "\r": "\\r" };
+
+/** Text from outside (a worker, a client) with its control characters shown as escapes: `\x1b`. */
+export function visible(text) {
+  return String(text).replace(HIDDEN, (c) => {
+    if (SHORT[c]) return SHORT[c];
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** el("div", {class: "x", dataset: {a: 1}, onclick: f}, child, "text", ...); every text goes
+ * through `visible` and into a text node, never HTML. */
 export function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "dataset") Object.assign(node.dataset, value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "text") node.textContent = value;
+    else if (key === "text") node.textContent = visible(value);
     else if (value === true) node.setAttribute(key, "");
     else node.setAttribute(key, value);
   }
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    node.append(child instanceof Node ? child : document.createTextNode(visible(child)));
   }
   return node;
 }

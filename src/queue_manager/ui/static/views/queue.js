@@ -5,7 +5,7 @@ import { ApiError, get, openLog, post } from "../api.js";
 import { Dag } from "../dag.js";
 import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
-import { badge, count, duration, el, ms, RUNNING_STEP, time } from "../format.js";
+import { badge, count, duration, el, ms, RUNNING_STEP, time, visible } from "../format.js";
 import { LiveFeed } from "../live.js";
 import * as backfill from "./backfill.js";
 
@@ -262,7 +262,7 @@ class QueueView {
     this.stepPanel.replaceChildren();
     this.logBox = el("pre", { class: "log", tabindex: "0", "aria-label": `Log of step ${index}` });
     this.logNote = el("p", { class: "help log-note", "aria-live": "polite" });
-    this.stepFacts = el("div");
+    this.stepFacts = el("div", { class: "step-facts" });
     const reload = el("button", { type: "button", class: "button small", onclick: () => this.openLog() }, "Reload log");
     this.stepPanel.append(
       el("h2", { id: "step-title" }, `Step #${index} · ${this.queue.steps[index].target}`),
@@ -290,12 +290,16 @@ class QueueView {
       ["Depends on", step.depends_on.length ? list(step.depends_on) : "—"],
       ["Job", step.job_name],
     ];
-    const key = JSON.stringify(facts) + step.error_message;
+    if (step.warnings) facts.push(["Warnings", `${count(step.warnings)} (the worker went on)`]);
+    const key = JSON.stringify(facts) + step.error_message + step.last_warning;
     if (key === this.stepKey) return;
     this.stepKey = key;
     this.stepFacts.replaceChildren(
       el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
       step.error_message ? el("p", { class: "alert", role: "alert" }, step.error_message) : "",
+      step.warnings && step.last_warning
+        ? el("p", { class: "warning", role: "status" }, `Latest warning: ${step.last_warning}`)
+        : "",
     );
   }
 
@@ -320,7 +324,7 @@ class QueueView {
         pendingText += value;
         schedule("log", () => {
           if (abort.signal.aborted) return;
-          box.append(pendingText);
+          box.append(visible(pendingText)); // a worker's output: its escape sequences shown
           pendingText = "";
           this.trimLog(box);
           box.scrollTop = box.scrollHeight;
@@ -386,6 +390,7 @@ class QueueView {
     let what;
     if (e.kind.endsWith(".status")) what = [`${e.from || "created"} → `, badge(e.to)];
     else if (e.kind === "command") what = [`command: ${e.to}`];
+    else if (e.kind === "step.warning") what = ["warning (the worker went on)"];
     else what = [e.from || e.to ? `${e.from || "·"} → ${e.to}` : ""];
     return el(
       "li",

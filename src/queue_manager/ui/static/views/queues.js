@@ -3,7 +3,7 @@
 
 import { ApiError, get } from "../api.js";
 import { cancel, schedule } from "../frame.js";
-import { age, badge, count, duration, el, ms, QUEUE_STATUSES } from "../format.js";
+import { age, badge, count, duration, el, ms, QUEUE_STATUSES, visible } from "../format.js";
 import { LiveFeed } from "../live.js";
 
 const PAGE = 100;
@@ -202,7 +202,7 @@ class QueueList {
       entry.text.status = q.status;
       entry.cells.status.replaceChildren(badge(q.status));
       entry.node.dataset.status = q.status;
-      entry.cells.status.title = q.error_message || "";
+      entry.cells.status.title = visible(q.error_message || "");
     }
     this.set(entry, "steps", stepsDone(q));
     this.set(entry, "records", count(q.records_written));
