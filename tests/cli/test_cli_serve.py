@@ -30,6 +30,26 @@ def test_a_bad_setting_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize(
+    ("backend", "missing"),
+    [
+        ({"BUS_BACKEND": "kafka"}, "KAFKA_BOOTSTRAP_SERVERS"),
+        ({"STORE_BACKEND": "arango"}, "ARANGO_URL"),
+    ],
+)
+def test_a_backend_without_its_setting_exits_2_with_one_line_naming_it(
+    tmp_path: Path, backend: dict[str, str], missing: str
+) -> None:
+    env = {**backend, "DATA_DIR": str(tmp_path), "PORT": str(free_port())}
+    done = run_cli("serve", env=env, cwd=tmp_path, timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert missing in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
 def test_serve_runs_the_api_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     try:

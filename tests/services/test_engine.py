@@ -205,3 +205,17 @@ async def test_the_first_reconcile_pass_says_when_a_restart_has_caught_up(
     assert len(done) == 1  # once, not every period
     assert (done[0]["jobs"], done[0]["queues"]) == (2, 2)
     assert done[0]["seconds"] >= 0
+
+
+async def test_a_stop_deadline_reaps_the_queue_and_leaves_nothing_behind(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    """Every stop used to leave its timer in the engine for the life of the process."""
+    services.engine.d.stop_grace = timedelta(0)
+    for _ in range(3):
+        queue = await services.start(historical)
+        await services.queues.stop(queue.id)
+        while services.engine._background:  # the reap runs as soon as the loop gets to it
+            await asyncio.gather(*services.engine._background)
+        assert (await services.get(queue.id)).status is QueueStatus.STOPPED
+    assert not services.engine._background

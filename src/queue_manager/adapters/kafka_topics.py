@@ -43,7 +43,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
 from queue_manager.kafka_security import client_security
 from queue_manager.settings import Settings
 
@@ -81,7 +81,7 @@ class KafkaDataTopics:
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaDataTopics:
         if not settings.kafka_bootstrap_servers:
-            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is required for BUS_BACKEND=kafka")
+            raise Misconfigured("KAFKA_BOOTSTRAP_SERVERS: required with BUS_BACKEND=kafka")
         password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
         return cls(
             settings.kafka_bootstrap_servers,

@@ -79,7 +79,6 @@ class Deps:
 class Engine:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
-        self._timers: set[asyncio.TimerHandle] = set()
         self._background: set[asyncio.Task[None]] = set()
 
     async def apply(
@@ -303,17 +302,14 @@ class Engine:
     # -- stop -------------------------------------------------------------------------------
 
     def schedule_reap(self, queue_id: str, delay: float) -> None:
-        loop = asyncio.get_running_loop()
+        """Reap the queue once its stop deadline passed: a task that is forgotten once done (the
+        reconciler reaps too, so one lost with the process costs nothing)."""
+        task = asyncio.get_running_loop().create_task(self._reap_after(queue_id, delay))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-        def fire() -> None:
-            task = loop.create_task(self._reap_quietly(queue_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        handle = loop.call_later(max(delay, 0.0), fire)
-        self._timers.add(handle)
-
-    async def _reap_quietly(self, queue_id: str) -> None:
+    async def _reap_after(self, queue_id: str, delay: float) -> None:
+        await asyncio.sleep(max(delay, 0.0))
         try:
             await self.reap(queue_id)
         except DependencyUnavailable as exc:
@@ -434,8 +430,6 @@ class Engine:
         return True
 
     async def close(self) -> None:
-        for handle in self._timers:
-            handle.cancel()
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -105,7 +105,7 @@ class ArangoStore(TokenMethods, AdmissionMethods, ScheduleMethods):
     @classmethod
     def from_settings(cls, settings: Settings) -> ArangoStore:
         if not settings.arango_url:
-            raise DependencyUnavailable("store", "ARANGO_URL is not set")
+            raise Misconfigured("ARANGO_URL: required with STORE_BACKEND=arango")
         password = settings.arango_password
         return cls(
             settings.arango_url,
