@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from queue_manager.domain.errors import Misconfigured
 from queue_manager.domain.planner import DEFAULT_LOADER_TYPES
 from queue_manager.domain.requests import TYPE_PATTERN
 from queue_manager.job_contract import Target
@@ -362,6 +363,18 @@ class Settings(BaseSettings):
             Target.GNN_TRAINER: self.local_gnn_trainer_command,
             Target.VISUALIZER: self.local_visualizer_command,
         }[Target(target)]
+
+    def kafka_connection(self) -> tuple[str, dict[str, Any]]:
+        """Where and how every Kafka client of the service connects: the servers and the
+        security options (SASL_SSL with a user, else PLAINTEXT)."""
+        from queue_manager.kafka_security import client_security  # aiokafka, only when used
+
+        if not self.kafka_bootstrap_servers:
+            raise Misconfigured("KAFKA_BOOTSTRAP_SERVERS: required with BUS_BACKEND=kafka")
+        password = self.kafka_password.get_secret_value() if self.kafka_password else None
+        return self.kafka_bootstrap_servers, client_security(
+            self.kafka_user, password, self.ca_path
+        )
 
     def image_for(self, target: Target | str) -> str:
         return {

@@ -20,9 +20,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
+from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.telemetry import Source
-from queue_manager.kafka_security import client_security
 from queue_manager.ports import Command
 from queue_manager.settings import Settings
 
@@ -80,12 +79,10 @@ class KafkaBus:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaBus:
-        if not settings.kafka_bootstrap_servers:
-            raise Misconfigured("KAFKA_BOOTSTRAP_SERVERS: required with BUS_BACKEND=kafka")
-        password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+        servers, security = settings.kafka_connection()
         return cls(
-            settings.kafka_bootstrap_servers,
-            client_security(settings.kafka_user, password, settings.ca_path),
+            servers,
+            security,
             control_topic=settings.queue_control_topic,
             events_topic=settings.queue_events_topic,
             updates_topic=settings.queue_updates_topic,

@@ -43,8 +43,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
-from queue_manager.kafka_security import client_security
+from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -80,12 +79,10 @@ class KafkaDataTopics:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaDataTopics:
-        if not settings.kafka_bootstrap_servers:
-            raise Misconfigured("KAFKA_BOOTSTRAP_SERVERS: required with BUS_BACKEND=kafka")
-        password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+        servers, security = settings.kafka_connection()
         return cls(
-            settings.kafka_bootstrap_servers,
-            client_security(settings.kafka_user, password, settings.ca_path),
+            servers,
+            security,
             partitions=settings.data_topic_partitions,
         )
 
