@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from queue_manager.adapters.local import LocalLauncher
+from queue_manager.adapters.local import LocalLauncher, procfs
+from queue_manager.adapters.local.records import JobRecord, JobsDir
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.app import build_adapters, job_config
 from queue_manager.domain.errors import DependencyUnavailable
@@ -209,3 +210,47 @@ async def test_an_ended_jobs_status_carries_what_its_exit_file_says(tmp_path: Pa
         assert (status.outcome, status.records_written) == ("finished", 2400)
     finally:
         await again.stop()
+
+
+async def test_a_worker_that_just_exited_is_the_word_of_the_replica_that_started_it(
+    tmp_path: Path,
+) -> None:
+    """Replicas share the jobs directory. Between a worker's exit and its replica writing how
+    it ended (its exit code, which only that replica knows), the record still says ACTIVE;
+    another replica reading it then must not call the worker vanished and fail a step that
+    finished. Once the starting replica is gone, the others decide from the exit file."""
+    other_replica = await asyncio.create_subprocess_exec("sleep", "600")
+    exited = await asyncio.create_subprocess_exec("true")
+    await exited.wait()
+    owner = procfs.identity(other_replica.pid)
+    assert owner is not None
+    job = spec(str(uuid.uuid4()))
+    jobs = JobsDir(tmp_path / "jobs")
+    jobs.create()
+    jobs.write(
+        JobRecord(
+            name=job.name,
+            queue_id=job.queue_id,
+            step_index=0,
+            target=job.target,
+            env={},
+            max_retries=0,
+            pid=exited.pid,
+            attempts=1,
+            owner=owner,
+        )
+    )
+    launcher = LocalLauncher(tmp_path / "jobs", worker_env=lambda _p: {}, command=["true"])
+    await launcher.start()
+    try:
+        [status] = await launcher.list_jobs()
+        assert status.phase is JobPhase.ACTIVE  # its replica will say how it ended
+        other_replica.kill()
+        await other_replica.wait()
+        [status] = await launcher.list_jobs()
+        assert (status.phase, status.message) == (JobPhase.FAILED, "worker process vanished")
+    finally:
+        if other_replica.returncode is None:
+            other_replica.kill()
+            await other_replica.wait()
+        await launcher.stop()

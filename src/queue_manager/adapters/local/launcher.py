@@ -67,6 +67,7 @@ class LocalLauncher:
         self._adopted: dict[str, tuple[JobRecord, int]] = {}
         #: workers this run started, until reaped
         self._children: dict[str, asyncio.subprocess.Process] = {}
+        self._me = procfs.identity(os.getpid()) or ""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ class LocalLauncher:
             raise DependencyUnavailable(DEPENDENCY, f"cannot use {self._dir.path}: {exc}") from exc
         for name in names:
             record = self._dir.read(name)
-            if record is None:
+            if record is None or self._owned_by_another(record):
                 continue
             self._records[record.name] = record
             if record.phase is not JobPhase.ACTIVE:
@@ -185,6 +186,9 @@ class LocalLauncher:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _owned_by_another(self, record: JobRecord) -> bool:
+        return bool(record.owner) and record.owner != self._me and procfs.running(record.owner)
+
     def _jobs_of_other_replicas(self) -> list[JobStatus]:
         found = []
         for name in self._dir.names():
@@ -193,7 +197,10 @@ class LocalLauncher:
             record = self._dir.read(name)
             if record is None:
                 continue
-            if record.phase is JobPhase.ACTIVE and not procfs.alive(record.pid, record.name):
+            ended = record.phase is JobPhase.ACTIVE and not procfs.alive(record.pid, record.name)
+            # A worker that just exited is still ACTIVE on disk until its replica writes how it
+            # ended (its exit code, which only that replica knows): it is that replica's word.
+            if ended and not self._owned_by_another(record):
                 record.outcome, record.records_written = self._dir.exit_report(name)
                 record.phase, record.message = ended_without_us(record.outcome)
             found.append(record.status())
@@ -228,6 +235,7 @@ class LocalLauncher:
             )
         record.pid = proc.pid
         record.phase = JobPhase.ACTIVE
+        record.owner = self._me
         try:
             self._dir.write(record)
         except OSError:

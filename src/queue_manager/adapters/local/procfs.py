@@ -37,6 +37,20 @@ def alive(pid: int, name: str) -> bool:
         return False
 
 
+def identity(pid: int) -> str | None:
+    """`pid:start time`, which names one process for the life of the machine (a pid alone is
+    reused); None if it is gone."""
+    fields = _stat(pid)
+    # /proc/<pid>/stat field 22 is the start time; `fields` begins at field 3.
+    return None if fields is None or len(fields) < 20 else f"{pid}:{fields[19].decode()}"
+
+
+def running(ident: str) -> bool:
+    """Whether the process `identity` named is still running."""
+    pid, _, _ = ident.partition(":")
+    return pid.isdigit() and identity(int(pid)) == ident
+
+
 async def wait_gone(pid: int, name: str, within: float | None, every: float) -> bool:
     """Wait until the worker is gone; False if still alive after `within` seconds."""
     deadline = None if within is None else time.monotonic() + within

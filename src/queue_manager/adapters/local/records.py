@@ -37,6 +37,9 @@ class JobRecord:
     #: once it ended: what its worker's exit file said, how it ended and the records it wrote
     outcome: str | None = None
     records_written: int | None = None
+    #: the service process that started the worker (`procfs.identity`): while it runs, it and
+    #: no other replica tells how the worker ended
+    owner: str = ""
     #: being deleted by this process; never written
     deleting: bool = False
 
