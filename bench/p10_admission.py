@@ -27,7 +27,11 @@ from pathlib import Path
 
 import orjson
 
-from bench import harness as h
+from bench.config import Config
+from bench.profile import profiled
+from bench.report import Row
+from bench.seeding import start_queues
+from bench.services import service
 
 LIMIT = 50
 RUNNING = ("pending", "loading", "stopping")
@@ -71,7 +75,7 @@ async def drive(url: str, server, count: int, db: Path) -> tuple[int, float]:
     completer = asyncio.create_task(complete_jobs(server, "default", stop))
     await asyncio.sleep(0.5)  # the watch is open before the first Job
     began = time.perf_counter()
-    await asyncio.to_thread(h.start_queues, url, count)
+    await asyncio.to_thread(start_queues, url, count)
     while finished(db) < count and time.perf_counter() - began < 600:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - began
@@ -146,19 +150,19 @@ def raw_admissions(db: Path, count: int) -> tuple[float, int]:
     return spent / max(decisions, 1) * 1e3, per
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     from tests.support.kube_apiserver import start_kube_apiserver
 
     count = cfg.size(1_000, 200)
     server = start_kube_apiserver(cfg.workdir / "kube")
     try:
-        svc = h.service(cfg, "p10", kafka=False, LAUNCHER_BACKEND="kubernetes",
-                        KUBECONFIG=str(server.kubeconfig_path), K8S_NAMESPACE="default",
-                        MAX_RUNNING_QUEUES=str(LIMIT), KUBE_QPS="0", RECONCILE_SECONDS="5")
+        svc = service(cfg, "p10", kafka=False, LAUNCHER_BACKEND="kubernetes",
+                      KUBECONFIG=str(server.kubeconfig_path), K8S_NAMESPACE="default",
+                      MAX_RUNNING_QUEUES=str(LIMIT), KUBE_QPS="0", RECONCILE_SECONDS="5")
         svc.app = "bench.stores:counting_app"
-        db = Path(svc.env["DATA_DIR"]) / "queue-manager.db"
-        with svc, h.profiled(svc, "p10", cfg, seconds=20):
-            completed, elapsed = h.run(drive(svc.url, server, count, db))
+        db = svc.data_dir / "queue-manager.db"
+        with svc, profiled(svc, "p10", cfg, seconds=20):
+            completed, elapsed = asyncio.run(drive(svc.url, server, count, db))
     finally:
         server.stop()
     stats = json.loads((db.parent / "store-stats.json").read_text())
@@ -176,16 +180,16 @@ def run(cfg: h.Config) -> list[h.Row]:
     per_statement = stats["admit_statements"] / admitted
     raw_rate = 1e3 / raw_ms
     return [
-        h.Row(f"P10 admission decisions/s, {count:,} queued, MAX_RUNNING_QUEUES={LIMIT}", rate,
-              "/s", raw_rate, "same statements in sqlite3, back to back", "—", None,
-              note=f"{len(times):,} admissions over {span:.1f} s; all {count:,} finished "
-              f"{elapsed:.1f} s after the first start; {completed:,} Jobs marked Complete by "
-              "the bench."),
-        h.Row("P10 store time per admission decision", store_ms, "ms", raw_ms,
-              "same statements in sqlite3", "—", None,
-              note=f"{stats['admit_calls']:,} admit transactions ({stats['admit_empty_calls']:,} "
-              f"admitted nothing) for {stats['admitted']:,} admissions; "
-              f"{per_statement:.1f} SQL statements per admission, empty transactions included "
-              f"(sqlite3 baseline: "
-              f"{raw_statements}); time is the write lock held (BEGIN IMMEDIATE to COMMIT)."),
+        Row(f"P10 admission decisions/s, {count:,} queued, MAX_RUNNING_QUEUES={LIMIT}", rate,
+            "/s", raw_rate, "same statements in sqlite3, back to back", "—", None,
+            note=f"{len(times):,} admissions over {span:.1f} s; all {count:,} finished "
+            f"{elapsed:.1f} s after the first start; {completed:,} Jobs marked Complete by "
+            "the bench."),
+        Row("P10 store time per admission decision", store_ms, "ms", raw_ms,
+            "same statements in sqlite3", "—", None,
+            note=f"{stats['admit_calls']:,} admit transactions ({stats['admit_empty_calls']:,} "
+            f"admitted nothing) for {stats['admitted']:,} admissions; "
+            f"{per_statement:.1f} SQL statements per admission, empty transactions included "
+            f"(sqlite3 baseline: "
+            f"{raw_statements}); time is the write lock held (BEGIN IMMEDIATE to COMMIT)."),
     ]

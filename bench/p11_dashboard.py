@@ -25,8 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import harness as h
+from tests.support.waiting import wait_until
+
+from bench.config import Config
 from bench.p3_list import cached_store
+from bench.report import Row
+from bench.seeding import seed_bulk, start_queues
+from bench.services import service
+from bench.stats import median
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
@@ -80,21 +86,21 @@ def first_render(browser: Any, url: str, token: str, shot: Path | None = None) -
         context.close()
 
 
-def prepare(cfg: h.Config) -> tuple[int, Path, Path]:
+def prepare(cfg: Config) -> tuple[int, Path, Path]:
     """The stores, seeded before Playwright runs (its sync API keeps an event loop here)."""
     count = cfg.size(1_000_000, 100_000)
     db, _ = cached_store(count)
     small = cfg.workdir / "p11-small" / "queue-manager.db"
     small.parent.mkdir(parents=True, exist_ok=True)
-    h.seed_bulk(small, 100, procs=1)
+    seed_bulk(small, 100, procs=1)
     return count, db, small
 
 
-def render_rows(cfg: h.Config, browser: Any, count: int, db: Path, small: Path) -> list[h.Row]:
+def render_rows(cfg: Config, browser: Any, count: int, db: Path, small: Path) -> list[Row]:
     path, token = tokens_file(cfg.workdir / "p11-auth")
     auth = {"AUTH_TOKENS_FILE": str(path)}
-    big_svc = h.service(cfg, "p11-big", kafka=False, SQLITE_PATH=str(db), **auth)
-    small_svc = h.service(cfg, "p11-small", kafka=False, SQLITE_PATH=str(small), **auth)
+    big_svc = service(cfg, "p11-big", kafka=False, SQLITE_PATH=str(db), **auth)
+    small_svc = service(cfg, "p11-small", kafka=False, SQLITE_PATH=str(small), **auth)
     big: list[float] = []
     base: list[float] = []
     rows_then: list[int] = []
@@ -107,28 +113,29 @@ def render_rows(cfg: h.Config, browser: Any, count: int, db: Path, small: Path) 
             big.append(ms)
             rows_then.append(rows)
             base.append(first_render(browser, small_svc.url, token)[0])
-    value, baseline = h.median(big), h.median(base)
+    value, baseline = median(big), median(base)
     return [
-        h.Row(f"P11 dashboard first render, {count:,} queues stored", value, "ms", baseline,
-              "100 queues stored", "≤ 1 s", value is not None and value <= 1000,
-              note=f"loads: {', '.join(f'{x:.0f}' for x in big)} ms (100 stored: "
-              f"{', '.join(f'{x:.0f}' for x in base)} ms); rows in the DOM at that moment: "
-              f"{', '.join(map(str, rows_then))}; Chromium {browser.version}."),
+        Row(f"P11 dashboard first render, {count:,} queues stored", value, "ms", baseline,
+            "100 queues stored", "≤ 1 s", value is not None and value <= 1000,
+            note=f"loads: {', '.join(f'{x:.0f}' for x in big)} ms (100 stored: "
+            f"{', '.join(f'{x:.0f}' for x in base)} ms); rows in the DOM at that moment: "
+            f"{', '.join(map(str, rows_then))}; Chromium {browser.version}."),
     ]
 
 
-def longtask_rows(cfg: h.Config, browser: Any) -> list[h.Row]:
+def longtask_rows(cfg: Config, browser: Any) -> list[Row]:
     from tests.ui import load
 
     seconds = cfg.size(10, 5)
-    svc = h.service(cfg, "p11-updates", kafka=True, LAUNCH_GRACE_SECONDS="600",
-                    RECONCILE_SECONDS="5")  # fmt: skip
-    load.seed_ended(Path(svc.env["DATA_DIR"]) / "queue-manager.db")
+    svc = service(cfg, "p11-updates", kafka=True, LAUNCH_GRACE_SECONDS="600",
+                  RECONCILE_SECONDS="5")  # fmt: skip
+    load.seed_ended(svc.data_dir / "queue-manager.db")
     try:
         with svc:
-            ids = [s.queue_id for s in threaded(lambda: h.start_queues(svc.url, load.RUNNING))]
-            jobs = Path(svc.env["DATA_DIR"]) / "jobs"
-            h.wait_until(lambda: len(list(jobs.glob("*.json"))) >= load.RUNNING, 60, every=0.2)
+            ids = [s.queue_id for s in threaded(lambda: start_queues(svc.url, load.RUNNING))]
+            jobs = svc.data_dir / "jobs"
+            wait_until(lambda: len(list(jobs.glob("*.json"))) >= load.RUNNING, 60, every=0.2,
+                       what=f"{load.RUNNING} local workers launched")  # fmt: skip
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             try:
                 page = context.new_page()
@@ -136,7 +143,7 @@ def longtask_rows(cfg: h.Config, browser: Any) -> list[h.Row]:
             finally:
                 context.close()
     finally:
-        h.kill_workers(svc)
+        svc.kill_workers()
     dropped = "yes" if f.socket_closed else "no"
     detail = (f"{f.rows:,} queues listed; {f.updates_received:,} updates in {f.seconds:.1f} s "
               f"({f.updates_per_second:,.0f}/s; socket dropped: {dropped}"
@@ -145,9 +152,9 @@ def longtask_rows(cfg: h.Config, browser: Any) -> list[h.Row]:
               f"({f.load_ms / 1000:.1f} s from navigation): {f.load_long_tasks} long tasks, "
               f"{f.load_long_task_ms:,.0f} ms.")
     return [
-        h.Row(f"P11 dashboard long tasks, ~{f.updates_per_second:,.0f} updates/s for "
-              f"{f.seconds:.0f} s: total", f.long_task_ms, "ms", None, "", "—", None,
-              note=f"{f.long_tasks} long tasks (count); " + detail),
+        Row(f"P11 dashboard long tasks, ~{f.updates_per_second:,.0f} updates/s for "
+            f"{f.seconds:.0f} s: total", f.long_task_ms, "ms", None, "", "—", None,
+            note=f"{f.long_tasks} long tasks (count); " + detail),
     ]
 
 
@@ -162,7 +169,7 @@ def threaded(fn: Callable[[], T]) -> T:
     return out[0]
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     from playwright.sync_api import sync_playwright
 
     began = time.perf_counter()

@@ -13,20 +13,29 @@ start-up and group join are outside both.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 
 import orjson
+from tests.support.service import Service
+from tests.support.waiting import wait_until
 
-from bench import harness as h
+from bench.config import Config
+from bench.kafka import produce_all
+from bench.profile import profiled
+from bench.report import Row
+from bench.seeding import Seeded, seed_running
+from bench.services import service
 
 EVENTS = 300_000
 QUEUES = 1_000
 
 
-def events(seeded: list[h.Seeded], per_queue: int) -> list[tuple[bytes, bytes]]:
+def events(seeded: list[Seeded], per_queue: int) -> list[tuple[bytes, bytes]]:
     out = []
     sent = dt.datetime.now(dt.UTC).isoformat()
     for n in range(1, per_queue + 1):
@@ -42,7 +51,7 @@ def events(seeded: list[h.Seeded], per_queue: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def bare_consumer(cfg: h.Config, topic: str, expected: int) -> float:
+async def bare_consumer(cfg: Config, topic: str, expected: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -80,38 +89,39 @@ def applied(db: str) -> int:
     return int(row[0] or 0) // 10
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     per_queue = EVENTS // QUEUES
     budget = 8.0 if cfg.quick else 900.0
-    svc = h.service(cfg, "p1", kafka=True, RECONCILE_SECONDS="5")
+    svc = service(cfg, "p1", kafka=True, RECONCILE_SECONDS="5")
     topic = svc.env["QUEUE_EVENTS_TOPIC"]
-    db = svc.env["DATA_DIR"] + "/queue-manager.db"
+    db = str(svc.data_dir / "queue-manager.db")
     try:
         return measure(cfg, svc, topic, db, per_queue, budget)
     finally:
-        h.kill_workers(svc)
+        svc.kill_workers()
 
 
-def measure(cfg: h.Config, svc: h.Server, topic: str, db: str, per_queue: int,
-            budget: float) -> list[h.Row]:
+def measure(cfg: Config, svc: Service, topic: str, db: str, per_queue: int,
+            budget: float) -> list[Row]:
     # The queues are stored pending; the service's start-up reconcile launches their (idle)
     # workers, which outlive this first run.
-    seeded = h.run(h.seed_running(h.Path(db), QUEUES, claim=False))
-    jobs = h.Path(svc.env["DATA_DIR"]) / "jobs"
+    seeded = asyncio.run(seed_running(Path(db), QUEUES, claim=False))
+    jobs = svc.data_dir / "jobs"
     svc.reap_workers = False
     with svc:
-        h.wait_until(lambda: len(list(jobs.glob("*.json"))) >= QUEUES, 300, every=0.2)
+        wait_until(lambda: len(list(jobs.glob("*.json"))) >= QUEUES, 300, every=0.2,
+                   what=f"the start-up reconcile to launch {QUEUES:,} workers")  # fmt: skip
         time.sleep(1)
     svc.reap_workers = True
     items = events(seeded, per_queue)
-    h.run(h.produce_all(cfg, topic, items))
-    baseline = h.run(bare_consumer(cfg, topic, len(items)))
+    asyncio.run(produce_all(cfg, topic, items))
+    baseline = asyncio.run(bare_consumer(cfg, topic, len(items)))
 
     with svc:
         start = time.perf_counter()
-        h.wait_until(lambda: applied(db) > 0, 120, every=0.02)
+        wait_until(lambda: applied(db) > 0, 120, every=0.02, what="a first event applied")
         first, at_first = time.perf_counter(), applied(db)
-        with h.profiled(svc, "p1", cfg, seconds=min(budget, 30)):
+        with profiled(svc, "p1", cfg, seconds=min(budget, 30)):
             done = at_first
             while done < len(items) and time.perf_counter() - first < budget:
                 time.sleep(0.02)  # a batch applies in well under a second: poll finely
@@ -121,7 +131,7 @@ def measure(cfg: h.Config, svc: h.Server, topic: str, db: str, per_queue: int,
     complete = "all applied" if done >= len(items) else (
         f"stopped after {end - first:.0f} s with {done:,} of {len(items):,} applied")
     return [
-        h.Row(
+        Row(
             "P1 telemetry applied/s (Kafka → SQLite)",
             rate,
             "ev/s",

@@ -16,17 +16,24 @@ import collections
 import time
 import uuid
 
-from bench import harness as h
+from bench.config import Config
+from bench.kafka import paced_events
+from bench.profile import profiled
+from bench.report import Row
+from bench.seeding import Seeded, start_queues
+from bench.services import service
+from bench.stats import percentile
+from bench.ws_readers import WsReaders
 
 RATE = 2_000
 QUEUES = 100
 
 
-async def kafka_only(cfg: h.Config, seconds: float) -> list[float]:
+async def kafka_only(cfg: Config, seconds: float) -> list[float]:
     from aiokafka import AIOKafkaConsumer
 
     topic = f"p2-bare-{uuid.uuid4().hex[:8]}"
-    seeded = [h.Seeded(f"q{i}", f"p{i}") for i in range(QUEUES)]
+    seeded = [Seeded(f"q{i}", f"p{i}") for i in range(QUEUES)]
     consumer = AIOKafkaConsumer(topic, **cfg.kafka().client_kwargs(sasl=False),
                                 auto_offset_reset="earliest")
     await consumer.start()
@@ -46,7 +53,7 @@ async def kafka_only(cfg: h.Config, seconds: float) -> list[float]:
 
     task = asyncio.create_task(consume())
     try:
-        await h.paced_events(cfg, topic, seeded, RATE, seconds, t_base)
+        await paced_events(cfg, topic, seeded, RATE, seconds, t_base)
         await asyncio.sleep(2)
     finally:
         task.cancel()
@@ -76,33 +83,33 @@ def join(sent: list[tuple[str, int]], dump: list[list], t_base: float) -> tuple[
     return lat, missing
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     seconds = 10.0 if cfg.quick else 60.0
-    base = h.run(kafka_only(cfg, 5.0 if cfg.quick else 20.0))
+    base = asyncio.run(kafka_only(cfg, 5.0 if cfg.quick else 20.0))
 
-    svc = h.service(cfg, "p2", kafka=True, RECONCILE_SECONDS="5")
+    svc = service(cfg, "p2", kafka=True, RECONCILE_SECONDS="5")
     t_base = time.time()
     with svc:
-        seeded = h.start_queues(svc.url, QUEUES)
+        seeded = start_queues(svc.url, QUEUES)
         time.sleep(1)  # consumer group joined
-        readers = h.WsReaders(svc.ws_url + "/ws/topic", cfg.workdir / "p2-ws.json", clients=1,
-                              t_base=t_base, dump=True, drain=3.0).start()
+        readers = WsReaders(svc.ws_url + "/ws/topic", cfg.workdir / "p2-ws.json", clients=1,
+                          t_base=t_base, dump=True, drain=3.0).start()
         readers.go(seconds)
-        with h.profiled(svc, "p2", cfg, seconds=seconds):
-            sent = h.run(h.paced_events(cfg, svc.env["QUEUE_EVENTS_TOPIC"], seeded, RATE,
-                                        seconds, t_base))
+        with profiled(svc, "p2", cfg, seconds=seconds):
+            sent = asyncio.run(paced_events(cfg, svc.env["QUEUE_EVENTS_TOPIC"], seeded, RATE,
+                                            seconds, t_base))
         result = readers.result()
         readers.close()
     lat, missing = join(sent, result["dump"], t_base)
-    p50, p99 = h.percentile(lat, 50), h.percentile(lat, 99)
-    b50, b99 = h.percentile(base, 50), h.percentile(base, 99)
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
+    b50, b99 = percentile(base, 50), percentile(base, 99)
     updates = len(result["dump"])
     note = (f"{len(sent):,} events at {RATE:,}/s for {seconds:.0f} s over {QUEUES} queues; "
             f"{updates:,} step updates reached the client; {missing:,} events never shown "
             f"within 3 s after the end.")
     return [
-        h.Row("P2 end-to-end latency p50", p50, "ms", b50, "Kafka hop alone", "—", None,
-              note=note),
-        h.Row("P2 end-to-end latency p99", p99, "ms", b99, "Kafka hop alone", "≤ 100 ms",
-              p99 is not None and p99 <= 100 and missing == 0),
+        Row("P2 end-to-end latency p50", p50, "ms", b50, "Kafka hop alone", "—", None,
+          note=note),
+        Row("P2 end-to-end latency p99", p99, "ms", b99, "Kafka hop alone", "≤ 100 ms",
+          p99 is not None and p99 <= 100 and missing == 0),
     ]

@@ -10,6 +10,7 @@ queue (database + WAL after the inserts).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -17,7 +18,12 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench import harness as h
+from bench.config import REPO, WORK, Config
+from bench.profile import profiled
+from bench.report import Row
+from bench.seeding import seed_bulk
+from bench.services import service
+from bench.stats import percentile
 
 SQL = ("SELECT doc, created, id FROM queue_state{where} ORDER BY created DESC, id DESC "
        "LIMIT 101")
@@ -55,29 +61,32 @@ def cached_store(count: int) -> tuple[Path, float]:
     import hashlib
     import json
 
-    src = h.REPO / "src" / "queue_manager"
+    src = REPO / "src" / "queue_manager"
     digest = hashlib.sha1()
-    for part in ("adapters/sqlite_store.py", "domain/models.py"):
-        digest.update((src / part).read_bytes())
-    folder = h.WORK / "seed" / f"p3-{count}-{digest.hexdigest()[:10]}"
+    # the store is a module or a package of them
+    store = sorted((src / "adapters").glob("sqlite_store.py"))
+    store += sorted((src / "adapters" / "sqlite_store").glob("*.py"))
+    for path in [*store, src / "domain" / "models.py"]:
+        digest.update(path.read_bytes())
+    folder = WORK / "seed" / f"p3-{count}-{digest.hexdigest()[:10]}"
     db, meta = folder / "queue-manager.db", folder / "seeded.json"
     if not meta.exists():
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        seconds = h.seed_bulk(db, count)
+        seconds = seed_bulk(db, count)
         meta.write_text(json.dumps({"seconds": seconds}))
     return db, float(json.loads(meta.read_text())["seconds"])
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     from queue_manager.adapters import cursor as cursors
 
     count = cfg.size(1_000_000, 100_000)
     n = cfg.size(200, 60)
     db, seconds = cached_store(count)
-    svc = h.service(cfg, "p3", kafka=False, SQLITE_PATH=str(db))
+    svc = service(cfg, "p3", kafka=False, SQLITE_PATH=str(db))
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         created, qid = conn.execute(
@@ -97,23 +106,23 @@ def run(cfg: h.Config) -> list[h.Row]:
          " WHERE (created, id) < (?, ?)", (created, qid)),
         ("status=error", {"limit": 100, "status": "error"}, " WHERE status = ?", ("error",)),
     ]
-    rows: list[h.Row] = []
+    rows: list[Row] = []
     with svc:
         for name, params, where, args in cases:
-            with h.profiled(svc, f"p3-{name.split()[0]}", cfg, seconds=10):
+            with profiled(svc, f"p3-{name.split()[0]}", cfg, seconds=10):
                 got = http_query(svc.url, params, n)
             base = raw_query(db, where, args, n)
-            p50, p99 = h.percentile(got, 50), h.percentile(got, 99)
-            b50, b99 = h.percentile(base, 50), h.percentile(base, 99)
-            rows.append(h.Row(f"P3 list {count:,}: {name} p50", p50, "ms", b50,
-                              "same SQL + decode, in-process", "≤ 20 ms",
-                              p50 is not None and p50 <= 20))
-            rows.append(h.Row(f"P3 list {count:,}: {name} p99", p99, "ms", b99,
-                              "same SQL + decode, in-process", "—", None))
-    rows.append(h.Row("P3 bytes on disk per queue", size / count, "B", None, "", "—", None,
-                      note=f"{count:,} one-step queues inserted through SQLiteStore.insert in "
-                      f"{seconds:.0f} s ({count / seconds:,.0f}/s, {h.os.cpu_count()} processes); "
-                      f"{size / 2**20:,.0f} MiB on disk; average document {avg_doc:,.0f} B; the "
-                      f"queue_state table alone takes "
-                      f"{(table or 0) / count:,.0f} B per queue (dbstat)."))
+            p50, p99 = percentile(got, 50), percentile(got, 99)
+            b50, b99 = percentile(base, 50), percentile(base, 99)
+            rows.append(Row(f"P3 list {count:,}: {name} p50", p50, "ms", b50,
+                          "same SQL + decode, in-process", "≤ 20 ms",
+                          p50 is not None and p50 <= 20))
+            rows.append(Row(f"P3 list {count:,}: {name} p99", p99, "ms", b99,
+                          "same SQL + decode, in-process", "—", None))
+    rows.append(Row("P3 bytes on disk per queue", size / count, "B", None, "", "—", None,
+                  note=f"{count:,} one-step queues inserted through SQLiteStore.insert in "
+                  f"{seconds:.0f} s ({count / seconds:,.0f}/s, {os.cpu_count()} processes); "
+                  f"{size / 2**20:,.0f} MiB on disk; average document {avg_doc:,.0f} B; the "
+                  f"queue_state table alone takes "
+                  f"{(table or 0) / count:,.0f} B per queue (dbstat)."))
     return rows

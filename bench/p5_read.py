@@ -8,13 +8,19 @@ connections, for 15 s (quick: 4 s) against each, one right after the other.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
 
 import httpx
+import orjson
 
-from bench import harness as h
+from bench.config import Config
+from bench.profile import profiled
+from bench.report import Row, fmt
+from bench.seeding import seed_running
+from bench.services import bare, service
 
 
 def wrk(url: str, seconds: int) -> tuple[float, float | None]:
@@ -30,24 +36,24 @@ def wrk(url: str, seconds: int) -> tuple[float, float | None]:
     return rps, p50
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (make bench installs it with apt-get)")
     seconds = cfg.size(15, 4)
-    svc = h.service(cfg, "p5", kafka=False, LAUNCH_GRACE_SECONDS="3600")
-    seeded = h.run(h.seed_running(h.Path(svc.env["DATA_DIR"]) / "queue-manager.db", 1))
+    svc = service(cfg, "p5", kafka=False, LAUNCH_GRACE_SECONDS="3600")
+    seeded = asyncio.run(seed_running(svc.data_dir / "queue-manager.db", 1))
     path = f"/queues/{seeded[0].queue_id}"
     doc = cfg.workdir / "p5" / "doc.json"
     with svc:
         doc.write_bytes(httpx.get(svc.url + path).content)
-        with h.profiled(svc, "p5", cfg, seconds=seconds):
+        with profiled(svc, "p5", cfg, seconds=seconds):
             rps, p50 = wrk(svc.url + path, seconds)
-    with h.bare(cfg, "p5", BARE_DOC=str(doc)) as app:
-        assert httpx.get(app.url + path).json() == h.orjson_loads(doc.read_bytes())
+    with bare(cfg, "p5", BARE_DOC=str(doc)) as app:
+        assert httpx.get(app.url + path).json() == orjson.loads(doc.read_bytes())
         b_rps, b50 = wrk(app.url + path, seconds)
     return [
-        h.Row("P5 GET /queues/{id} (wrk, 32 conns)", rps, "req/s", b_rps, "bare FastAPI",
-              "≥ 0.5×", rps >= 0.5 * b_rps,
-              note=f"p50 {h.fmt(p50, 'ms')} vs {h.fmt(b50, 'ms')} bare; one uvicorn worker "
-              "each; wrk shares the 2 CPUs with the server."),
+        Row("P5 GET /queues/{id} (wrk, 32 conns)", rps, "req/s", b_rps, "bare FastAPI",
+          "≥ 0.5×", rps >= 0.5 * b_rps,
+          note=f"p50 {fmt(p50, 'ms')} vs {fmt(b50, 'ms')} bare; one uvicorn worker "
+          "each; wrk shares the 2 CPUs with the server."),
     ]

@@ -20,11 +20,21 @@ second of the same shape. 20 s per phase
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
+from tests.support.service import Service
 
-from bench import harness as h
+from bench.config import Config
+from bench.kafka import paced_events
+from bench.machine import cpu_seconds, rss_mb
+from bench.profile import profiled
+from bench.report import Row, fmt
+from bench.seeding import start_queues
+from bench.services import bare, service
+from bench.stats import hist_percentile
+from bench.ws_readers import WsReaders
 
 RATES = {"goal": 500, "light": 10}  # worker events/s; updates/s are twice that
 QUEUES = 100
@@ -33,8 +43,8 @@ QUEUES = 100
 def summary(result: dict, clients: int, cpu: tuple[float, float]) -> dict:
     hist = result["hist"]
     return {
-        "p99": h.hist_percentile(hist, 99),
-        "p50": h.hist_percentile(hist, 50),
+        "p99": hist_percentile(hist, 99),
+        "p50": hist_percentile(hist, 50),
         "per_reader": sum(hist.values()) / max(clients, 1),
         "dropped": sum(1 for c in result["closed"] if c == 1013),
         "connected": result["connected"],
@@ -43,50 +53,50 @@ def summary(result: dict, clients: int, cpu: tuple[float, float]) -> dict:
     }
 
 
-def cpu_now(server: h.Server, readers: h.WsReaders) -> tuple[float, float]:
-    return h.cpu_seconds([server.pid]), h.cpu_seconds(readers.pids)
+def cpu_now(server: Service, readers: WsReaders) -> tuple[float, float]:
+    return cpu_seconds([server.pid]), cpu_seconds(readers.pids)
 
 
 def spent(before: tuple[float, float], after: tuple[float, float]) -> tuple[float, float]:
     return after[0] - before[0], after[1] - before[1]
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     clients = cfg.size(1_000, 200)
     procs = cfg.size(4, 2)
     seconds = cfg.size(20, 3)
     phases = ("light", "goal")
-    svc = h.service(cfg, "p6", kafka=True, RECONCILE_SECONDS="5")
+    svc = service(cfg, "p6", kafka=True, RECONCILE_SECONDS="5")
     t_base = time.time()
     got: dict[str, dict] = {}
     with svc:
-        seeded = h.start_queues(svc.url, QUEUES)
+        seeded = start_queues(svc.url, QUEUES)
         time.sleep(1)
-        before = h.rss_mb(svc.pid)
-        readers = h.WsReaders(svc.ws_url + "/ws/topic?batch=1&ack=1", cfg.workdir / "p6-svc.json",
-                              clients=clients, silent=1, t_base=t_base, drain=1.5,
-                              procs=procs).start()
+        before = rss_mb(svc.pid)
+        readers = WsReaders(svc.ws_url + "/ws/topic?batch=1&ack=1", cfg.workdir / "p6-svc.json",
+                          clients=clients, silent=1, t_base=t_base, drain=1.5,
+                          procs=procs).start()
         time.sleep(1)
-        mem = (h.rss_mb(svc.pid) - before) * 1024 / (clients + 1)
+        mem = (rss_mb(svc.pid) - before) * 1024 / (clients + 1)
         for phase in phases:
             cpu = cpu_now(svc, readers)
             readers.go(seconds)
-            with h.profiled(svc, f"p6-{phase}", cfg, seconds=seconds):
-                h.run(h.paced_events(cfg, svc.env["QUEUE_EVENTS_TOPIC"], seeded, RATES[phase],
-                                     seconds, t_base))
+            with profiled(svc, f"p6-{phase}", cfg, seconds=seconds):
+                asyncio.run(paced_events(cfg, svc.env["QUEUE_EVENTS_TOPIC"], seeded,
+                                         RATES[phase], seconds, t_base))
             result = readers.result()
             got[phase] = summary(result, clients, spent(cpu, cpu_now(svc, readers)))
         readers.close()
 
     base: dict[str, dict] = {}
-    with h.bare(cfg, "p6") as app:
+    with bare(cfg, "p6") as app:
         time.sleep(1)
-        before = h.rss_mb(app.pid)
-        readers = h.WsReaders(app.ws_url + "/ws/topic?batch=1&ack=1", cfg.workdir / "p6-bare.json",
-                              clients=clients, silent=1, t_base=t_base, drain=1.5,
-                              procs=procs).start()
+        before = rss_mb(app.pid)
+        readers = WsReaders(app.ws_url + "/ws/topic?batch=1&ack=1", cfg.workdir / "p6-bare.json",
+                          clients=clients, silent=1, t_base=t_base, drain=1.5,
+                          procs=procs).start()
         time.sleep(1)
-        b_mem = (h.rss_mb(app.pid) - before) * 1024 / (clients + 1)
+        b_mem = (rss_mb(app.pid) - before) * 1024 / (clients + 1)
         for phase in phases:
             cpu = cpu_now(app, readers)
             readers.go(seconds)
@@ -103,7 +113,7 @@ def run(cfg: h.Config) -> list[h.Row]:
         sent = RATES[phase] * seconds
         label = (f"P6 fan-out p99, {clients:,} readers + 1 silent, "
                  f"~{2 * RATES[phase]:,} updates/s")
-        rows.append(h.Row(
+        rows.append(Row(
             label, s["p99"], "ms", b["p99"], "bare FastAPI broadcaster",
             "≤ 250 ms" if phase == "goal" else "—",
             (s["p99"] is not None and s["p99"] <= 250 and s["dropped"] == 0)
@@ -111,11 +121,11 @@ def run(cfg: h.Config) -> list[h.Row]:
             note=f"{s['connected']} readers connected; step updates received per reader: "
             f"{s['per_reader']:,.0f} (bare: {b['per_reader']:,.0f}) of {sent:,} events sent; "
             f"readers disconnected as too slow (1013): {s['dropped']} (bare: {b['dropped']}); "
-            f"p50 {h.fmt(s['p50'], 'ms')} (bare: {h.fmt(b['p50'], 'ms')}); "
+            f"p50 {fmt(s['p50'], 'ms')} (bare: {fmt(b['p50'], 'ms')}); "
             f"CPU over the phase: service process {s['cpu_server']:.1f} s "
             f"(bare: {b['cpu_server']:.1f} s), the {procs} reader processes "
             f"{s['cpu_clients']:.1f} s (bare: {b['cpu_clients']:.1f} s) — "
             f"readers on /ws/topic?batch=1&ack=1 (each frame answered once handled)."))
-    rows.append(h.Row("P6 memory per WebSocket client", mem, "KiB", b_mem,
-                      "bare FastAPI broadcaster", "—", None))
+    rows.append(Row("P6 memory per WebSocket client", mem, "KiB", b_mem,
+                  "bare FastAPI broadcaster", "—", None))
     return rows

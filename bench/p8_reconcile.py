@@ -21,8 +21,14 @@ import time
 from pathlib import Path
 
 import orjson
+from tests.support.waiting import wait_until
 
-from bench import harness as h
+from bench.config import Config
+from bench.profile import profiled
+from bench.report import Row
+from bench.seeding import template_queue
+from bench.services import service
+from bench.stats import median
 
 ACTIVE = ("queued", "pending", "loading", "stopping")
 
@@ -37,7 +43,7 @@ async def seed(db: Path, count: int) -> None:
     await store.open()
     try:
         for i in range(count):
-            queue = h.template_queue()
+            queue = template_queue()
             # launched now (within the grace: left alone) or an hour ago (loading since)
             at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=i % 2)
             state.claim_ready(queue, at)
@@ -72,34 +78,35 @@ def failed(db: Path) -> int:
             "SELECT COUNT(*) FROM queue_state WHERE status = 'error'").fetchone()[0])
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     count = cfg.size(10_000, 2_000)
     env = {"LAUNCH_GRACE_SECONDS": "3600", "RECONCILE_SECONDS": "30"}
-    svc = h.service(cfg, "p8", kafka=False, **env)
-    db = Path(svc.env["DATA_DIR"]) / "queue-manager.db"
+    svc = service(cfg, "p8", kafka=False, **env)
+    db = svc.data_dir / "queue-manager.db"
     began = time.perf_counter()
     asyncio.run(seed(db, count))
     seeded_in = time.perf_counter() - began
     reads = [raw_read(db) for _ in range(3)]
-    base = h.median([s for s, _ in reads])
+    base = median([s for s, _ in reads])
     assert reads[0][1] == count, f"seeded {reads[0][1]} non-terminal queues, not {count}"
     spawned = time.perf_counter()
-    with svc, h.profiled(svc, "p8", cfg, seconds=cfg.size(60, 6)):
+    with svc, profiled(svc, "p8", cfg, seconds=cfg.size(60, 6)):
         ready = svc.ready_after
-        h.wait_until(lambda: failed(db) >= count // 2, 300, every=0.05)
+        wait_until(lambda: failed(db) >= count // 2, 300, every=0.05,
+                   what=f"the start-up reconcile to fail {count // 2:,} queues")  # fmt: skip
         reconciled = time.perf_counter() - spawned
         launching = count - failed(db)
-    with h.service(cfg, "p8-empty", kafka=False, **env) as empty:
+    with service(cfg, "p8-empty", kafka=False, **env) as empty:
         empty_ready = empty.ready_after
     return [
-        h.Row(f"P8 start → ready, {count:,} non-terminal queues stored", ready, "s", base,
-              "sqlite3 select + orjson decode of those rows", "≤ 5 s", ready <= 5,
-              note=f"{count:,} queues seeded through SQLiteStore.insert in {seeded_in:.1f} s "
-              f"(half launching, half loading with no job); the same service on an empty store: "
-              f"{empty_ready:.2f} s to ready."),
-        h.Row(f"P8 start → start-up reconcile done, {count:,} queues", reconciled, "s", base,
-              "sqlite3 select + orjson decode of those rows", "—", None,
-              note=f"spawn until the {count // 2:,} `loading` queues whose jobs were gone are "
-              f"all failed by the start-up reconcile ({launching:,} launching ones left as "
-              "they were)."),
+        Row(f"P8 start → ready, {count:,} non-terminal queues stored", ready, "s", base,
+            "sqlite3 select + orjson decode of those rows", "≤ 5 s", ready <= 5,
+            note=f"{count:,} queues seeded through SQLiteStore.insert in {seeded_in:.1f} s "
+            f"(half launching, half loading with no job); the same service on an empty store: "
+            f"{empty_ready:.2f} s to ready."),
+        Row(f"P8 start → start-up reconcile done, {count:,} queues", reconciled, "s", base,
+            "sqlite3 select + orjson decode of those rows", "—", None,
+            note=f"spawn until the {count // 2:,} `loading` queues whose jobs were gone are "
+            f"all failed by the start-up reconcile ({launching:,} launching ones left as "
+            "they were)."),
     ]

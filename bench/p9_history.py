@@ -15,36 +15,47 @@ on/off of cost = off/on of events/s.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
-from bench import harness as h
+from tests.support.waiting import wait_until
+
 from bench import p1_telemetry as p1
+from bench.config import Config
+from bench.kafka import produce_all
+from bench.profile import profiled
+from bench.report import Row
+from bench.seeding import seed_running
+from bench.services import service
+from bench.stats import median
 
 PER_QUEUE = 50
 
 
-def applied_rate(cfg: h.Config, name: str, queues: int, *, history: bool) -> tuple[float, int]:
+def applied_rate(cfg: Config, name: str, queues: int, *, history: bool) -> tuple[float, int]:
     """Events/s applied from the first to the last, and how many were applied."""
-    svc = h.service(cfg, name, kafka=True, RECONCILE_SECONDS="5")
+    svc = service(cfg, name, kafka=True, RECONCILE_SECONDS="5")
     if not history:
         svc.app = "bench.stores:no_history_app"
     topic = svc.env["QUEUE_EVENTS_TOPIC"]
-    db = svc.env["DATA_DIR"] + "/queue-manager.db"
+    db = str(svc.data_dir / "queue-manager.db")
     try:
         # As P1: stored pending, launched (idle workers) by a first start-up reconcile.
-        seeded = h.run(h.seed_running(h.Path(db), queues, claim=False))
-        jobs = h.Path(svc.env["DATA_DIR"]) / "jobs"
+        seeded = asyncio.run(seed_running(Path(db), queues, claim=False))
+        jobs = svc.data_dir / "jobs"
         svc.reap_workers = False
         with svc:
-            h.wait_until(lambda: len(list(jobs.glob("*.json"))) >= queues, 300, every=0.2)
+            wait_until(lambda: len(list(jobs.glob("*.json"))) >= queues, 300, every=0.2,
+                       what=f"the start-up reconcile to launch {queues:,} workers")  # fmt: skip
             time.sleep(1)
         svc.reap_workers = True
         items = p1.events(seeded, PER_QUEUE)
-        h.run(h.produce_all(cfg, topic, items))
+        asyncio.run(produce_all(cfg, topic, items))
         with svc:
-            h.wait_until(lambda: p1.applied(db) > 0, 120, every=0.02)
+            wait_until(lambda: p1.applied(db) > 0, 120, every=0.02, what="a first event applied")
             first, at_first = time.perf_counter(), p1.applied(db)
-            with h.profiled(svc, f"p9-{'on' if history else 'off'}", cfg, seconds=10):
+            with profiled(svc, f"p9-{'on' if history else 'off'}", cfg, seconds=10):
                 done = at_first
                 while done < len(items) and time.perf_counter() - first < 300:
                     time.sleep(0.01)
@@ -52,7 +63,7 @@ def applied_rate(cfg: h.Config, name: str, queues: int, *, history: bool) -> tup
                 end = time.perf_counter()
         return (done - at_first) / (end - first), done
     finally:
-        h.kill_workers(svc)
+        svc.kill_workers()
 
 
 def history_rows(db: str) -> int:
@@ -62,7 +73,7 @@ def history_rows(db: str) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM queue_events").fetchone()[0])
 
 
-def run(cfg: h.Config) -> list[h.Row]:
+def run(cfg: Config) -> list[Row]:
     queues = cfg.size(1_000, 200)
     total = queues * PER_QUEUE
     on: list[float] = []
@@ -77,16 +88,16 @@ def run(cfg: h.Config) -> list[h.Row]:
         short += done < total
     events_on = history_rows(str(cfg.workdir / "p9-on-0" / "queue-manager.db"))
     events_off = history_rows(str(cfg.workdir / "p9-off-0" / "queue-manager.db"))
-    r_on, r_off = h.median(on), h.median(off)
+    r_on, r_off = median(on), median(off)
     assert r_on and r_off
     cost_on, cost_off = 1e6 / r_on, 1e6 / r_off
     return [
-        h.Row("P9 telemetry cost per event, history on vs off", cost_on, "µs/ev", cost_off,
-              "same with a no-op history append", "≤ 1.2×",
-              cost_on <= 1.2 * cost_off,
-              note=f"{total:,} events for {queues:,} queues per run; applied/s with history "
-              f"{', '.join(f'{x:,.0f}' for x in on)} (on) vs {', '.join(f'{x:,.0f}' for x in off)}"
-              f" (off); history rows after a run: {events_on:,} on, {events_off:,} off (a "
-              "`loading` report that only moves records_written adds no history event)"
-              + (f"; {short} run(s) stopped before all were applied" if short else "") + "."),
+        Row("P9 telemetry cost per event, history on vs off", cost_on, "µs/ev", cost_off,
+            "same with a no-op history append", "≤ 1.2×",
+            cost_on <= 1.2 * cost_off,
+            note=f"{total:,} events for {queues:,} queues per run; applied/s with history "
+            f"{', '.join(f'{x:,.0f}' for x in on)} (on) vs {', '.join(f'{x:,.0f}' for x in off)}"
+            f" (off); history rows after a run: {events_on:,} on, {events_off:,} off (a "
+            "`loading` report that only moves records_written adds no history event)"
+            + (f"; {short} run(s) stopped before all were applied" if short else "") + "."),
     ]

@@ -1,4 +1,5 @@
-"""Summarise py-spy collapsed stacks.
+"""Profiles: `profiled` samples a process with py-spy while a benchmark runs; as a program,
+summarise the collapsed stacks it wrote.
 
 `python -m bench.profile FILE [--top 25] [--filter queue_manager]`.
 
@@ -10,8 +11,42 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.service import Service
+
+    from bench.config import Config
+
+
+@contextlib.contextmanager
+def profiled(server: Service, name: str, cfg: Config, seconds: float) -> Iterator[None]:
+    """With BENCH_PROFILE=<figure>[,...] set, py-spy samples the server while the block runs;
+    the collapsed stacks land in <workdir>/<name>.pyspy.txt (summarise with bench.profile)."""
+    wanted = os.environ.get("BENCH_PROFILE", "")
+    if name not in wanted.split(","):
+        yield
+        return
+    out = cfg.workdir / f"{name}.pyspy.txt"
+    spy = Path(sys.executable).parent / "py-spy"
+    proc = subprocess.Popen(
+        [str(spy), "record", "-p", str(server.pid), "-d", str(int(seconds)), "-r", "200",
+         "--format", "raw", "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(seconds + 30)
+        print(f"   profile: {out}", flush=True)
 
 
 def main() -> None:

@@ -7,11 +7,16 @@ import dataclasses
 import datetime as dt
 import importlib
 import json
+import os
 import shutil
 import sys
+import time
 import traceback
+from pathlib import Path
 
-from bench import harness as h
+from bench.config import REPO, WORK, Config
+from bench.machine import machine, shell
+from bench.report import Row, fmt, write_report
 
 # Run order: P4 first, bound by the launcher's QPS limit rather than by CPU, while the Kafka
 # broker starts in the background for P1, P2, P6.
@@ -34,8 +39,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=",".join(MODULES))
-    parser.add_argument("--out", default=str(h.REPO / "BENCHMARKS.md"))
-    parser.add_argument("--profile-note", default=str(h.REPO / "bench" / "PROFILE.md"))
+    parser.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    parser.add_argument("--profile-note", default=str(REPO / "bench" / "PROFILE.md"))
     parser.add_argument("--render", metavar="RESULTS_JSON",
                         help="only re-render the report from a run's results.json")
     args = parser.parse_args()
@@ -45,12 +50,12 @@ def main() -> int:
     if args.only != ",".join(MODULES):
         command = f"python -m bench.run {'--quick ' if args.quick else ''}--only {args.only}"
     started = dt.datetime.now(dt.UTC)
-    workdir = h.WORK / f"{started:%Y%m%d-%H%M%S}-{h.os.getpid()}"
+    workdir = WORK / f"{started:%Y%m%d-%H%M%S}-{os.getpid()}"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    cfg = h.Config(quick=args.quick, workdir=workdir)
-    info = h.machine()
-    rows: list[h.Row] = []
+    cfg = Config(quick=args.quick, workdir=workdir)
+    info = machine()
+    rows: list[Row] = []
     if {"p1", "p2", "p6", "p9", "p11"} & set(args.only.split(",")):
         cfg.prestart_kafka()
     notes: list[str] = []
@@ -58,18 +63,18 @@ def main() -> int:
         for key in args.only.split(","):
             module = importlib.import_module(MODULES[key])
             print(f"== {key}: {module.__doc__.strip().splitlines()[0]}", flush=True)
-            began = h.time.perf_counter()
-            head = h.shell("git rev-parse --short HEAD").strip()
+            began = time.perf_counter()
+            head = shell("git rev-parse --short HEAD").strip()
             try:
                 got = module.run(cfg)
             except Exception as exc:  # one failing benchmark must not hide the others
                 traceback.print_exc()
                 note = f"{type(exc).__name__}: {exc}"[:400]
-                got = [h.Row(f"{key.upper()} (failed)", None, "", note=note)]
+                got = [Row(f"{key.upper()} (failed)", None, "", note=note)]
             for row in got:
-                print(f"   {row.figure}: {h.fmt(row.value, row.unit)} vs "
-                      f"{h.fmt(row.baseline, row.unit)} -> met={row.met}", flush=True)
-            print(f"   ({h.time.perf_counter() - began:.0f} s)", flush=True)
+                print(f"   {row.figure}: {fmt(row.value, row.unit)} vs "
+                      f"{fmt(row.baseline, row.unit)} -> met={row.met}", flush=True)
+            print(f"   ({time.perf_counter() - began:.0f} s)", flush=True)
             for row in got:  # others commit while benchmarks run: say which code each measured
                 row.note = f"{row.note} [code {head}]".strip()
             rows += got
@@ -77,8 +82,8 @@ def main() -> int:
             saved = {"command": command, "started": started.isoformat(), "info": info,
                      "notes": notes, "rows": [dataclasses.asdict(r) for r in rows]}
             (workdir / "results.json").write_text(json.dumps(saved, indent=1))
-            h.write_report(h.Path(args.out), rows, command=command, started=started, info=info,
-                           notes=notes, profile=profile_note(args))
+            write_report(Path(args.out), rows, command=command, started=started, info=info,
+                         notes=notes, profile=profile_note(args))
     finally:
         cfg.close()
     saved["took"] = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -89,18 +94,18 @@ def main() -> int:
 
 def profile_note(args: argparse.Namespace) -> str:
     try:
-        return h.Path(args.profile_note).read_text()
+        return Path(args.profile_note).read_text()
     except OSError:
         return ""
 
 
 def render(args: argparse.Namespace) -> int:
-    saved = json.loads(h.Path(args.render).read_text())
-    rows = [h.Row(**r) for r in saved["rows"]]
+    saved = json.loads(Path(args.render).read_text())
+    rows = [Row(**r) for r in saved["rows"]]
     started = dt.datetime.fromisoformat(saved["started"])
-    h.write_report(h.Path(args.out), rows, command=saved["command"], started=started,
-                   info=saved["info"], notes=saved["notes"], profile=profile_note(args),
-                   took=saved.get("took"))
+    write_report(Path(args.out), rows, command=saved["command"], started=started,
+                 info=saved["info"], notes=saved["notes"], profile=profile_note(args),
+                 took=saved.get("took"))
     print(f"wrote {args.out}")
     return 0
 

@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI
 
 from queue_manager import __version__
+from queue_manager.adapters.system_clock import SystemClock
 from queue_manager.api import (
     auth_routes,
     errors,
@@ -40,18 +41,21 @@ from queue_manager.domain.identity import ApiToken, Role, read_tokens_file
 from queue_manager.job_contract import ARANGO_SECRET_KEYS, KAFKA_SECRET_KEYS, TARGETS, Env
 from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
-from queue_manager.ports import BearerVerifier, Bus, DataTopics, Launcher, Store
-from queue_manager.services.engine import Deps, Engine, Limits
+from queue_manager.ports import BearerVerifier, Bus, Clock, DataTopics, Launcher, Store
+from queue_manager.services.backfills import BackfillService
+from queue_manager.services.engine import Engine, Limits
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
+from queue_manager.services.job_events import JobEvents
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.retention import Pruner
-from queue_manager.services.schedules import Clock, ScheduleService
+from queue_manager.services.schedules import ScheduleService
 from queue_manager.services.step_watch import StepWatch
+from queue_manager.services.stop_deadlines import StopDeadlines
 from queue_manager.services.telemetry import Dispatcher
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import AuthMode, BusBackend, LauncherBackend, Settings, StoreBackend
@@ -238,11 +242,13 @@ def create_app(
     settings: Settings | None = None,
     adapters: Adapters | None = None,
     *,
-    auth_clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """`auth_clock`: what sessions and token expiry are judged by (tests move it; default now)."""
+    """`clock`: the one time every service and the API go by (default: the system's). Tests
+    give one they move, or one that runs faster (tests/support/clocks.py); replicas sharing a
+    store must be given the same."""
     settings = settings or Settings()
-    now = auth_clock or _utc_now
+    clock = clock or SystemClock()
     # Here too, not only in `serve`: `uvicorn --factory queue_manager.app:create_app` must honour
     # LOG_LEVEL and LOG_FORMAT as well.
     configure_logging(settings)
@@ -259,67 +265,120 @@ def create_app(
     else:
         tokens = WorkerTokens.from_file(settings.data_dir / "worker-token.secret")
     adapters = adapters or build_adapters(settings, tokens)
-    relay = UpdateRelay(adapters.bus, hub)
-    deps = Deps(
-        store=adapters.store,
-        bus=adapters.bus,
-        launcher=adapters.launcher,
+    store, bus, launcher = adapters.store, adapters.bus, adapters.launcher
+    relay = UpdateRelay(bus, hub)
+    jobs = job_config(settings)
+    limits = Limits(settings.max_running_queues, settings.max_running_jobs)
+    stop_grace = timedelta(seconds=settings.stop_grace_seconds)
+    engine = Engine(
+        store=store,
+        bus=bus,
+        launcher=launcher,
         broadcaster=relay,
         metrics=metrics,
-        jobs=job_config(settings),
-        stop_grace=timedelta(seconds=settings.stop_grace_seconds),
-        launch_grace=timedelta(seconds=settings.launch_grace_seconds),
-        limits=Limits(settings.max_running_queues, settings.max_running_jobs),
+        clock=clock,
+        jobs=jobs,
+        limits=limits,
         topics=adapters.topics,
+    )
+    deadlines = StopDeadlines(engine, store=store, clock=clock)
+    job_events = JobEvents(
+        engine,
+        store=store,
+        metrics=metrics,
+        clock=clock,
         finished_job_grace=timedelta(seconds=settings.finished_job_grace_seconds),
     )
-    engine = Engine(deps)
     identity = IdentityService(
-        adapters.store,
+        store,
         file_tokens(settings),
         adapters.oidc,
-        logouts=adapters.store,
+        logouts=store,
         refresh_seconds=settings.auth_refresh_seconds,
-        clock=now,
+        clock=clock,
     )
-    queue_service = QueueService(engine, settings.loader_types)
-    clock = Clock(settings.schedule_clock_scale, settings.schedule_clock_origin)
+    queue_service = QueueService(
+        engine,
+        deadlines,
+        store=store,
+        bus=bus,
+        metrics=metrics,
+        clock=clock,
+        stop_grace=stop_grace,
+        allowed_images=jobs.allowed_images,
+        max_running_queues=limits.queues,
+        loader_types=settings.loader_types,
+    )
+    backfills = BackfillService(
+        queue_service, engine, store=store, bus=bus, clock=clock, stop_grace=stop_grace
+    )
     schedules = ScheduleService(
-        queue_service, adapters.store, clock, metrics.schedule_run, settings.schedule_poll_seconds
+        queue_service,
+        engine,
+        store=store,
+        bus=bus,
+        clock=clock,
+        count_run=metrics.schedule_run,
+        poll_seconds=settings.schedule_poll_seconds,
     )
+    on_kafka = settings.resolved_bus is BusBackend.KAFKA
+    # Kafka delivers unkeyed reports out of order; the in-process bus never does.
+    window = settings.telemetry_reorder_seconds if on_kafka else 0.0
+    dispatcher = Dispatcher(engine, bus=bus, metrics=metrics, clock=clock, reorder_window=window)
+    reconciler = Reconciler(
+        engine,
+        job_events,
+        deadlines,
+        store=store,
+        launcher=launcher,
+        clock=clock,
+        launch_grace=timedelta(seconds=settings.launch_grace_seconds),
+        period=settings.reconcile_seconds,
+    )
+    step_watch = StepWatch(
+        engine,
+        store=store,
+        metrics=metrics,
+        clock=clock,
+        topics=adapters.topics,
+        period=settings.step_watch_seconds,
+        window=window,
+        quiet=settings.connector_drain_quiet_seconds,
+    )
+    pruner = None
+    if settings.retention_days is not None:
+        pruner = Pruner(
+            store=store,
+            metrics=metrics,
+            clock=clock,
+            keep=timedelta(days=settings.retention_days),
+            period=settings.retention_sweep_seconds,
+        )
     container = Container(
         settings=settings,
         queues=queue_service,
+        backfills=backfills,
         schedules=schedules,
-        workers=WorkerReports(adapters.store, adapters.bus),
-        health=Health(adapters.store, adapters.bus, adapters.launcher),
-        logs=StepLogs(adapters.store, adapters.launcher),
+        workers=WorkerReports(store, bus),
+        health=Health(store, bus, launcher),
+        logs=StepLogs(store, launcher),
         hub=hub,
         metrics=metrics,
         tokens=tokens,
         auth=auth_policy(settings, can_authenticate=identity.configured),
         identity=identity,
-        sessions=Sessions(session_secret(settings), settings.auth_session_seconds, now),
+        sessions=Sessions(session_secret(settings), settings.auth_session_seconds, clock),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         supervisor = Supervisor()
-        on_kafka = settings.resolved_bus is BusBackend.KAFKA
-        dispatcher = Dispatcher(engine, settings.telemetry_reorder_seconds if on_kafka else 0.0)
-        reconciler = Reconciler(engine, settings.reconcile_seconds)
-        step_watch = StepWatch(
-            engine,
-            period=settings.step_watch_seconds,
-            window=settings.telemetry_reorder_seconds if on_kafka else 0.0,
-            quiet=settings.connector_drain_quiet_seconds,
-        )
         # A dependency that is down at start-up must not keep the service from starting: it
         # stays live, reports not ready, and connects as soon as the dependency is back.
         for name, connect in (
-            ("store", deps.store.open),
-            ("bus", deps.bus.start),
-            ("launcher", deps.launcher.start),
+            ("store", store.open),
+            ("bus", bus.start),
+            ("launcher", launcher.start),
         ):
             await _connect_or_retry(supervisor, name, connect)
         supervisor.start("dispatcher", dispatcher.run)
@@ -327,9 +386,7 @@ def create_app(
         supervisor.start("update-receiver", relay.receive_loop)
         supervisor.start("job-watcher", reconciler.watch)
         # Its first pass is the start-up reconcile: queues left running by a previous run resume.
-        if settings.retention_days is not None:
-            keep = timedelta(days=settings.retention_days)
-            pruner = Pruner(deps.store, metrics, keep, settings.retention_sweep_seconds)
+        if pruner is not None:
             supervisor.start("retention", pruner.run)
         supervisor.start("reconciler", reconciler.run)
         supervisor.start("step-watch", step_watch.run)
@@ -341,9 +398,9 @@ def create_app(
         gc.freeze()
         log.info(
             "queue-manager started",
-            store=deps.store.name,
-            bus=deps.bus.name,
-            launcher=deps.launcher.name,
+            store=store.name,
+            bus=bus.name,
+            launcher=launcher.name,
             version=__version__,
         )
         try:
@@ -352,11 +409,11 @@ def create_app(
             container.started = False
             await hub.close()
             await supervisor.stop()
-            await engine.close()
+            await deadlines.close()
             await identity.close()
-            await deps.launcher.stop()
-            await deps.bus.stop()
-            await deps.store.close()
+            await launcher.stop()
+            await bus.stop()
+            await store.close()
             log.info("queue-manager stopped")
 
     app = FastAPI(
@@ -403,10 +460,6 @@ async def _connect_or_retry(
             return
 
     supervisor.start(f"{name}-connect", retry)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def configure_logging(settings: Settings) -> None:

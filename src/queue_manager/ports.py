@@ -19,6 +19,26 @@ from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.schedules import Schedule, ScheduleRun
 from queue_manager.domain.telemetry import Source
 
+# -- time -------------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """The one time of the process. Every service and the API read it instead of the system's,
+    and the domain is handed what it reads (`now` arguments), so a test moves time by moving a
+    clock rather than by backdating stored rows. Replicas must agree on it: production's is the
+    system clock (adapters/system_clock.py)."""
+
+    def now(self) -> datetime:
+        """Aware, UTC."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Return once `now()` has reached `when` (at once when it has). What waits for a time
+        of this clock (a schedule's next tick, a stop deadline) waits here, so that a faster or
+        hand-moved clock wakes it too."""
+        ...
+
+
 # -- state store ------------------------------------------------------------------------------
 
 

@@ -1,27 +1,30 @@
 """Configuration (docs/operations.md): environment variables, with `.env` for local development.
 
 The platform's names are used verbatim. A missing or malformed value fails start-up with one
-line naming the variable (see `describe_error`).
+line naming the variable and what it allows (`load_settings`; a backend without its settings:
+the Misconfigured its adapter raises, `kafka_connection` for Kafka).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import ssl
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
-    AwareDatetime,
     Field,
     SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from queue_manager.domain.errors import Misconfigured
 from queue_manager.domain.planner import DEFAULT_LOADER_TYPES
@@ -183,10 +186,6 @@ class Settings(BaseSettings):
 
     #: how soon a schedule created or changed on one replica is seen by the others
     schedule_poll_seconds: float = Field(default=10.0, gt=0, le=300)
-    #: the scheduler's clock runs this many times faster from SCHEDULE_CLOCK_ORIGIN (tests and
-    #: demos only: a per-minute schedule then ticks every second at 60); replicas must agree
-    schedule_clock_scale: float = Field(default=1.0, ge=1.0, le=86400.0)
-    schedule_clock_origin: AwareDatetime | None = None
 
     # Access (docs/security.md)
     auth_mode: AuthMode = AuthMode.AUTO
@@ -209,21 +208,20 @@ class Settings(BaseSettings):
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return _json(value, list, _RULES["allowed_images"])
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("k8s_node_selector", mode="before")
     @classmethod
     def _node_pairs(cls, value: Any) -> Any:
-        return _pairs(value, "must be key=value pairs separated by commas")
+        return _pairs(value, _RULES["k8s_node_selector"])
 
     @field_validator("max_running_jobs", mode="before")
     @classmethod
     def _job_limits(cls, value: Any) -> Any:
-        rule = (
-            "must be target=limit pairs separated by commas, e.g. gnn-trainer=2,graph-builder=4 "
-            f"(targets: {', '.join(t.value for t in Target)}; limits >= 1)"
-        )
+        rule = _RULES["max_running_jobs"]
         pairs = _pairs(value, rule)
         if isinstance(pairs, dict) and not all(
             key in Target._value2member_map_ and str(n).isdigit() and int(n) >= 1
@@ -235,10 +233,7 @@ class Settings(BaseSettings):
     @field_validator("loader_types", mode="before")
     @classmethod
     def _loader_types(cls, value: Any) -> Any:
-        rule = (
-            "must be shorthand=type pairs separated by commas, e.g. api=api_candles_1m "
-            f"(shorthands: {', '.join(DEFAULT_LOADER_TYPES)}; types like api_candles_5m, ws_trades)"
-        )
+        rule = _RULES["loader_types"]
         pairs = _pairs(value, rule)
         if isinstance(pairs, dict):
             if not all(
@@ -252,11 +247,12 @@ class Settings(BaseSettings):
     @field_validator("oidc_role_map", mode="before")
     @classmethod
     def _role_pairs(cls, value: Any) -> Any:
-        pairs = _pairs(value, "must be claim=role pairs (role: viewer, operator or admin)")
+        rule = _RULES["oidc_role_map"]
+        pairs = _pairs(value, rule)
         if isinstance(pairs, dict) and any(
             role not in ("viewer", "operator", "admin") for role in pairs.values()
         ):
-            raise ValueError("must be claim=role pairs (role: viewer, operator or admin)")
+            raise ValueError(rule)
         return pairs
 
     @field_validator(
@@ -299,6 +295,32 @@ class Settings(BaseSettings):
         if not value.startswith("/") or value == "/":
             raise ValueError("must be an absolute directory in the pod, e.g. /etc/kafka-ca")
         return value.rstrip("/")
+
+    @field_validator("sqlite_path")
+    @classmethod
+    def _sqlite_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        rule = "must be the SQLite database's file (missing directories are created)"
+        if value.is_dir():
+            raise ValueError(f"{rule}; {value} is a directory")
+        above = next((parent for parent in value.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():
+            raise ValueError(f"{rule}; {above} is not a directory")
+        return value
+
+    @field_validator("arango_url")
+    @classmethod
+    def _arango_urls(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # unset (an empty value in a ConfigMap): embedded SQLite
+        urls = [url.strip() for url in value.split(",")]
+        if not all(re.fullmatch(r"https?://[^\s/,]+(/\S*)?", url) for url in urls):
+            raise ValueError(
+                "must be the ArangoDB URL, or several separated by commas, each http:// or "
+                "https://, e.g. http://arangodb:8529"
+            )
+        return value
 
     @field_validator("oidc_issuer")
     @classmethod
@@ -372,6 +394,11 @@ class Settings(BaseSettings):
         if not self.kafka_bootstrap_servers:
             raise Misconfigured("KAFKA_BOOTSTRAP_SERVERS: required with BUS_BACKEND=kafka")
         password = self.kafka_password.get_secret_value() if self.kafka_password else None
+        if self.kafka_user:
+            if not password:
+                raise Misconfigured("KAFKA_PASSWORD: required when KAFKA_USER is set (SASL_SSL)")
+            if self.ca_path is not None:
+                _check_ca(self.ca_path)
         return self.kafka_bootstrap_servers, client_security(
             self.kafka_user, password, self.ca_path
         )
@@ -386,20 +413,131 @@ class Settings(BaseSettings):
         }[Target(target)]
 
 
+#: what the list and mapping settings allow, as their errors say it
+_RULES = {
+    "allowed_images": "must be images separated by commas, or a JSON list of them",
+    "k8s_node_selector": "must be key=value pairs separated by commas, or a JSON object",
+    "max_running_jobs": (
+        "must be target=limit pairs separated by commas, e.g. gnn-trainer=2,graph-builder=4 "
+        f"(targets: {', '.join(t.value for t in Target)}; limits >= 1)"
+    ),
+    "loader_types": (
+        "must be shorthand=type pairs separated by commas, e.g. api=api_candles_1m "
+        f"(shorthands: {', '.join(DEFAULT_LOADER_TYPES)}; types like api_candles_5m, ws_trades)"
+    ),
+    "oidc_role_map": "must be claim=role pairs (role: viewer, operator or admin)",
+}
+
+
+def _json(value: str, kind: type, rule: str) -> Any:
+    """A list or mapping setting written as JSON (what pydantic-settings would read)."""
+    try:
+        found = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{rule}; not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(found, kind):
+        raise ValueError(rule)
+    return found
+
+
+def _check_ca(path: Path) -> None:
+    """CA_PATH names a readable PEM file of CA certificates (the Kafka brokers' TLS)."""
+    rule = "must be a readable PEM file of the Kafka brokers' CA certificates"
+    try:
+        pem = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise Misconfigured(f"CA_PATH: {rule}; cannot read {path}: {exc.strerror}") from None
+    try:
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise ValueError("no certificate in it")
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        why = getattr(exc, "reason", None) or exc
+        raise Misconfigured(f"CA_PATH: {rule}; {path} is not one ({why})") from None
+
+
 def _pairs(value: Any, rule: str) -> Any:
-    """`a=1,b=2` as a dict; anything but a string is left to pydantic."""
+    """`a=1,b=2` (or a JSON object) as a dict; anything but a string is left to pydantic."""
     if not isinstance(value, str):
         return value
+    if value.lstrip().startswith("{"):
+        return _json(value, dict, rule)
     pairs = [part.partition("=") for part in value.split(",") if part.strip()]
     if any(not sep or not key.strip() for key, sep, _ in pairs):
         raise ValueError(rule)
     return {key.strip(): val.strip() for key, _, val in pairs}
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """The settings, or Misconfigured: one line naming each bad variable and what it allows
+    (`queue-manager serve` prints it and exits 2)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise Misconfigured(describe_error(exc)) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        found = re.search(r'field "([^"]+)"', str(exc))
+        name = found.group(1).upper() if found else "settings"
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise Misconfigured(f"{name}: could not be read{cause}") from None
+
+
 def describe_error(exc: ValidationError) -> str:
-    """One line naming each bad variable, as the operator typed it."""
-    parts = []
-    for err in exc.errors():
-        name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-        parts.append(f"{name}: {err['msg']}")
-    return "invalid configuration: " + "; ".join(parts)
+    """One line naming each bad variable, as the operator typed it, and what it allows."""
+    return "; ".join(_describe(err) for err in exc.errors(include_url=False))
+
+
+def _describe(err: Any) -> str:
+    field = str(err["loc"][0]) if err["loc"] else ""
+    message = str(err["msg"])
+    if err["type"] == "value_error":  # our own validators: the message says what is allowed
+        message = message.removeprefix("Value error, ")
+    elif field in _RULES:
+        message = _RULES[field]
+    else:
+        allowed = _allowed(field)
+        message = f"must be {allowed}" if allowed else message.replace("Input should be", "must be")
+        value = err.get("input")
+        if allowed and isinstance(value, str) and len(value) <= 40:
+            message += f" (got {value!r})"
+    return f"{field.upper() or 'settings'}: {message}"
+
+
+def _allowed(field: str) -> str | None:
+    """What a scalar setting allows, said from its type and bounds; None for the others (whose
+    values are never repeated back: they may be commands or paths)."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return None
+    kind = info.annotation
+    if get_origin(kind) in (Union, UnionType):  # `X | None`: what X allows
+        kinds = [k for k in get_args(kind) if k is not type(None)]
+        kind = kinds[0] if len(kinds) == 1 else None
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return "one of " + ", ".join(member.value for member in kind)
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(str(arg) for arg in get_args(kind))
+    if kind is bool:
+        return "true or false"
+    if kind not in (int, float):
+        return None
+    unit = next((u for u in ("seconds", "days") if field.endswith(f"_{u}")), None)
+    noun = "an integer" if kind is int else "a number"
+    if unit:
+        noun = f"{'a whole' if kind is int else 'a'} number of {unit}"
+    bounds = {
+        key: _number(getattr(rule, key))
+        for rule in info.metadata
+        for key in ("ge", "gt", "le")
+        if isinstance(getattr(rule, key, None), int | float)
+    }
+    high = f" to {bounds['le']}" if "le" in bounds else ""
+    if "ge" in bounds:
+        return f"{noun} from {bounds['ge']}{high}" if high else f"{noun} >= {bounds['ge']}"
+    if "gt" in bounds:
+        return f"{noun} greater than {bounds['gt']}" + (f", up{high}" if high else "")
+    return f"{noun} up{high}" if high else noun
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)

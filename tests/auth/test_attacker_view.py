@@ -11,6 +11,7 @@ threat model these tests pin.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -34,6 +35,7 @@ from queue_manager.settings import Settings
 from tests.support.app_server import AppServer
 from tests.support.oidc_issuer import AUDIENCE, Issuer, running_issuer
 from tests.support.service import wait_for
+from tests.support.waiting import wait_until
 
 #: AUTH_REFRESH_SECONDS here: how soon a change made on one replica is seen by another, and how
 #: often an open socket's credential is checked again
@@ -71,13 +73,23 @@ HTTP = httpx.Client(timeout=10, cookies=CookieJar(DefaultCookiePolicy(allowed_do
 
 
 class Clock:
-    """Real time plus an offset the test moves: what the app judges expiry by."""
+    """Real time plus an offset the test moves: the app's one clock (ports.Clock), which it
+    judges expiry by."""
 
     def __init__(self) -> None:
         self.offset = timedelta(0)
 
-    def __call__(self) -> datetime:
+    def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
+
+    def __call__(self) -> datetime:
+        return self.now()
+
+    async def sleep_until(self, when: datetime) -> None:
+        left = (when - self.now()).total_seconds()
+        while left > 0:  # an advance meanwhile is seen when the sleep ends
+            await asyncio.sleep(left)
+            left = (when - self.now()).total_seconds()
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
@@ -119,38 +131,52 @@ class Credential:
 NOBODY = Credential()
 
 
-def close_code(socket: ClientConnection, within: float) -> int | None:
-    """The close code the server sent within `within` seconds (heartbeats skipped); None while
-    it keeps serving."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
-        except TimeoutError:
-            return None
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-    return None
+#: the close code of a socket that ended without the server's close frame
+ABNORMAL = 1006
+
+
+def said(socket: ClientConnection) -> int | None:
+    """What the server has said on the socket so far, without waiting: SERVED if a frame (a
+    heartbeat at least) has arrived, its close code if it closed the socket, None if nothing
+    yet. One frame is read."""
+    try:
+        socket.recv(timeout=0)
+    except TimeoutError:
+        return None
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else ABNORMAL
+    return SERVED
+
+
+def close_code(socket: ClientConnection, within: float) -> int:
+    """The close code the server sends within `within` seconds (the frames before it,
+    heartbeats, are read past); WaitTimeout if it keeps serving."""
+
+    def closed() -> int | None:
+        while (answer := said(socket)) == SERVED:
+            pass
+        return answer
+
+    return wait_until(closed, within, what="the server to close the socket")
+
+
+def first_answer(socket: ClientConnection) -> int:
+    """SERVED when the server serves the socket (a frame, a heartbeat at least, arrives), else
+    the code it closed it with."""
+    return wait_until(
+        lambda: said(socket), 5, what="a first frame (a heartbeat) or a close on the socket"
+    )
 
 
 def serving(socket: ClientConnection) -> bool:
     """Whether the server serves the socket: a frame (a heartbeat at least) arrives."""
-    try:
-        socket.recv(timeout=5)
-    except ConnectionClosed:
-        return False
-    return True
+    return first_answer(socket) == SERVED
 
 
 def socket_code(credential: Credential, server: AppServer, origin: str | None = None) -> int:
     """SERVED when the socket is served (a heartbeat arrives), else the close code."""
     with credential.socket(server, origin) as socket:
-        try:
-            socket.recv(timeout=5)
-        except ConnectionClosed as closed:
-            assert closed.rcvd is not None
-            return closed.rcvd.code
-    return SERVED
+        return first_answer(socket)
 
 
 @dataclass
@@ -178,7 +204,7 @@ class World:
             launcher_backend="local",  # type: ignore[arg-type]
             _env_file=None,  # type: ignore[call-arg]
         )
-        server = AppServer(create_app(settings, auth_clock=self.clock)).start()
+        server = AppServer(create_app(settings, clock=self.clock)).start()
         self.servers.append(server)
         return server
 

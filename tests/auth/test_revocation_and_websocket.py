@@ -3,7 +3,6 @@ WebSockets opened with it there are closed; how a browser and a script present a
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -13,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.service import Service, wait_for
+from tests.support.waiting import wait_until
 
 REVOCATION_DEADLINE = 5.0
 
@@ -22,17 +22,38 @@ def _ws(service: Service, query: str = "", **kw: object) -> ClientConnection:
     return connect(url, open_timeout=5, **kw)  # type: ignore[arg-type]
 
 
-def _close_code(socket: ClientConnection, within: float) -> int | None:
-    """The close code the server sent within `within` seconds (heartbeats are skipped)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
-        except TimeoutError:
-            return None
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-    return None
+def _said(socket: ClientConnection) -> str | int | None:
+    """What the server has said on the socket so far, without waiting: a frame, the code it
+    closed the socket with (1006 without a close frame), or None if nothing yet."""
+    try:
+        frame = socket.recv(timeout=0)
+    except TimeoutError:
+        return None
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else 1006
+    return frame if isinstance(frame, str) else frame.decode()
+
+
+def _closed(socket: ClientConnection) -> int | None:
+    """The code the server closed the socket with (the frames before it, heartbeats, read
+    past), or None while it has not."""
+    while isinstance(answer := _said(socket), str):
+        pass
+    return answer
+
+
+def _close_code(socket: ClientConnection, within: float) -> int:
+    """The close code the server sends within `within` seconds; WaitTimeout if it keeps
+    serving."""
+    return wait_until(lambda: _closed(socket), within, what="the server to close the socket")
+
+
+def _heartbeat(socket: ClientConnection) -> str:
+    """The socket's first frame, a heartbeat on a quiet service: proof that it is served (a
+    refusal would have closed it before)."""
+    frame = wait_until(lambda: _said(socket), 5, what="a heartbeat on the socket")
+    assert isinstance(frame, str), f"closed with {frame} instead of a heartbeat"
+    return frame
 
 
 def test_revocation_reaches_the_other_replica_and_its_open_sockets(
@@ -49,26 +70,32 @@ def test_revocation_reaches_the_other_replica_and_its_open_sockets(
     browser = _ws(second, subprotocols=["bearer", token])  # type: ignore[list-item]
     script = _ws(second, additional_headers=bearer)
     assert browser.subprotocol == "bearer"
-    assert _close_code(browser, 2) is None and _close_code(script, 2) is None  # served
-    codes: dict[str, int | None] = {}
-
-    def watch(name: str, socket: ClientConnection) -> None:
-        codes[name] = _close_code(socket, REVOCATION_DEADLINE + 1)
-
-    watchers = [
-        threading.Thread(target=watch, args=item)
-        for item in (("browser", browser), ("script", script))
-    ]
+    sockets = {"browser": browser, "script": script}
+    # Served: each is sent a heartbeat (WS_HEARTBEAT_SECONDS=1), not closed.
+    assert {name: _heartbeat(s) for name, s in sockets.items()} == dict.fromkeys(
+        sockets, '{"event":"heartbeat"}'
+    )
     revoked_at = time.monotonic()
     assert first.delete("/auth/tokens/wallboard").status_code == 200
-    for thread in watchers:
-        thread.start()
     wait_for(
         lambda: httpx.get(f"{second.url}/queues", headers=bearer).status_code == 401,
         REVOCATION_DEADLINE,
+        what="the second replica to refuse the revoked token",
     )
-    for thread in watchers:
-        thread.join()
+    codes: dict[str, int] = {}
+
+    def all_closed() -> bool:
+        for name, socket in sockets.items():
+            if name not in codes and (code := _closed(socket)) is not None:
+                codes[name] = code
+        return len(codes) == len(sockets)
+
+    wait_until(
+        all_closed,
+        revoked_at + REVOCATION_DEADLINE + 1 - time.monotonic(),
+        what="the second replica to close the revoked token's sockets",
+        detail=lambda: f"closed so far: {codes}",
+    )
     assert time.monotonic() - revoked_at < REVOCATION_DEADLINE + 1
     assert codes == {"browser": 4401, "script": 4401}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ def sample(db: Path, stop: threading.Event, samples: list[Sample]) -> None:
             conn.execute("COMMIT")
             ranks = {q: (-p, created, q) for q, p, created in queued}
             samples.append(Sample(int(loading or 0), int(running or 0), ranks))
-            time.sleep(0.02)
+            stop.wait(0.02)  # the sampling interval
     finally:
         conn.close()
 

@@ -18,6 +18,7 @@ from queue_manager.domain.telemetry import Source
 from queue_manager.kafka_security import client_security
 from queue_manager.ports import Bus, Command, Message
 from tests.support.kafka_broker import KafkaBroker
+from tests.support.waiting import wait_until_async
 
 
 @pytest.fixture(params=["memory", "kafka-plaintext", "kafka-sasl"])
@@ -43,16 +44,15 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
 
 
 async def _until_ready(bus: Bus) -> None:
-    """Kafka connects in the background; poll its ping (the condition) for up to 20 s."""
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        try:
-            await bus.ping()
-            return
-        except DependencyUnavailable:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    """Kafka connects in the background: until its ping answers (up to 20 s)."""
+
+    async def answers() -> bool:
+        await bus.ping()
+        return True
+
+    await wait_until_async(
+        answers, 20, what="the bus to answer its ping", every=0.2, ignore=(DependencyUnavailable,)
+    )
 
 
 async def _collect(bus: Bus, count: int, within: float = 30) -> list[Message]:
@@ -116,11 +116,16 @@ async def test_updates_reach_every_subscriber_in_order(bus: Bus) -> None:
 
     reader = asyncio.create_task(read())
     # A subscriber sees only updates sent after it joined: probe until one comes through.
-    async with asyncio.timeout(30):
-        while not subscribed.is_set():
-            await bus.send_updates(orjson.dumps([{"probe": True}]))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(subscribed.wait(), 0.2)
+
+    async def heard_a_probe() -> bool:
+        if subscribed.is_set():
+            return True
+        await bus.send_updates(orjson.dumps([{"probe": True}]))
+        return False
+
+    await wait_until_async(
+        heard_a_probe, 30, every=0.2, what="the subscriber to hear a probe update"
+    )
     for n in range(20):
         await bus.send_updates(orjson.dumps([{"n": n}]))
     await asyncio.wait_for(reader, 30)

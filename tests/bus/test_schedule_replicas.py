@@ -1,8 +1,9 @@
 """docs/schedules.md: exactly one run per tick across replicas and restarts. Two replicas on one
 store and the real Kafka broker race for every tick of a per-minute schedule; later both are
 down for several ticks and one comes back: with catchup=latest it starts exactly one catch-up
-run and records the other ticks as missed. The scheduler's clock runs 20 times faster
-(SCHEDULE_CLOCK_SCALE), so a minute is three seconds."""
+run and records the other ticks as missed. Every replica runs on the same clock, 20 times
+faster than real time (given to its app factory, tests/support/clocks.py), so a minute is three
+seconds."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bus.conftest import platform_worker_env
+from tests.support.clocks import FAST_APP, FastClock
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.service import Service, wait_for
 
@@ -32,21 +34,16 @@ def at(text: str) -> datetime:
 def test_every_tick_runs_once_across_replicas_and_a_restart_catches_up_once(
     tmp_path: Path, running_kafka_broker: KafkaBroker
 ) -> None:
-    origin = datetime.now(UTC).replace(microsecond=0)
-
-    def scheduler_time(real: datetime) -> datetime:
-        return origin + (real - origin) * SCALE
-
+    clock = FastClock(SCALE, datetime.now(UTC).replace(microsecond=0))
     env = platform_worker_env(
         tmp_path,
         running_kafka_broker,
         LOCAL_WORKER_ARGS="1",
-        SCHEDULE_CLOCK_SCALE=str(SCALE),
-        SCHEDULE_CLOCK_ORIGIN=origin.isoformat(),
         SCHEDULE_POLL_SECONDS="0.5",
+        **clock.env(),
     )
     shared = tmp_path / "shared"
-    replicas = [Service(shared, env=env).start(), Service(shared, env=env).start()]
+    replicas = [Service(shared, env=env, app=FAST_APP).start() for _ in range(2)]
     try:
         created = replicas[0].post(
             "/schedules",
@@ -64,17 +61,11 @@ def test_every_tick_runs_once_across_replicas_and_a_restart_catches_up_once(
     finally:
         for svc in replicas:
             svc.stop()
-    down_since = datetime.now(UTC)
+    # What the replicas stamp (decided_at) is their clock's time.
+    down_since = clock.now()
     # Both down for more than two ticks, then one comes back.
-    wait_for(
-        lambda: (
-            scheduler_time(datetime.now(UTC)) - scheduler_time(down_since) > timedelta(minutes=3)
-            or None
-        ),
-        30,
-        every=0.1,
-    )
-    back = Service(shared, env=env).start()
+    wait_for(lambda: clock.now() - down_since > timedelta(minutes=3) or None, 30, every=0.1)
+    back = Service(shared, env=env, app=FAST_APP).start()
     try:
         # The missed ticks are decided one by one before the catch-up run: wait for the latter.
         wait_for(

@@ -3,6 +3,7 @@ docs/worker-protocol.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Iterator
@@ -10,11 +11,41 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.service import Service, wait_for
+from tests.support.waiting import wait_until
 
 WORKER = str(Path(__file__).parent.parent / "support" / "platform_worker.py")
+#: QUEUE_CONTROL_TOPIC's default, the topic a stop is sent on
+CONTROL_TOPIC = "queue-control"
+OUTAGE_SECONDS = 30
+
+
+def _reads_commands(broker: KafkaBroker, queue_id: str) -> bool:
+    """Whether the platform worker of `queue_id` (consumer group `worker-<queue id>`) has a
+    position on every partition of the control topic: its group committed one (aiokafka commits
+    the positions it has every 5 s), so a command sent now is read."""
+
+    async def check() -> bool:
+        admin = AIOKafkaAdminClient(**broker.client_kwargs(sasl=False))
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(f"worker-{queue_id}")
+            (topic,) = await admin.describe_topics([CONTROL_TOPIC])
+        finally:
+            await admin.close()
+        partitions = {p["partition"] for p in topic["partitions"]}
+        positioned = {tp.partition for tp, at in committed.items() if tp.topic == CONTROL_TOPIC}
+        return (
+            bool(partitions)
+            and positioned == partitions
+            and all(at.offset >= 0 for at in committed.values())
+        )
+
+    return asyncio.run(check())
 
 
 @pytest.fixture
@@ -62,7 +93,15 @@ def test_platform_worker_drives_a_queue_and_stops_on_command(
         svc.start()
         running = svc.start_queue(single)
         wait_for(lambda: svc.queue(running)["status"] == "loading", 30)
-        time.sleep(1)
+        # The worker reads the control topic from its latest offset: a stop sent before its
+        # consumer has a position there would pass it by.
+        wait_until(
+            lambda: _reads_commands(running_kafka_broker, running),
+            30,
+            what="the worker's consumer to have a position on the control topic",
+            every=0.2,
+            ignore=(KafkaError,),  # its group is still being formed
+        )
         assert svc.post(f"/queues/stop?queue_id={running}").status_code == 200
         queue = svc.wait_status(running, {"stopped"}, 10)
         assert queue["steps"][0]["status"] == "stopped"
@@ -74,8 +113,6 @@ def test_platform_worker_drives_a_queue_and_stops_on_command(
 def test_control_topic_telemetry_shape_is_applied(
     kafka_service: Service, running_kafka_broker: KafkaBroker, single: dict[str, Any]
 ) -> None:
-    import asyncio
-
     import orjson
     from aiokafka import AIOKafkaProducer
 
@@ -124,11 +161,20 @@ def test_broker_outage_makes_ready_503_and_recovers(
         answer = kafka_service.post(f"/queues/stop?queue_id={streaming}")
         assert answer.status_code == 503 and answer.json()["status"] == "error"
         assert time.monotonic() - began < 8
-        # The outage lasts 30 s; the service stays live and answers quickly meanwhile.
-        while time.monotonic() - stopped_at < 30:
+        # The outage lasts 30 s (the scenario); the service stays live and answers quickly
+        # meanwhile, sampled every 2 s.
+
+        def outage_over() -> bool:
             assert kafka_service.get("/health/live").status_code == 200
             assert kafka_service.get("/health/ready").status_code == 503
-            time.sleep(2)
+            return time.monotonic() - stopped_at >= OUTAGE_SECONDS
+
+        wait_until(
+            outage_over,
+            OUTAGE_SECONDS + 10,
+            every=2,
+            what=f"{OUTAGE_SECONDS} s of outage, the service live and not ready throughout",
+        )
     finally:
         running_kafka_broker.start()
     wait_for(lambda: kafka_service.get("/health/ready").status_code == 200, 60)

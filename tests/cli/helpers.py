@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.support.waiting import WaitTimeout, wait_until
 
 BIN = Path(sys.executable).parent
 _SCRIPT = BIN / "queue-manager"
@@ -114,16 +115,25 @@ def start_server(root: Path, *serve_args: str, port: int | None = None, **env: s
             stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", data_dir, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"serve exited with {proc.returncode}:\n{server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                return server
-        time.sleep(0.2)
-    server.terminate()
-    raise RuntimeError(f"serve was not ready within 30 s:\n{server.log_tail()}")
+        return httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200
+
+    try:
+        wait_until(
+            ready,
+            30,
+            what=f"{server.url}/health/ready to answer 200",
+            every=0.2,
+            ignore=(httpx.HTTPError,),
+            detail=lambda: f"the log ends:\n{server.log_tail()}",
+        )
+    except WaitTimeout:
+        server.terminate()
+        raise
+    return server
 
 
 def run_cli(

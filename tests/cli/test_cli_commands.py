@@ -6,7 +6,6 @@ import json
 import selectors
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 
 from tests.cli.helpers import CLI, Server, clean_env, run_cli
 from tests.support.service import wait_for
+from tests.support.waiting import wait_until
 
 SINGLE = ("--symbol", "BTCUSDT", "--type", "api", "--time-range", "2024-01-01:2024-01-03")
 
@@ -207,13 +207,22 @@ def test_watch_without_a_queue_prints_every_update_until_ctrl_c(server: Server) 
         seen = b""
         selector = selectors.DefaultSelector()
         selector.register(watcher.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        while f"Queue {queue_id} → finished".encode() not in seen:
-            assert time.monotonic() < deadline, seen.decode()
-            if selector.select(timeout=1):
+
+        def printed_finished() -> bool:
+            nonlocal seen
+            assert watcher.stdout is not None
+            while selector.select(timeout=0):  # everything printed so far
                 chunk = watcher.stdout.read1(65536)  # type: ignore[attr-defined]
                 assert chunk, f"watch ended early: {seen.decode()}"
                 seen += chunk
+            return f"Queue {queue_id} → finished".encode() in seen
+
+        wait_until(
+            printed_finished,
+            60,
+            what=f"watch to print that {queue_id} finished",
+            detail=lambda: f"it printed:\n{seen.decode()}",
+        )
         watcher.send_signal(signal.SIGINT)
         watcher.wait(timeout=15)
     finally:

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.cli.helpers import free_port, run_cli, start_server
+from tests.support.waiting import wait_until
 
 
 def test_a_bad_setting_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
@@ -30,24 +31,130 @@ def test_a_bad_setting_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize(
-    ("backend", "missing"),
-    [
-        ({"BUS_BACKEND": "kafka"}, "KAFKA_BOOTSTRAP_SERVERS"),
-        ({"STORE_BACKEND": "arango"}, "ARANGO_URL"),
-    ],
-)
-def test_a_backend_without_its_setting_exits_2_with_one_line_naming_it(
-    tmp_path: Path, backend: dict[str, str], missing: str
+_KUBECONFIG_NOT_YAML = "apiVersion: v1\nclusters: [\n  - name: x\n"
+_NOT_A_CA = "this is no certificate\n"
+
+#: (environment, the variable the one line must name, what it must say is allowed); `{tmp}` is
+#: the test's directory
+BAD_SETTINGS = {
+    "kafka without servers": ({"BUS_BACKEND": "kafka"}, "KAFKA_BOOTSTRAP_SERVERS", "required"),
+    "arango without url": ({"STORE_BACKEND": "arango"}, "ARANGO_URL", "required"),
+    "malformed json": ({"ALLOWED_IMAGES": '["a:1", '}, "ALLOWED_IMAGES", "not valid JSON"),
+    "malformed json object": (
+        {"MAX_RUNNING_JOBS": '{"gnn-trainer": }'},
+        "MAX_RUNNING_JOBS",
+        "not valid JSON",
+    ),
+    "unknown store backend": (
+        {"STORE_BACKEND": "mongo"},
+        "STORE_BACKEND",
+        "one of auto, sqlite, arango",
+    ),
+    "unknown bus backend": ({"BUS_BACKEND": "rabbit"}, "BUS_BACKEND", "one of auto, memory, kafka"),
+    "unknown launcher backend": (
+        {"LAUNCHER_BACKEND": "nomad"},
+        "LAUNCHER_BACKEND",
+        "one of auto, local, kubernetes",
+    ),
+    "port not a number": ({"PORT": "http"}, "PORT", "an integer from 0 to 65535"),
+    "port out of range": ({"PORT": "70000"}, "PORT", "an integer from 0 to 65535"),
+    "bad duration": (
+        {"STOP_GRACE_SECONDS": "30s"},
+        "STOP_GRACE_SECONDS",
+        "a number of seconds from 0 to 86400",
+    ),
+    "duration out of range": (
+        {"RECONCILE_SECONDS": "0"},
+        "RECONCILE_SECONDS",
+        "greater than 0",
+    ),
+    "bad boolean": ({"METRICS_AUTH": "maybe"}, "METRICS_AUTH", "true or false"),
+    "arango url not a url": ({"ARANGO_URL": "arangodb:8529"}, "ARANGO_URL", "http://"),
+    "kafka user without password": (
+        {"BUS_BACKEND": "kafka", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "KAFKA_USER": "qm"},
+        "KAFKA_PASSWORD",
+        "required",
+    ),
+    "kafka ca missing": (
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "KAFKA_USER": "qm",
+            "KAFKA_PASSWORD": "pw",
+            "CA_PATH": "{tmp}/no-such-ca.pem",
+        },
+        "CA_PATH",
+        "readable PEM file",
+    ),
+    "kafka ca not pem": (
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "KAFKA_USER": "qm",
+            "KAFKA_PASSWORD": "pw",
+            "CA_PATH": "{tmp}/not-a-ca.pem",
+        },
+        "CA_PATH",
+        "readable PEM file",
+    ),
+    "kubernetes without a config": (
+        {"LAUNCHER_BACKEND": "kubernetes", "HOME": "{tmp}"},
+        "KUBECONFIG",
+        "Pod with a ServiceAccount",
+    ),
+    "kubeconfig missing": ({"KUBECONFIG": "{tmp}/no-such-kubeconfig"}, "KUBECONFIG", "kubeconfig"),
+    "kubeconfig not yaml": ({"KUBECONFIG": "{tmp}/bad.kubeconfig"}, "KUBECONFIG", "kubeconfig"),
+    "host unknown": ({"HOST": "no host"}, "HOST", "address or a host name of this machine"),
+    "host not of this machine": (
+        {"HOST": "192.0.2.1", "AUTH_MODE": "none"},
+        "HOST",
+        "address or a host name of this machine",
+    ),
+    "data dir a file": ({"DATA_DIR": "{tmp}/not-a-ca.pem"}, "DATA_DIR", "a directory"),
+    "sqlite path a directory": ({"SQLITE_PATH": "{tmp}"}, "SQLITE_PATH", "file"),
+}
+
+
+@pytest.mark.parametrize(("bad", "name", "allowed"), BAD_SETTINGS.values(), ids=BAD_SETTINGS)
+def test_a_missing_or_malformed_setting_exits_2_with_one_line_and_starts_nothing(
+    tmp_path: Path, bad: dict[str, str], name: str, allowed: str
 ) -> None:
-    env = {**backend, "DATA_DIR": str(tmp_path), "PORT": str(free_port())}
-    done = run_cli("serve", env=env, cwd=tmp_path, timeout=30)
+    (tmp_path / "bad.kubeconfig").write_text(_KUBECONFIG_NOT_YAML)
+    (tmp_path / "not-a-ca.pem").write_text(_NOT_A_CA)
+    data = tmp_path / "data"
+    env = {"DATA_DIR": str(data), **{k: v.replace("{tmp}", str(tmp_path)) for k, v in bad.items()}}
+    with socket.socket() as held:  # the service's port, taken: binding it would fail otherwise
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        env.setdefault("PORT", str(held.getsockname()[1]))
+        done = run_cli("serve", env=env, cwd=tmp_path, timeout=30)
 
     assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
-    assert missing in lines[0]
+    assert lines[0].startswith("cannot start: ") and name in lines[0], lines[0]
+    assert allowed in lines[0], lines[0]
     assert "Traceback" not in done.stderr + done.stdout
+    # nothing started: no store was opened, no job launched
+    assert not (data / "queue-manager.db").exists()
+    assert not list(data.glob("jobs/*"))
+
+
+def test_a_port_in_use_stops_start_up_before_anything_starts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {"DATA_DIR": str(data), "PORT": str(port), "LOG_FORMAT": "json"}
+        done = run_cli("serve", env=env, cwd=tmp_path, timeout=30)
+
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: cannot start queue-manager: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use"
+    ], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (data / "queue-manager.db").exists()
 
 
 def test_serve_runs_the_api_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -139,12 +246,17 @@ def test_serve_closes_a_ws_reader_that_reads_nothing_for_ws_idle_seconds(tmp_pat
         with connect(ws, sock=sock, max_queue=1) as stuck, connect(ws) as reader:
             for _ in range(3):
                 httpx.post(f"{server.url}/queues/start", json=body, timeout=10).raise_for_status()
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
+
+            def stuck_one_closed() -> bool:
                 reader.recv(timeout=5)  # the reading one keeps up
-                if _gauge(server.url, "queue_manager_websocket_clients") == 1:
-                    break
-            assert _gauge(server.url, "queue_manager_websocket_clients") == 1
+                return _gauge(server.url, "queue_manager_websocket_clients") == 1
+
+            wait_until(
+                stuck_one_closed,
+                15,
+                what="the service to close the socket that reads nothing (1 client left)",
+                detail=lambda: f"clients: {_gauge(server.url, 'queue_manager_websocket_clients')}",
+            )
             assert reader.recv(timeout=5)  # still served
             with pytest.raises(ConnectionClosed):
                 while True:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ def _max_running(db: Path, parent: str, stop: threading.Event, seen: list[int]) 
                 (parent,),
             ).fetchone()
             seen.append(int(n))
-            time.sleep(0.02)
+            stop.wait(0.02)  # the sampling interval (not a wait: it samples until stopped)
     finally:
         conn.close()
 
@@ -107,7 +106,7 @@ def test_backfill_refuses_what_it_cannot_cut(service: Service) -> None:
     cases = {
         "chunk": {**BODY, "time_range": "2024-01-01:2024-01-20"},  # a month is longer
         "max_parallel": {**BODY, "max_parallel": 0},
-        "symbols": {**BODY, "symbols": ["btc-usdt"]},
+        "symbols.0": {**BODY, "symbols": ["btc-usdt"]},  # the item refused
         "time_range": {**BODY, "time_range": "2024-03-31:2024-01-01"},
         "window": {**BODY, "window": "1d"},
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,30 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.service import Service
+from tests.support.service import Service, wait_for
+from tests.support.waiting import wait_until
 
 RANK = {"pending": 0, "launching": 1, "started": 2, "loading": 3}
+
+
+def subscribed(service: Service, count: int) -> None:
+    """Wait until the service counts `count` open WebSockets: each is registered with the hub and
+    gets every update published from then on."""
+    wait_for(
+        lambda: metric(service, "queue_manager_websocket_clients") >= count,
+        10,
+        what=f"the service to count {count} WebSocket subscription(s)",
+    )
+
+
+def has_finished(updates: list[dict[str, Any]], queue_ids: set[str]) -> bool:
+    """`updates` hold the `queue.updated` → finished of every queue in `queue_ids`."""
+    done = {
+        u["queue_id"]
+        for u in list(updates)  # a copy: a reader thread appends meanwhile
+        if u["event"] == "queue.updated" and u["status"] == "finished"
+    }
+    return queue_ids <= done
 
 
 def collect(url: str, sink: list[dict[str, Any]], stop: threading.Event) -> None:
@@ -35,15 +55,20 @@ def test_websocket_delivers_ordered_updates_and_filters_by_queue(
     stop = threading.Event()
     reader = threading.Thread(target=collect, args=(ws, everything, stop))
     reader.start()
-    time.sleep(0.5)
+    subscribed(service, 1)
     first = service.start_queue(single)
     only_first: list[dict[str, Any]] = []
     filtered = threading.Thread(target=collect, args=(f"{ws}?queue_id={first}", only_first, stop))
     filtered.start()
+    subscribed(service, 2)
     second = service.start_queue({**single, "symbol": "ETHUSDT"})
     service.wait_status(first, {"finished"}, 30)
     service.wait_status(second, {"finished"}, 30)
-    time.sleep(0.5)
+    wait_until(
+        lambda: has_finished(everything, {first, second}) and has_finished(only_first, {first}),
+        10,
+        what="both readers to receive the queues' final `queue.updated`",
+    )
     stop.set()
     reader.join()
     filtered.join()
@@ -126,17 +151,24 @@ def test_a_slow_reader_stays_connected_and_ends_with_every_terminal_status(
         ws = service.url.replace("http", "ws") + "/ws/topic?batch=1"
         with connect(ws, sock=tiny_window(ws), max_queue=1) as slow:
             queues = [service.start_queue({**single, "symbol": f"SYM{i}USDT"}) for i in range(6)]
-            time.sleep(6)  # reads nothing while the queues run and finish
+            for q in queues:  # it reads nothing while the queues run and finish
+                service.wait_status(q, {"finished"}, 30)
             latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
-            received = 0
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+
+            def read_all_finished() -> bool:
                 for u in updates_of(slow.recv(timeout=10)):
-                    received += 1
                     latest[(u["event"], u["queue_id"], u.get("step"))] = u
-                if all(latest.get(("queue.updated", q, None), {}).get("status") == "finished"
-                       for q in queues):
-                    break
+                return all(
+                    latest.get(("queue.updated", q, None), {}).get("status") == "finished"
+                    for q in queues
+                )
+
+            wait_until(
+                read_all_finished,
+                30,
+                every=0,
+                what="the slow reader to catch up to every queue's final `queue.updated`",
+            )
         for q in queues:
             assert service.queue(q)["status"] == "finished"
             assert latest[("queue.updated", q, None)]["status"] == "finished"
@@ -170,10 +202,17 @@ def test_batch_frames_are_arrays_holding_the_same_updates(
                threading.Thread(target=record, args=(ws + "?batch=1", batched))]
     for reader in readers:
         reader.start()
-    time.sleep(0.5)
+    subscribed(service, 2)
     queue_id = service.start_queue(single)
     service.wait_status(queue_id, {"finished"}, 30)
-    time.sleep(0.5)
+    wait_until(
+        lambda: all(
+            has_finished([u for m in list(sink) for u in updates_of(m)], {queue_id})
+            for sink in (plain, batched)
+        ),
+        10,
+        what="both readers to receive the queue's final `queue.updated`",
+    )
     stop.set()
     for reader in readers:
         reader.join()
@@ -194,8 +233,11 @@ def test_with_acks_a_reader_is_sent_nothing_until_it_answers_then_the_latest_sta
         queue_id = service.start_queue(single)
         reader.recv(timeout=10)  # one frame, left unanswered while the queue runs and finishes
         service.wait_status(queue_id, {"finished"}, 30)
+        # The answer to a ping comes after every frame the server sent before it, on the same
+        # ordered stream: once it is in, nothing sent during the whole run can still be on its way.
+        wait_until(reader.ping(), 10, what="the pong to a ping sent once the queue finished")
         with pytest.raises(TimeoutError):
-            reader.recv(timeout=0.5)
+            reader.recv(timeout=0)
         latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
         while latest.get(("queue.updated", queue_id, None), {}).get("status") != "finished":
             reader.send("ack")

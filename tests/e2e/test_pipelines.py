@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.support.service import Service, wait_for
@@ -53,6 +53,28 @@ def test_historical_example_finishes_in_data_flow_order(
     assert queue["records_written"] == steps[0]["records_written"] + steps[1]["records_written"]
 
 
+#: the last instant of examples/realtime.json's time_range (2024-08-01:2024-08-01)
+END_OF_RANGE = datetime(2024, 8, 1, 23, 59, 59, tzinfo=UTC)
+
+
+def reported_up_to(queue: dict[str, Any], moment: datetime) -> list[int] | None:
+    """Each step's records_written once every step has reported data up to `moment`."""
+    steps = queue["steps"]
+    if all(s["last_loaded_timestamp"] and ts(s["last_loaded_timestamp"]) >= moment for s in steps):
+        return [s["records_written"] for s in steps]
+    return None
+
+
+def reported_past(queue: dict[str, Any], records: list[int]) -> dict[str, Any] | None:
+    """The queue once every step has reported more than `records` (a later report)."""
+    steps = queue["steps"]
+    return (
+        queue
+        if all(s["records_written"] > n for s, n in zip(steps, records, strict=True))
+        else None
+    )
+
+
 def test_realtime_example_runs_all_seven_steps_at_once_until_stopped(
     service: Service, realtime: dict[str, Any]
 ) -> None:
@@ -64,9 +86,20 @@ def test_realtime_example_runs_all_seven_steps_at_once_until_stopped(
         return queue if len(running) == 7 else None
 
     wait_for(all_running, 30)
-    time.sleep(2)
-    queue = service.queue(queue_id)
-    assert queue["status"] == "loading"  # streaming steps never finish by themselves
+    # Streaming steps never finish by themselves: each one reports the end of its time range
+    # (where a batch step finishes), then reports again, and the queue is still loading.
+    ended = wait_for(
+        lambda: reported_up_to(service.queue(queue_id), END_OF_RANGE),
+        30,
+        what="every step to report the end of its time range",
+    )
+    queue = wait_for(
+        lambda: reported_past(service.queue(queue_id), ended),
+        30,
+        what="every step to report again after the end of its time range",
+    )
+    assert queue["status"] == "loading"
+    assert all(s["status"] == "loading" for s in queue["steps"])
     assert service.post(f"/queues/stop?queue_id={queue_id}").status_code == 200
     queue = service.wait_status(queue_id, {"stopped"}, 3 + 5)
     assert {s["status"] for s in queue["steps"]} == {"stopped"}

@@ -1,6 +1,7 @@
 """docs/schedules.md: a schedule's concurrency policy against a run that is still loading, and
-the 422s of a schedule that could never run. The scheduler's clock runs 30 times faster
-(SCHEDULE_CLOCK_SCALE), so a per-minute schedule ticks every two seconds."""
+the 422s of a schedule that could never run. The service runs on a clock 30 times faster than
+real time (given to its app factory, tests/support/clocks.py), so a per-minute schedule ticks
+every two seconds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.clocks import FAST_APP, FastClock
 from tests.support.history import history_of
 from tests.support.service import Service, wait_for
 
@@ -19,15 +21,11 @@ SCALE = 30
 
 @pytest.fixture
 def fast_clock_service(tmp_path: Path) -> Iterator[Service]:
-    origin = datetime.now(UTC).replace(microsecond=0)
+    clock = FastClock(SCALE, datetime.now(UTC).replace(microsecond=0))
     svc = Service(
         tmp_path / "svc",
-        env={
-            "STOP_GRACE_SECONDS": "2",
-            "LOCAL_WORKER_ARGS": "--duration 60",
-            "SCHEDULE_CLOCK_SCALE": str(SCALE),
-            "SCHEDULE_CLOCK_ORIGIN": origin.isoformat(),
-        },
+        env={"STOP_GRACE_SECONDS": "2", "LOCAL_WORKER_ARGS": "--duration 60", **clock.env()},
+        app=FAST_APP,
     ).start()
     yield svc
     svc.stop()

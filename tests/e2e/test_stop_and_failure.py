@@ -74,15 +74,25 @@ def test_a_killed_worker_fails_its_step_and_the_queue_fast(
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10)
 
 
+#: what a worker's log says when the service does not answer (queue_manager.worker.sdk)
+OUTAGE_NOTICE = "progress update not delivered, retrying"
+
+
 def test_service_killed_mid_run_resumes_without_losing_anything(
     service: Service, historical: dict[str, Any], realtime: dict[str, Any]
 ) -> None:
     batch_id = service.start_queue(historical)
     stream_id = service.start_queue(realtime)
     _running(service, batch_id, 4)
-    _running(service, stream_id, 7)
+    stream = _running(service, stream_id, 7)
     service.stop(signal.SIGKILL)
-    time.sleep(1)
+    # The outage as the workers see it: every streaming worker fails to deliver a report.
+    logs = [service.data_dir / "jobs" / f"{s['job_name']}.log" for s in stream["steps"]]
+    wait_for(
+        lambda: all(OUTAGE_NOTICE in log.read_text(errors="replace") for log in logs),
+        15,
+        what="every streaming worker to log that a report was not delivered",
+    )
     service.start()
     # The pipeline whose loaders were running when the service died still completes: its
     # pending graph-builder and gnn-trainer launch after the restart.

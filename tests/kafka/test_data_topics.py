@@ -13,6 +13,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from tests.support.kafka_broker import KafkaBroker
+from tests.support.waiting import wait_until_async
 
 from queue_manager.adapters.kafka_topics import KafkaDataTopics
 from queue_manager.domain.errors import DependencyUnavailable
@@ -178,10 +179,16 @@ async def test_positioning_waits_for_an_earlier_member_to_leave_the_group(
             positioning = asyncio.create_task(
                 topics.position_group(kafka_topic, group, at_end=True)
             )
-            async with asyncio.timeout(RECEIVE_TIMEOUT_S):
-                while not any("active members" in entry["event"] for entry in logs):
-                    assert not positioning.done(), positioning.exception()
-                    await asyncio.sleep(0.05)
+
+            def says_it_waits() -> bool:
+                assert not positioning.done(), positioning.exception()
+                return any("active members" in entry["event"] for entry in logs)
+
+            await wait_until_async(
+                says_it_waits,
+                RECEIVE_TIMEOUT_S,
+                what="positioning to log that it waits for the group's active members",
+            )
     finally:
         await member.stop()  # leaves the group
     await asyncio.wait_for(positioning, RECEIVE_TIMEOUT_S)

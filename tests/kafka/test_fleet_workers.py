@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.support.kafka_broker import KafkaBroker
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.kafka
 
@@ -139,18 +140,23 @@ class Worker:
         return "\n".join(self.lines)
 
     async def wait_for_line(self, needle: str) -> str:
-        async def find() -> str:
-            while True:
-                self._new_line.clear()
-                for line in self.lines:
-                    if needle in line:
-                        return line
-                assert self._reader is not None
-                if self._reader.done():
-                    raise AssertionError(f"exited without logging {needle!r}:\n{self.output}")
-                await self._new_line.wait()
+        def find() -> str | None:
+            ended = self._reader is not None and self._reader.done()  # before the lines are read
+            for line in self.lines:
+                if needle in line:
+                    return line
+            if ended:
+                raise AssertionError(f"exited without logging {needle!r}:\n{self.output}")
+            return None
 
-        return await asyncio.wait_for(find(), TIMEOUT_S)
+        line: str = await wait_until_async(
+            find,
+            TIMEOUT_S,
+            what=f"the worker to log {needle!r}",
+            wake=self._new_line,
+            detail=lambda: f"its output:\n{self.output}",
+        )
+        return line
 
     async def exit_code(self) -> int:
         try:
@@ -216,28 +222,39 @@ class TelemetryReader:
         """Read until ``done(producer's reports)``; fail if ``worker`` exits first (after a last
         read) or after ``TIMEOUT_S``."""
 
-        async def read() -> list[Event]:
-            while True:
-                await self._poll()
+        async def read() -> list[Event] | None:
+            await self._poll()  # waits up to 200 ms for the next records
+            if done(self.of(producer)):
+                return self.of(producer)
+            if worker is not None and worker.process.returncode is not None:
+                await self.drain()
                 if done(self.of(producer)):
                     return self.of(producer)
-                if worker is not None and worker.process.returncode is not None:
-                    await self.drain()
-                    if done(self.of(producer)):
-                        return self.of(producer)
-                    raise AssertionError(f"worker exited: {self.of(producer)}\n{worker.output}")
+                raise AssertionError(f"worker exited: {self.of(producer)}\n{worker.output}")
+            return None
 
-        try:
-            return await asyncio.wait_for(read(), TIMEOUT_S)
-        except TimeoutError:
-            output = worker.output if worker else ""
-            raise AssertionError(f"timed out; reports: {self.of(producer)}\n{output}") from None
+        events: list[Event] = await wait_until_async(
+            read,
+            TIMEOUT_S,
+            what=f"the reports of {producer} to be complete",
+            every=0,  # the poll itself waits for records
+            detail=lambda: f"reports: {self.of(producer)}\n{worker.output if worker else ''}",
+        )
+        return events
 
     async def drain(self) -> None:
         """Read everything the topic holds right now."""
         end = await self.consumer.end_offsets(list(self.consumer.assignment()))
-        while [tp for tp, offset in end.items() if await self.consumer.position(tp) < offset]:
-            await self._poll()
+
+        async def read_to_the_end() -> bool:
+            if [tp for tp, offset in end.items() if await self.consumer.position(tp) < offset]:
+                await self._poll()  # waits up to 200 ms for the next records
+                return False
+            return True
+
+        await wait_until_async(
+            read_to_the_end, TIMEOUT_S, what=f"{self.topic} read to its end", every=0
+        )
 
 
 def event_named(name: str, **fields: Any) -> Callable[[list[Event]], bool]:

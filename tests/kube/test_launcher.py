@@ -38,7 +38,6 @@ from tests.kube.test_launcher_helpers import (
     KAFKA_PASSWORD,
     Watcher,
     apiserver_requests,
-    eventually,
     historical_queue,
     make_launcher,
     settings,
@@ -54,6 +53,7 @@ from tests.support.kube_apiserver import (
     start_kube_apiserver,
     succeeded_job_status,
 )
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.kube
 
@@ -259,7 +259,7 @@ def test_a_ca_secret_and_a_ca_configmap_together_are_one_clear_error_line(tmp_pa
     done = run_cli("serve", env={**env, "PORT": str(free_port())}, cwd=tmp_path, timeout=30)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("invalid configuration: K8S_CA_CONFIGMAP: ")
+    assert line.startswith("cannot start: K8S_CA_CONFIGMAP: ")
     assert "K8S_CA_SECRET and K8S_CA_CONFIGMAP are both set" in line
     assert "Traceback" not in done.stderr + done.stdout
 
@@ -468,7 +468,7 @@ async def test_watch_survives_watches_that_end_and_go_silent(
         async with Watcher(launcher) as watcher:
             await launcher.launch(simple_spec("qm-silent00-0-loader-producer", "q-s", 0))
             await watcher.wait_for("qm-silent00-0-loader-producer", JobPhase.ACTIVE)
-            await eventually(lambda: lists >= 3, within=10)
+            await wait_until_async(lambda: lists >= 3, 10, what="two re-lists of a silent watch")
             await set_status(
                 admin, kube_namespace, "qm-silent00-0-loader-producer", succeeded_job_status()
             )
@@ -547,7 +547,7 @@ async def test_watch_recovers_from_410_gone(compacting_apiserver: KubeAPIServer)
             for i in range(3):
                 await other.launch(simple_spec(f"qm-else0000-{i}-loader-producer", "q-e", i))
             await asyncio.to_thread(compact_etcd, server)
-            await eventually(lambda: lists >= 2, within=10)  # re-listed after the 410
+            await wait_until_async(lambda: lists >= 2, 10, what="a re-list after the 410")
             await set_status(admin, namespace, "qm-gone0000-0-loader-producer", failed_job_status())
             await watcher.wait_for("qm-gone0000-0-loader-producer", JobPhase.FAILED)
             assert not any(s.queue_id == "q-e" for s in watcher.seen)
@@ -612,12 +612,16 @@ async def test_a_burst_of_creates_stays_under_the_configured_qps(
         specs = [simple_spec(f"qm-burst000-{i}-loader-producer", "q-b", i) for i in range(count)]
         with MetricsSampler(kube_apiserver) as sampler:
             # A reading before the first request and one begun after the last one was answered.
-            await eventually(lambda: sampler.samples, within=10)
+            await wait_until_async(lambda: sampler.samples, 10, what="a first request-count sample")
             started = time.monotonic()
             await asyncio.gather(*(launch(spec) for spec in specs))
             finished = time.monotonic()
             elapsed = finished - started
-            await eventually(lambda: sampler.samples[-1][0] > finished, within=10)
+            await wait_until_async(
+                lambda: sampler.samples[-1][0] > finished,
+                10,
+                what="a request-count sample begun after the last create",
+            )
         assert len(sends) == count
         assert elapsed >= (count - burst) / qps * 0.95, elapsed
         # Client side, exactly: any n consecutive requests span at least (n - burst) / qps.
@@ -646,13 +650,25 @@ async def test_a_burst_of_creates_stays_under_the_configured_qps(
 async def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     # The bucket's own clock, moved by hand: no assertion depends on how busy the machine is.
     now = [0.0]
-    bucket = TokenBucket(100, 5, clock=lambda: now[0])
+    reads = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        return now[0]
+
+    bucket = TokenBucket(100, 5, clock=clock)
     for _ in range(5):
         await asyncio.wait_for(bucket.acquire(), 5)  # the burst, with no time passing
 
     async def blocked(task: asyncio.Task[None]) -> bool:
-        for _ in range(20):  # let it run; with the clock stopped it can only keep waiting
-            await asyncio.sleep(0)
+        """Whether `task` still waits once it has looked at the clock, as it reads now, twice
+        more: it found too few tokens, waited, and found too few again."""
+        seen = reads[0]
+        await wait_until_async(
+            lambda: task.done() or reads[0] >= seen + 2,
+            5,
+            what="the waiting acquire to look at the clock twice more",
+        )
         return not task.done()
 
     sixth = asyncio.create_task(bucket.acquire())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,22 +76,6 @@ def make_launcher(
     return KubeLauncher(
         namespace, kubeconfig=kubeconfig or server.kubeconfig_path, in_cluster=False, **kwargs
     )
-
-
-async def eventually(check: Callable[[], Any], within: float = 15.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + within
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-        except AssertionError as exc:
-            last = exc
-        await asyncio.sleep(every)
-    raise AssertionError(f"condition not met within {within} s: {last!r}")
 
 
 def apiserver_requests(server: KubeAPIServer, verb: str, resource: str = "jobs") -> int:

@@ -8,9 +8,7 @@ Both sides play the part the launcher does not: for local jobs a stand-in worker
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +27,7 @@ from queue_manager.domain.naming import job_name
 from queue_manager.ports import JobSpec, Launcher
 from tests.support.job_watcher import Watcher as Watcher
 from tests.support.kube_apiserver import KubeAPIServer, failed_job_status, succeeded_job_status
+from tests.support.waiting import wait_until_async
 
 WORKER = Path(__file__).with_name("worker.py")
 FAILURE_MESSAGE = "the contract suite failed it"
@@ -148,14 +147,6 @@ class KubeHarness:
 async def eventually(
     check: Callable[[], object], within: float = 15.0, every: float = 0.05
 ) -> None:
-    """Wait for `check()` (a value or an awaitable) to be truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(every)
+    """Wait for `check()` (a value or an awaitable) to be truthy: the launcher tests' name for
+    tests.support.waiting.wait_until_async."""
+    await wait_until_async(check, within, every=every)

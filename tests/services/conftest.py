@@ -23,12 +23,16 @@ from queue_manager.domain.requests import StartRequest
 from queue_manager.job_contract import TARGETS
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import JobPhase, JobSpec, JobStatus
-from queue_manager.services.engine import Deps, Engine
+from queue_manager.services.backfills import BackfillService
+from queue_manager.services.engine import Engine
+from queue_manager.services.job_events import JobEvents
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.queues import QueueService
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.step_watch import StepWatch
+from queue_manager.services.stop_deadlines import StopDeadlines
 from queue_manager.services.telemetry import Dispatcher
+from tests.support.clocks import ManualClock
 
 
 class RecordingLauncher:
@@ -98,8 +102,14 @@ class Services:
     bus: MemoryBus
     launcher: RecordingLauncher
     updates: Updates
+    #: the services' one clock: a test moves it instead of backdating stored rows
+    clock: ManualClock
+    metrics: Metrics
     engine: Engine
+    job_events: JobEvents
+    deadlines: StopDeadlines
     queues: QueueService
+    backfills: BackfillService
     dispatcher: Dispatcher
     reconciler: Reconciler
     topics: RecordingTopics
@@ -144,30 +154,67 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     launcher = RecordingLauncher()
     updates = Updates()
     topics = RecordingTopics(launcher.calls)
-    deps = Deps(
+    clock = ManualClock()
+    metrics = Metrics()
+    engine = Engine(
         store=store,
         bus=bus,
         launcher=launcher,
         broadcaster=updates,
-        metrics=Metrics(),
+        metrics=metrics,
+        clock=clock,
         jobs=JobConfig(images={t: f"registry.example/{t}:1" for t in TARGETS}),
-        stop_grace=timedelta(seconds=30),
-        launch_grace=timedelta(seconds=30),
         topics=topics,
     )
-    engine = Engine(deps)
+    deadlines = StopDeadlines(engine, store=store, clock=clock)
+    job_events = JobEvents(engine, store=store, metrics=metrics, clock=clock)
+    stop_grace = timedelta(seconds=30)
+    queues = QueueService(
+        engine,
+        deadlines,
+        store=store,
+        bus=bus,
+        metrics=metrics,
+        clock=clock,
+        stop_grace=stop_grace,
+    )
     yield Services(
         store=store,
         bus=bus,
         launcher=launcher,
         updates=updates,
+        clock=clock,
+        metrics=metrics,
         engine=engine,
-        queues=QueueService(engine),
-        dispatcher=Dispatcher(engine),
-        reconciler=Reconciler(engine, period=60),
+        job_events=job_events,
+        deadlines=deadlines,
+        queues=queues,
+        backfills=BackfillService(
+            queues, engine, store=store, bus=bus, clock=clock, stop_grace=stop_grace
+        ),
+        dispatcher=Dispatcher(engine, bus=bus, metrics=metrics, clock=clock),
+        reconciler=Reconciler(
+            engine,
+            job_events,
+            deadlines,
+            store=store,
+            launcher=launcher,
+            clock=clock,
+            launch_grace=timedelta(seconds=30),
+            period=60,
+        ),
         topics=topics,
-        step_watch=StepWatch(engine, period=60, window=0.0, quiet=0.0),
+        step_watch=StepWatch(
+            engine,
+            store=store,
+            metrics=metrics,
+            clock=clock,
+            topics=topics,
+            period=60,
+            window=0.0,
+            quiet=0.0,
+        ),
     )
-    await engine.close()
+    await deadlines.close()
     await bus.stop()
     await store.close()

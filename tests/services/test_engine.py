@@ -13,6 +13,7 @@ import structlog
 from queue_manager.domain.models import QueueStatus, StepStatus
 from queue_manager.ports import JobPhase, JobStatus
 from tests.services.conftest import Services
+from tests.support.waiting import wait_until_async
 
 
 async def test_a_pipeline_launches_in_data_flow_order(
@@ -75,7 +76,7 @@ async def test_a_running_job_of_a_step_that_ended_unfinished_is_deleted(
     await services.report(queue, 0, "interrupted")
     step = (await services.get(queue.id)).steps[0]
     assert step.status is StepStatus.STOPPED
-    await services.engine.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE))
+    await services.job_events.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE))
     assert services.launcher.deleted == [step.job_name]
 
 
@@ -85,7 +86,7 @@ async def test_a_finished_step_keeps_its_job_until_it_ends(
     queue = await services.start(historical)
     await services.report(queue, 0, "finished", records_written=3)
     step = (await services.get(queue.id)).steps[0]
-    await services.engine.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE))
+    await services.job_events.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE))
     assert services.launcher.deleted == []
 
 
@@ -100,17 +101,17 @@ async def test_an_ended_jobs_exit_file_stands_in_for_lost_reports(
     steps = (await services.get(queue.id)).steps
     ended = JobStatus(steps[0].job_name, queue.id, 0, JobPhase.SUCCEEDED, outcome="finished",
                       records_written=2400)  # fmt: skip
-    assert await services.engine.on_job(ended)
+    assert await services.job_events.on_job(ended)
     interrupted = JobStatus(steps[1].job_name, queue.id, 1, JobPhase.SUCCEEDED,
                             outcome="interrupted", records_written=1000)  # fmt: skip
-    assert await services.engine.on_job(interrupted)
+    assert await services.job_events.on_job(interrupted)
     stored = await services.get(queue.id)
     assert (stored.steps[0].status, stored.steps[0].records_written) == (StepStatus.FINISHED, 2400)
     # stopped behind our back, as its lost `interrupted` report would have said: not finished
     assert (stored.steps[1].status, stored.steps[1].records_written) == (StepStatus.STOPPED, 1000)
     assert stored.steps[1].error_message == "interrupted"
     # a smaller count, heard again (the reconciler lists ended jobs), changes nothing
-    assert not await services.engine.on_job(
+    assert not await services.job_events.on_job(
         JobStatus(steps[0].job_name, queue.id, 0, JobPhase.SUCCEEDED, records_written=5)
     )
     assert (await services.get(queue.id)).steps[0].records_written == 2400
@@ -125,6 +126,9 @@ async def test_reconcile_fails_a_step_whose_job_vanished_and_deletes_unknown_job
     services.launcher.jobs.clear()  # the job disappeared behind the service's back
     stranger = JobStatus("qm-stranger-0-loader-producer", "no-such-queue", 0, JobPhase.ACTIVE)
     services.launcher.jobs[stranger.name] = stranger
+    # A step launched at the instant of the pass may have its job missing from the list taken
+    # then; this one was launched a second before.
+    services.clock.advance(timedelta(seconds=1))
 
     await services.reconciler.reconcile()
 
@@ -140,14 +144,9 @@ async def test_reconcile_relaunches_a_step_whose_job_never_appeared(
 ) -> None:
     queue = await services.start(single)
     services.launcher.jobs.clear()
-    late = (await services.get(queue.id)).steps[0].launched_at
-    assert late is not None
-
-    def backdate(q: Any) -> list[Any]:
-        q.steps[0].launched_at = late - timedelta(minutes=5)
-        return []
-
-    await services.store.update_many({queue.id: backdate})
+    await services.reconciler.reconcile()  # within LAUNCH_GRACE_SECONDS: it may still appear
+    assert services.launcher.targets() == ["loader-producer"]
+    services.clock.advance(timedelta(minutes=5))
     await services.reconciler.reconcile()
     assert services.launcher.targets() == ["loader-producer", "loader-producer"]
     assert (await services.get(queue.id)).steps[0].status is StepStatus.LAUNCHING
@@ -166,14 +165,7 @@ async def test_reconcile_does_not_relaunch_a_step_of_a_queue_its_job_pass_just_f
         first.job_name, queue.id, 0, JobPhase.FAILED, message="OOMKilled"
     )
     services.launcher.jobs.pop(second.job_name)
-    assert second.launched_at is not None
-    long_ago = second.launched_at - timedelta(minutes=5)
-
-    def backdate(q: Any) -> list[Any]:
-        q.steps[1].launched_at = long_ago
-        return []
-
-    await services.store.update_many({queue.id: backdate})
+    services.clock.advance(timedelta(minutes=5))  # long past LAUNCH_GRACE_SECONDS
     before = len(services.launcher.launched)
 
     await services.reconciler.reconcile()
@@ -193,10 +185,12 @@ async def test_the_first_reconcile_pass_says_when_a_restart_has_caught_up(
     with structlog.testing.capture_logs() as logs:
         loop = asyncio.create_task(services.reconciler.run())
         try:
-            for _ in range(200):
-                if any(e["event"] == "start-up reconcile done" for e in logs):
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until_async(
+                lambda: any(e["event"] == "start-up reconcile done" for e in logs),
+                10,
+                what="the start-up reconcile pass to be logged",
+                detail=lambda: f"logged: {[e['event'] for e in logs]}",
+            )
         finally:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,15 +201,55 @@ async def test_the_first_reconcile_pass_says_when_a_restart_has_caught_up(
     assert done[0]["seconds"] >= 0
 
 
-async def test_a_stop_deadline_reaps_the_queue_and_leaves_nothing_behind(
+async def test_a_stop_deadline_reaps_the_queue_once_the_clock_reaches_it(
     services: Services, historical: dict[str, Any]
 ) -> None:
-    """Every stop used to leave its timer in the engine for the life of the process."""
-    services.engine.d.stop_grace = timedelta(0)
-    for _ in range(3):
-        queue = await services.start(historical)
-        await services.queues.stop(queue.id)
-        while services.engine._background:  # the reap runs as soon as the loop gets to it
-            await asyncio.gather(*services.engine._background)
+    queue = await services.start(historical)
+    stopping = await services.queues.stop(queue.id)
+    assert stopping.status is QueueStatus.STOPPING
+    assert services.deadlines.waiting == 1
+    await wait_until_async(
+        lambda: services.clock.sleepers == 1, 5, what="the stop deadline to sleep on the clock"
+    )
+    services.clock.advance(timedelta(seconds=29))  # the grace is 30 s
+    assert services.clock.sleepers == 1  # not woken: its time is still to come
+    assert (await services.get(queue.id)).status is QueueStatus.STOPPING
+    services.clock.advance(timedelta(seconds=1))
+    await _fired(services)
+    stored = await services.get(queue.id)
+    assert stored.status is QueueStatus.STOPPED
+    assert sorted(services.launcher.deleted) == sorted(
+        s.job_name for s in stored.steps if s.launched_at is not None
+    )
+
+
+async def test_a_thousand_stops_leave_no_timer_behind(
+    services: Services, single: dict[str, Any]
+) -> None:
+    """Every stop used to leave its timer in the engine for the life of the process: a stop
+    deadline is a task that is dropped once it has fired."""
+    queues = [await services.start(single) for _ in range(10)]
+    for _ in range(100):  # stopping again changes nothing, but waits for the deadline again
+        for queue in queues:
+            await services.queues.stop(queue.id)
+    assert services.deadlines.waiting == 1000
+    await wait_until_async(
+        lambda: services.clock.sleepers == 1000,
+        5,
+        what="every stop deadline to sleep on the clock",
+        detail=lambda: f"{services.clock.sleepers} sleep",
+    )
+    services.clock.advance(timedelta(seconds=30))
+    await _fired(services)
+    assert services.deadlines.waiting == 0
+    assert services.clock.sleepers == 0
+    leftovers = [t for t in asyncio.all_tasks() if "_reap_at" in repr(t.get_coro())]
+    assert leftovers == []
+    for queue in queues:
         assert (await services.get(queue.id)).status is QueueStatus.STOPPED
-    assert not services.engine._background
+
+
+async def _fired(services: Services) -> None:
+    """Until every stop deadline the clock has reached has been reaped."""
+    while services.deadlines._waiting:
+        await asyncio.gather(*services.deadlines._waiting)

@@ -105,7 +105,17 @@ async def test_the_quiet_period_restarts_when_the_connectors_records_move(
     services: Services, historical: dict[str, Any]
 ) -> None:
     now = [100.0]
-    watch = StepWatch(services.engine, period=60, window=0, quiet=10, clock=lambda: now[0])
+    watch = StepWatch(
+        services.engine,
+        store=services.store,
+        metrics=services.metrics,
+        clock=services.clock,
+        topics=services.topics,
+        period=60,
+        window=0,
+        quiet=10,
+        monotonic=lambda: now[0],
+    )
     queue = await _loaders_finished(services, historical)
     services.topics.lag = {s.kafka_topic: 0 for s in queue.steps if s.kafka_topic}
     await watch.tick()
@@ -129,12 +139,12 @@ async def test_a_finished_step_whose_job_still_runs_is_ended_after_the_grace(
     await services.report(queue, 0, "finished", records_written=3, finished=True)
     step = (await services.get(queue.id)).steps[0]
     job = JobStatus(step.job_name, queue.id, 0, JobPhase.ACTIVE)
-    await services.engine.on_job(job)
+    await services.job_events.on_job(job)
     assert services.launcher.deleted == []
-    services.engine.d.finished_job_grace = timedelta(0)
-    await services.engine.on_job(job)
+    services.clock.advance(timedelta(seconds=30))  # FINISHED_JOB_GRACE_SECONDS
+    await services.job_events.on_job(job)
     assert services.launcher.deleted == [step.job_name]
-    await services.engine.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.FAILED, "143"))
+    await services.job_events.on_job(JobStatus(step.job_name, queue.id, 0, JobPhase.FAILED, "143"))
     stored = await services.get(queue.id)
     assert stored.steps[0].status is StepStatus.FINISHED
     assert stored.status is QueueStatus.FINISHED
@@ -154,5 +164,5 @@ async def test_a_recoverable_error_is_counted_and_the_step_goes_on(
         1,
         "cannot store record at offset 7",
     )
-    metrics = services.engine.d.metrics.render().decode()  # type: ignore[attr-defined]
+    metrics = services.metrics.render().decode()
     assert 'queue_manager_step_warnings_total{target="loader-producer"} 1.0' in metrics

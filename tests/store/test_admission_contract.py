@@ -126,3 +126,54 @@ async def test_replicas_claiming_at_once_never_exceed_a_job_limit(backend: Backe
     held = [q for q in results if q is not None and q.steps[1].status is StepStatus.PENDING]
     assert len(launched) == 3 and len(held) == 5
     assert all(q.steps[1].waiting and "MAX_RUNNING_JOBS" in q.steps[1].waiting for q in held)
+
+
+async def test_a_running_step_counts_whatever_its_queues_status(backend: Backend) -> None:
+    """A queue already `error` (fail-fast) may still have a step whose job runs: its slot is
+    taken until that job ends, as SQLite has always counted it (issue 29)."""
+    store = backend.opened[0]
+    failing = trainer_queue(StepStatus.STARTED)
+    failing.status = QueueStatus.ERROR
+    await store.insert(failing, None)
+    stopping = trainer_queue(StepStatus.LOADING)
+    stopping.status = QueueStatus.STOPPING
+    await store.insert(stopping, None)
+    waiting = trainer_queue(StepStatus.PENDING)
+    await store.insert(waiting, None)
+    seen: list[dict[str, int]] = []
+
+    def look(queue: QueueState, running: Mapping[str, int]) -> None:
+        seen.append(dict(running))
+
+    await store.claim(waiting.id, ["gnn-trainer"], look)
+    assert seen == [{"gnn-trainer": 2}]
+    # Its job ended: the slot is free again, whatever the queue's status.
+    await store.update_many({failing.id: _step_ended})
+    await store.claim(waiting.id, ["gnn-trainer"], look)
+    assert seen[-1] == {"gnn-trainer": 1}
+
+
+def _step_ended(queue: QueueState) -> list[QueueEvent]:
+    queue.steps[1].status = StepStatus.ERROR
+    return []
+
+
+async def test_two_stores_admit_at_once_from_a_fresh_database(backend: Backend) -> None:
+    """Storage never used: both stores set it up at once, then their first decisions race for
+    the lock documents that do not exist yet (issue 29: one of them used to fail)."""
+    fresh = backend.fresh()
+    try:
+        stores = await asyncio.gather(fresh.open(), fresh.open())
+        for i in range(6):
+            await queued(stores[0], seconds=i)
+        results = await asyncio.gather(*(stores[i % 2].admit(3, admit) for i in range(8)))
+        assert len({q.id for batch in results for q in batch}) == 3
+        # A backfill's recount lock is made by its first recount: two replicas at once.
+        parent = make_queue(steps=0)
+        await stores[0].insert(parent, None)
+        recounts = await asyncio.gather(
+            *(stores[i % 2].update_parent(parent.id, lambda p, kids: None) for i in range(8))
+        )
+        assert all(r is not None and r.id == parent.id for r in recounts)
+    finally:
+        await fresh.close()

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from queue_manager.domain import history
+from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueStatus
 from queue_manager.ports import Store
+from tests.store.conftest import Backend
 from tests.store.helpers import BASE, make_queue
 
 CUTOFF = BASE + timedelta(days=30)
@@ -45,4 +51,30 @@ async def test_only_queues_that_ended_before_the_cutoff_are_deleted(store: Store
     # The idempotency key went with its queue: the same key starts a new queue now.
     again = make_queue(status=QueueStatus.PENDING)
     _, created = await store.insert(again, "nightly-1")
+    assert created
+
+
+async def test_a_sweep_that_fails_halfway_leaves_everything_in_place(backend: Backend) -> None:
+    """Retention is one transaction (issue 29): when deleting the history fails — another
+    writer holds it — the queue, its key and its history all stay, and the next sweep takes
+    them all."""
+    store = await backend.open(max_attempts=2)
+    queue = make_queue(status=QueueStatus.FINISHED)
+    queue.finished_at = BASE + timedelta(days=1)
+    event = QueueEvent(at=BASE, kind=EventKind.QUEUE_STATUS, to="finished", actor="test")
+    history.number(queue, [event])
+    await store.insert(queue, "nightly-1", [event])
+
+    async with backend.history_held(queue.id):
+        with pytest.raises(DependencyUnavailable):
+            await store.delete_ended(CUTOFF, limit=10)
+    assert await store.get(queue.id) is not None
+    assert len(await store.events(queue.id, after=0, limit=10)) == 1
+    replayed, created = await store.insert(make_queue(), "nightly-1")
+    assert not created and replayed.id == queue.id  # the key still names it
+
+    assert await store.delete_ended(CUTOFF, limit=10) == [queue.id]
+    assert await store.get(queue.id) is None
+    assert await store.events(queue.id, after=0, limit=10) == []
+    _, created = await store.insert(make_queue(), "nightly-1")
     assert created

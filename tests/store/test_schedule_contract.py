@@ -174,3 +174,30 @@ async def test_the_parent_is_recounted_from_its_children_in_one_transaction(stor
     assert await store.update_parent("no-such-parent", recount) is None
     page = await store.page(status=None, symbol=None, limit=10, cursor=None, parent=parent.id)
     assert sorted(q.id for q in page.items) == sorted(k.id for k in kids)
+
+
+async def test_a_schedules_runs_are_on_its_first_page_then_the_older_ones(store: Store) -> None:
+    """The first page has no upper bound (issue 29: ArangoDB's used to compare with a sentinel
+    that its collation sorts before every tick, and came back empty)."""
+    ticks = [TICK + timedelta(days=n) for n in range(5)]
+    for tick in ticks:
+        run = ScheduleRun(schedule="nightly", scheduled_for=tick, outcome=RunOutcome.MISSED)
+        assert await store.claim_tick(run, [])
+    other = ScheduleRun(schedule="hourly", scheduled_for=TICK, outcome=RunOutcome.MISSED)
+    assert await store.claim_tick(other, [])
+    first = await store.schedule_runs("nightly", before=None, limit=2)
+    assert [r.scheduled_for for r in first] == [ticks[4], ticks[3]]
+    second = await store.schedule_runs("nightly", before=first[-1].scheduled_for, limit=2)
+    assert [r.scheduled_for for r in second] == [ticks[2], ticks[1]]
+    last = await store.schedule_runs("nightly", before=second[-1].scheduled_for, limit=2)
+    assert [r.scheduled_for for r in last] == [ticks[0]]
+    assert await store.schedule_runs("nightly", before=ticks[0], limit=2) == []
+    assert await store.schedule_runs("never-ran", before=None, limit=2) == []
+
+
+async def test_schedules_are_listed_in_code_point_order_of_their_names(store: Store) -> None:
+    """As SQLite sorts text (bytes); ArangoDB's collation would put `a-c` after `ab`."""
+    names = ["ab", "a-c", "a1", "b", "a"]
+    for name in names:
+        assert await store.put_schedule(schedule(name))
+    assert [s.name for s in await store.list_schedules()] == sorted(names)

@@ -1,7 +1,8 @@
 """A shared schema: every store keeps the same JSON document per queue.
 
 The document is QueueState's JSON (docs/api.md names, plus the model's bookkeeping fields); the
-ArangoDB document adds only its system attributes and the `created` sort key.
+ArangoDB document adds only its system attributes and the two helpers its indexes read, the
+`created` sort key and `jobs` (the targets of its running steps; SQLite keeps both as columns).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from queue_manager.ports import StateStore
 from tests.store.conftest import Backend
 from tests.store.helpers import FIXED_QUEUE_FIELDS, FIXED_STEP_FIELDS, full_queue, update_one
 
-ARANGO_ONLY = {"_key", "_id", "_rev", "created"}
+ARANGO_ONLY = {"_key", "_id", "_rev", "created", "jobs"}
 
 
 def _canonical(queue: QueueState) -> dict[str, Any]:
@@ -39,6 +40,7 @@ async def test_stored_document_has_the_shared_shape(store: StateStore, backend: 
         assert set(raw) >= ARANGO_ONLY
         assert raw["_key"] == queue.id
         assert raw["created"] == sort_key(queue.created_at)
+        assert raw["jobs"] is None  # no step of it runs
         raw = {k: v for k, v in raw.items() if k not in ARANGO_ONLY}
     # exactly the seed's QueueState field names, which include every docs/api.md name
     assert set(raw) == set(QueueState.model_fields)

@@ -52,3 +52,27 @@ async def test_revocation_and_use_are_seen_by_another_replica(backend: Backend) 
     assert not await other.delete_token("alpha")
     assert await other.token_by_hash(token_hash(secret_a)) is None
     assert [t.name for t in await other.list_tokens()] == ["beta"]
+
+
+async def test_tokens_are_listed_in_code_point_order_of_their_names(backend: Backend) -> None:
+    """The same order in every store (issue 29): code points, which is SQLite's byte order —
+    not ArangoDB's collation, which puts `_` before `-`, `.` and the digits."""
+    store = await backend.open()
+    names = ["a_b", "a1", "a-b", "a.b", "ab", "a"]
+    for name in names:
+        token, _ = _token(name)
+        assert await store.put_token(token)
+    listed = [t.name for t in await store.list_tokens()]
+    assert listed == sorted(names) == ["a", "a-b", "a.b", "a1", "a_b", "ab"]
+
+
+async def test_a_revoked_tokens_hash_can_be_given_again(backend: Backend) -> None:
+    """Uniqueness of the hash goes with the token: revoked, its hash is free."""
+    store = await backend.open()
+    first, secret = _token("first")
+    assert await store.put_token(first)
+    assert await store.delete_token("first")
+    again = ApiToken("again", Role.ADMIN, first.sha256, NOW)
+    assert await store.put_token(again)
+    found = await store.token_by_hash(token_hash(secret))
+    assert found is not None and found.name == "again"

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.support.processes import free_ports
-from tests.support.service import wait_for
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -47,7 +47,12 @@ class AppServer:
         # Not the main thread: uvicorn installs no signal handlers there.
         self._thread = threading.Thread(target=server.run, name=f"app-{self.port}", daemon=True)
         self._thread.start()
-        wait_for(lambda: server.started or not self._thread_alive(), 20, every=0.02)
+        wait_until(
+            lambda: server.started or not self._thread_alive(),
+            20,
+            every=0.02,
+            what=f"the app to start on port {self.port} (or its thread to end)",
+        )
         if not server.started:
             raise RuntimeError(f"the app did not start on port {self.port}")
         return self

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from queue_manager.ports import JobPhase, JobStatus, Launcher
+from tests.support.waiting import wait_until_async
 
 
 class Watcher:
@@ -34,14 +34,19 @@ class Watcher:
             self._changed.set()
 
     async def wait_for(self, name: str, phase: JobPhase, within: float = 15.0) -> JobStatus:
-        deadline = time.monotonic() + within
-        while True:
+        """The latest status of `name` in `phase`, once the watch has yielded one."""
+
+        def reached() -> JobStatus | None:
             for status in reversed(self.seen):
                 if status.name == name and status.phase is phase:
                     return status
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {phase} for {name}; seen: {self.seen}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            return None
+
+        return await wait_until_async(
+            reached,
+            within,
+            what=f"{name} to be {phase}",
+            wake=self._changed,
+            every=1.0,
+            detail=lambda: f"seen: {self.seen}",
+        )

@@ -61,6 +61,7 @@ from tests.support.processes import (
     tail,
     wait_for_interrupt,
 )
+from tests.support.waiting import WaitTimeout, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra" / "kafka"
@@ -348,28 +349,33 @@ class KafkaBroker:
             self._output = None
 
     def _wait_until_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         ports = [_port_of(self.plaintext_bootstrap), _port_of(self.sasl_ssl_bootstrap)]
         last_error = "the listeners never opened"
-        while True:
+
+        def ready() -> bool:
+            nonlocal last_error
             process = self._process
             if process is None or process.poll() is not None:
                 code = None if process is None else process.returncode
                 raise KafkaBrokerError(
                     f"the Kafka broker exited during start-up (exit {code}):\n{self.log_tail()}"
                 )
-            if time.monotonic() >= deadline:
-                raise KafkaBrokerError(
-                    f"the Kafka broker did not answer within {timeout:.0f} s ({last_error}):\n"
-                    f"{self.log_tail()}"
-                )
-            if all(_port_open(port) for port in ports):
-                try:
-                    _run_blocking(self._probe())
-                    return
-                except Exception as exc:  # the broker is still starting: retry until the deadline
-                    last_error = f"last probe: {type(exc).__name__}: {exc}"
-            time.sleep(0.2)
+            if not all(_port_open(port) for port in ports):
+                return False
+            try:
+                _run_blocking(self._probe())
+            except Exception as exc:  # the broker is still starting: retry until the deadline
+                last_error = f"last probe: {type(exc).__name__}: {exc}"
+                return False
+            return True
+
+        try:
+            wait_until(ready, timeout, what="the Kafka broker to answer", every=0.2)
+        except WaitTimeout:
+            raise KafkaBrokerError(
+                f"the Kafka broker did not answer within {timeout:.0f} s ({last_error}):\n"
+                f"{self.log_tail()}"
+            ) from None
 
     async def _probe(self) -> None:
         """Bootstrap a client on each listener and require an unfenced broker in the metadata.

@@ -61,6 +61,7 @@ from tests.support.processes import (
     tail,
     wait_for_interrupt,
 )
+from tests.support.waiting import WaitTimeout, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "infra" / "kube" / "build.sh"
@@ -389,8 +390,8 @@ def start_kube_apiserver(
         _wait_until(
             server,
             lambda: _etcd_healthy(server.etcd_url),
-            time.monotonic() + timeout,
-            "etcd did not become healthy",
+            timeout,
+            "etcd to become healthy",
         )
         apiserver_cmd = [
             str(binaries.kube_apiserver),
@@ -415,8 +416,8 @@ def start_kube_apiserver(
         _wait_until(
             server,
             lambda: _apiserver_ready(server),
-            time.monotonic() + timeout,
-            "kube-apiserver did not become ready",
+            timeout,
+            "kube-apiserver to become ready",
         )
     except BaseException:
         server.kill()
@@ -529,20 +530,22 @@ def _pid_alive(pid: int) -> bool:
 # --------------------------------------------------------------------------- readiness
 
 
-def _wait_until(
-    server: KubeAPIServer, probe: Callable[[], bool], deadline: float, what: str
-) -> None:
-    while True:
+def _wait_until(server: KubeAPIServer, probe: Callable[[], bool], within: float, what: str) -> None:
+    """Wait for `probe()`, failing at once if one of the server's processes exits."""
+
+    def check() -> bool:
         for name, process in server._processes.items():
             if process.poll() is not None:
                 raise KubeAPIServerError(
-                    f"{what}: {name} exited with code {process.returncode}\n{server.log_tail()}"
+                    f"waiting for {what}: {name} exited with code {process.returncode}\n"
+                    f"{server.log_tail()}"
                 )
-        if probe():
-            return
-        if time.monotonic() > deadline:
-            raise KubeAPIServerError(f"{what} in time\n{server.log_tail()}")
-        time.sleep(0.2)
+        return probe()
+
+    try:
+        wait_until(check, within, what=what, every=0.2)
+    except WaitTimeout as exc:
+        raise KubeAPIServerError(f"{exc}\n{server.log_tail()}") from None
 
 
 def _etcd_healthy(etcd_url: str) -> bool:

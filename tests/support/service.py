@@ -1,4 +1,5 @@
-"""Runs the real service as a subprocess, the way an operator does, for end-to-end tests."""
+"""Runs the real service as a subprocess, the way an operator does, for end-to-end tests (and,
+with its own settings, for the benchmarks in bench/)."""
 
 from __future__ import annotations
 
@@ -17,26 +18,39 @@ import httpx
 import orjson
 
 from tests.support.processes import free_ports
+from tests.support.waiting import wait_until
 
 T = TypeVar("T")
+
+#: what a check against a service still on its way may raise: "not yet", not a failure
+NOT_YET = (httpx.HTTPError, AssertionError, KeyError)
+
+#: the settings every test runs the service with unless it sets its own
+TEST_DEFAULTS = {
+    "LOG_FORMAT": "json",
+    "RECONCILE_SECONDS": "1",
+    "LAUNCH_GRACE_SECONDS": "5",
+    "LOCAL_WORKER_ARGS": "--duration 3",
+}
+#: taken from the shell only when set in `env`: a test never reaches a cluster, broker or
+#: database by accident
+UNSET = ("KUBECONFIG", "KAFKA_BOOTSTRAP_SERVERS", "ARANGO_URL")
 
 
 def free_port() -> int:
     return free_ports(1)[0]
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, every: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, AssertionError, KeyError) as exc:
-            last = exc
-        time.sleep(every)
-    raise TimeoutError(f"condition not met within {timeout} s (last error: {last!r})")
+def wait_for(
+    check: Callable[[], T | None], timeout: float, every: float = 0.2, *, what: str | None = None
+) -> T:
+    """tests.support.waiting.wait_until for a check against a service: an HTTP error, a failed
+    assertion or a missing key means "not yet"."""
+    return wait_until(check, timeout, every=every, what=what, ignore=NOT_YET)
+
+
+class _Exited(Exception):
+    """The service process ended while it was awaited."""
 
 
 @dataclass
@@ -47,10 +61,40 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
     #: API token sent with every call that does not set its own Authorization header
     token: str | None = None
+    # -- how it is run: the defaults are the tests'; the benchmarks choose their own ----------
+    #: the ASGI app (`module:attribute`); with `factory`, a function that builds it
+    app: str = "queue_manager.app:create_app"
+    factory: bool = True
+    #: settings under `env` (which wins)
+    defaults: dict[str, str] = field(default_factory=lambda: dict(TEST_DEFAULTS))
+    #: variables of the shell not passed on unless `env` sets them
+    unset: tuple[str, ...] = UNSET
+    #: more `uvicorn` options
+    uvicorn_args: tuple[str, ...] = ()
+    cwd: Path | None = None
+    ready_path: str = "/health/ready"
+    ready_timeout: float = 30
+    ready_every: float = 0.2
+    #: in a session of its own: a stop signals its whole process group
+    own_session: bool = False
+    stop_timeout: float = 15
+    #: leaving a `with` block also ends the local workers it started
+    reap_workers: bool = True
+    #: seconds from the spawn to the first 200 on `ready_path` (set by `start`)
+    ready_after: float | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "the service is not running"
+        return self.proc.pid
 
     @property
     def log_path(self) -> Path:
@@ -64,59 +108,80 @@ class Service:
             "DATA_DIR": str(self.data_dir),
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
-            "LOG_FORMAT": "json",
-            "RECONCILE_SECONDS": "1",
-            "LAUNCH_GRACE_SECONDS": "5",
-            "LOCAL_WORKER_ARGS": "--duration 3",
+            **self.defaults,
             **self.env,
         }
-        for name in ("KUBECONFIG", "KAFKA_BOOTSTRAP_SERVERS", "ARANGO_URL"):
+        for name in self.unset:
             if name not in self.env:
                 env.pop(name, None)
+        command = [sys.executable, "-m", "uvicorn"]
+        command += ["--factory"] if self.factory else []
+        command += [self.app, "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--log-level", "warning", *self.uvicorn_args]
         log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
+        spawned = time.perf_counter()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "queue_manager.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
+            command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+            start_new_session=self.own_session,
         )
         log.close()
         if not wait_ready:
             return self
         try:
-            wait_for(lambda: self.get("/health/ready").status_code == 200, 30)
-        except TimeoutError:
+            with httpx.Client(timeout=10, headers=self._auth({})["headers"]) as client:
+                wait_for(
+                    lambda: self._ready(client),
+                    self.ready_timeout,
+                    every=self.ready_every,
+                    what=f"{self.url}{self.ready_path} to answer 200",
+                )
+        except (TimeoutError, _Exited) as exc:
             self.stop()
-            raise RuntimeError(f"service did not start:\n{self.log_tail()}") from None
+            raise RuntimeError(f"service did not start ({exc}):\n{self.log_tail()}") from None
+        self.ready_after = time.perf_counter() - spawned
         return self
+
+    def _ready(self, client: httpx.Client) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            raise _Exited(f"the process exited with code {code}")
+        return client.get(self.url + self.ready_path).status_code == 200
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            self._signal(sig)
             try:
-                self.proc.wait(15)
+                self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
 
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        if self.own_session:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+
+    def __enter__(self) -> Service:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        if self.reap_workers:
+            self.kill_workers()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
-            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
 

@@ -14,26 +14,27 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_backfill import BODY as BACKFILL
+from tests.support.clocks import FAST_APP, FastClock
 from tests.support.service import Service, wait_for
 from tests.ui.conftest import WORKER_ARGS, Shots, open_dashboard
 
-#: one scheduled minute every two real seconds: a tick comes while the test watches
+#: the service's clock (tests/support/clocks.py) runs one minute every two real seconds: a
+#: tick comes while the test watches
 SCALE = 30
-
 
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    origin = datetime.now(UTC).replace(microsecond=0)
+    clock = FastClock(SCALE, datetime.now(UTC).replace(microsecond=0))
     svc = Service(
         tmp_path_factory.mktemp("ui-schedules") / "svc",
         env={
             "STOP_GRACE_SECONDS": "2",
             "LOCAL_WORKER_ARGS": WORKER_ARGS,
-            "SCHEDULE_CLOCK_SCALE": str(SCALE),
-            "SCHEDULE_CLOCK_ORIGIN": origin.isoformat(),
             "SCHEDULE_POLL_SECONDS": "0.5",
+            **clock.env(),
         },
+        app=FAST_APP,
     ).start()
     yield svc
     svc.stop()

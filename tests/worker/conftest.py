@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 TOKEN = "test-worker-token-7f3a"
 TIME_RANGE = "2024-06-01:2024-06-03"
 
@@ -167,12 +169,16 @@ class FakeService:
     def events(self) -> list[str]:
         return [body["event"] for body in self.telemetry()]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; telemetry so far: {self.events()}")
-            time.sleep(0.02)
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 15.0, *, what: str | None = None
+    ) -> None:
+        wait_until(
+            predicate,
+            timeout,
+            every=0.02,
+            what=what,
+            detail=lambda: f"telemetry so far: {self.events()}",
+        )
 
 
 @pytest.fixture

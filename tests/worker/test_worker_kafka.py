@@ -14,6 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.support.waiting import wait_until_async
+
 pytestmark = pytest.mark.kafka
 
 TIMEOUT = 45.0
@@ -59,11 +61,14 @@ class EventLog:
     def events(self, producer: str) -> list[str]:
         return [body["event"] for _, body in self.records if body["producer"] == producer]
 
-    async def wait_for(self, predicate, within: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + within
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; events: {self.records}"
-            await asyncio.sleep(0.05)
+    async def wait_for(self, predicate, within: float = TIMEOUT, *, what=None) -> None:
+        await wait_until_async(
+            predicate, within, what=what, detail=lambda: f"events: {self.records}"
+        )
+
+    def since(self, mark: int, producer: str) -> list[str]:
+        """The events of `producer` read after the first `mark` records (the topic's order)."""
+        return [body["event"] for _, body in self.records[mark:] if body["producer"] == producer]
 
 
 def kafka_env(broker, events: str, control: str, *, sasl: bool = False) -> dict[str, str | None]:
@@ -141,7 +146,13 @@ async def test_every_step_of_the_queue_hears_a_stop(running_kafka_broker, spawn_
         assert log.events("step-0")[-1] == "interrupted"
         assert log.events("step-1")[-1] == "interrupted"
 
-        await asyncio.sleep(1.0)
+        # The bystander carries on: a report of its own after both interruptions on the
+        # (one-partition, ordered) events topic, and no interruption before it.
+        mark = len(log.records)
+        await log.wait_for(
+            lambda: "loading" in log.since(mark, "other-0"),
+            what="a report of the bystander after the stopped queue's interruptions",
+        )
         assert bystander.process.poll() is None
         assert "interrupted" not in log.events("other-0")
         bystander.signal(signal.SIGTERM)
@@ -175,7 +186,13 @@ async def test_status_survives_a_broker_outage_at_start(running_kafka_broker, sp
             "loader-producer", "--duration", "0.4", "--tick", "0.2",
             env=kafka_env(broker, events, control),
         )  # fmt: skip
-        await asyncio.sleep(3.0)
+        # It meets the outage (and the broker's restart below lasts seconds more).
+        await wait_until_async(
+            lambda: "telemetry not delivered, retrying" in worker.stderr(),
+            TIMEOUT,
+            what="the worker to log that its status was not delivered",
+            detail=lambda: f"stderr: {worker.stderr()}",
+        )
         assert worker.process.poll() is None, worker.stderr()
     finally:
         await asyncio.to_thread(broker.start)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from queue_manager.worker import HttpTransport, Outcome, Worker
+from tests.support.waiting import wait_until_async
 
 BODY_KEYS = {
     "event", "queue_id", "producer", "records_written", "last_loaded_timestamp", "finished",
@@ -37,11 +38,9 @@ def make_worker(service, **options):
     return Worker.from_env(environ(service.url, service.token), **options)
 
 
-async def eventually(predicate, within=10.0):
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+def delivered(service, event):
+    """A condition: `event` has reached the (fake) service."""
+    return lambda: event in service.events()
 
 
 async def test_reports_in_the_workers_shape(service):
@@ -50,7 +49,7 @@ async def test_reports_in_the_workers_shape(service):
         assert await worker.started("warming up")
         stamp = datetime(2024, 6, 1, 12, tzinfo=UTC)
         await worker.loading(records_written=42, last_loaded_timestamp=stamp, message="42 rows")
-        await eventually(lambda: "loading" in service.events())
+        await wait_until_async(delivered(service, "loading"), 10, what="the loading report")
         assert await worker.finished(records_written=50)
 
     started, loading, finished = service.telemetry()
@@ -74,15 +73,24 @@ async def test_progress_is_coalesced_while_the_service_fails(service):
     async with make_worker(service) as worker:
         for n in range(1, 11):
             await worker.loading(records_written=n * 10)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # reports spread over the outage: the scenario, not a wait
         attempts = len(service.telemetry(accepted_only=False))
         assert 1 <= attempts < 10
         service.telemetry_default = 200
-        await eventually(lambda: "loading" in service.events())
-        await asyncio.sleep(0.3)
-        assert [body["records_written"] for body in service.telemetry()] == [100]
+        await wait_until_async(
+            delivered(service, "loading"), 10, what="the coalesced loading report"
+        )
+        # A later report on the same ordered stream: whatever the worker would still have sent
+        # of the failed ones (nothing) came before it.
+        await worker.loading(records_written=110)
+        await wait_until_async(
+            lambda: service.telemetry()[-1]["records_written"] == 110,
+            10,
+            what="the next loading report (110)",
+        )
+        assert [body["records_written"] for body in service.telemetry()] == [100, 110]
         await worker.finished()
-    assert service.events() == ["loading", "finished"]
+    assert service.events() == ["loading", "loading", "finished"]
 
 
 async def test_a_loading_call_never_waits_for_the_service(service):
@@ -152,7 +160,7 @@ async def test_a_refused_credential_stops_the_worker(service):
 async def test_a_ping_is_answered_with_pong(service):
     async with make_worker(service) as worker:
         service.request_ping(worker.env.queue_id)
-        await eventually(lambda: "pong" in service.events())
+        await wait_until_async(delivered(service, "pong"), 10, what="the pong")
         await worker.finished()
 
 

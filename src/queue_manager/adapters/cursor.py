@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 
 import orjson
 
 from queue_manager.domain.errors import InvalidRequest
-
-#: the layout of `sort_key`, which a cursor carries
-_SORT_KEY = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def sort_key(created_at: datetime) -> str:
-    """Fixed-width UTC text that sorts like the instant it names."""
-    return created_at.strftime(_SORT_KEY)
+from queue_manager.domain.records import from_sort_key
+from queue_manager.domain.records import sort_key as sort_key  # what a cursor carries
 
 
 def encode(created: str, queue_id: str) -> str:
@@ -34,7 +27,7 @@ def decode(cursor: str) -> tuple[str, str]:
         created, queue_id = position
         if not isinstance(created, str) or not isinstance(queue_id, str) or not queue_id:
             raise ValueError
-        datetime.strptime(created, _SORT_KEY)
+        from_sort_key(created)
         if encode(created, queue_id) != cursor:
             raise ValueError
     except (ValueError, TypeError, orjson.JSONDecodeError):

@@ -10,6 +10,7 @@ from queue_manager.api.hub import Hub
 from queue_manager.api.sessions import Sessions
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.observability.metrics import Metrics
+from queue_manager.services.backfills import BackfillService
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.logs import StepLogs
@@ -30,6 +31,8 @@ class AuthPolicy:
 class Container:
     settings: Settings
     queues: QueueService
+    #: a client's stop, retry and resubmit, which may name a backfill's parent or any queue
+    backfills: BackfillService
     schedules: ScheduleService
     workers: WorkerReports
     health: Health

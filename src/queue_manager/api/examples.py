@@ -99,15 +99,29 @@ SCHEDULE_PATCH_EXAMPLES: dict[str, Any] = {
     "later": {"summary": "Run at 01:00 instead", "value": {"cron": "0 1 * * *"}},
 }
 
+BACKFILL: dict[str, Any] = {
+    "symbols": ["BTCUSDT"],
+    "type": "api_candles_5m",
+    "time_range": "2023-01-01:2023-12-31",
+    "chunk": "month",
+    "max_parallel": 4,
+}
+
+BACKFILL_PIPELINE: dict[str, Any] = {
+    "symbols": ["BTCUSDT", "ETHUSDT"],
+    "time_range": "2024-01-01:2024-03-31",
+    "chunk": "month",
+    "max_parallel": 2,
+    "requests": [
+        {"target": "loader-producer", "type": "api_candles_5m", "interval": "5m"},
+        {"target": "arango-connector", "type": "api_candles_5m"},
+    ],
+}
+
 BACKFILL_EXAMPLES: dict[str, Any] = {
-    "year": {
-        "summary": "2023 for BTCUSDT, a month at a time, four at once",
-        "value": {
-            "symbols": ["BTCUSDT"],
-            "type": "api_candles_5m",
-            "time_range": "2023-01-01:2023-12-31",
-            "chunk": "month",
-            "max_parallel": 4,
-        },
+    "year": {"summary": "2023 for BTCUSDT, a month at a time, four at once", "value": BACKFILL},
+    "pipeline": {
+        "summary": "A quarter of loader and connector for two symbols, by month, two at once",
+        "value": BACKFILL_PIPELINE,
     },
 }

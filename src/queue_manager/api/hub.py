@@ -1,7 +1,9 @@
 """WebSocket fan-out with per-client conflation (docs/api.md, "Live updates").
 
 The hub keeps ONE shared ordered log: key → (seq, encoded update), where the key is what an
-update is about — `(event, queue_id, step)`. Publishing a key again moves it to the end of the
+update is about — `(event, queue_id, step)`. Updates arrive encoded (services/live.py: encoded
+once, where they are made, as ASCII JSON text) with their key beside them; the hub never decodes
+one, and a client's frame is those texts joined. Publishing a key again moves it to the end of the
 log with a new seq, so the log holds only the latest value of every key, in the order they
 were last published. Each client holds only a cursor (the last seq it was sent) and its own
 sender task, which sends everything after its cursor. A client that reads slowly therefore skips
@@ -32,16 +34,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from queue_manager.observability.metrics import Metrics
+from queue_manager.services.live import UpdateKey, encode_update, update_key
 
 log = structlog.get_logger(__name__)
 
@@ -53,18 +54,8 @@ MAX_PER_FRAME = 500
 FLUSH_SECONDS = 0.05
 
 _HEARTBEAT = '{"event":"heartbeat"}'
-_Key = tuple[Any, Any, Any]
 #: seq, the update encoded as JSON text, its queue_id
 _Entry = tuple[int, str, Any]
-
-
-def encode(update: dict[str, Any]) -> str:
-    """The update as JSON text, non-ASCII characters escaped (`→` as `\\u2192`): the same JSON
-    value, and an ASCII string is copied, not transcoded, into each client's frame."""
-    text = orjson.dumps(update).decode()
-    if text.isascii():
-        return text
-    return json.dumps(orjson.loads(text), ensure_ascii=True, separators=(",", ":"))
 
 
 @dataclass(eq=False)
@@ -106,7 +97,7 @@ class Hub:
         self._idle = idle
         self._flush = flush
         self._clients: set[_Client] = set()
-        self._log: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._log: OrderedDict[UpdateKey, _Entry] = OrderedDict()
         self._seq = 0
         #: the newest seq evicted while some client had not been sent it
         self._lost = 0
@@ -126,14 +117,21 @@ class Hub:
     # -- publishing ------------------------------------------------------------------------
 
     def publish(self, update: dict[str, Any]) -> None:
+        """An update not encoded yet (the relay hands over `publish_encoded`)."""
+        if self._clients:
+            self.publish_encoded(update_key(update), encode_update(update))
+
+    def publish_encoded(self, key: UpdateKey, payload: bytes) -> None:
+        """`payload`: the update as ASCII JSON text (`encode_update`); `key`: what it is about,
+        `(event, queue_id, step)`, the queue id being what a filtered client follows."""
         if not self._clients:
             return
-        queue_id = update.get("queue_id")
-        key = (update.get("event"), queue_id, update.get("step"))
+        queue_id = key[1]
         self._seq += 1
         entries = self._log
         entries.pop(key, None)
-        entries[key] = (self._seq, encode(update), queue_id)
+        # ASCII bytes to str: a copy, once per update, shared by every client's frame
+        entries[key] = (self._seq, payload.decode(), queue_id)
         if queue_id in self._watched:
             self._watched[queue_id] += 1
         if len(entries) > self._buffer:

@@ -12,11 +12,11 @@ from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, error_responses, success, success_json
 from queue_manager.api.examples import BACKFILL_EXAMPLES, START_EXAMPLES
-from queue_manager.domain.backfill import BackfillBody, BackfillRequest
+from queue_manager.domain.backfill import BackfillBody
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.identity import Principal, Role
 from queue_manager.domain.models import QueueState, QueueStatus
-from queue_manager.domain.requests import SYMBOL_RE, StartRequest
+from queue_manager.domain.requests import StartRequest, Symbol
 
 router = APIRouter(prefix="/queues", tags=["queues"])
 
@@ -76,8 +76,10 @@ async def start_queue(
     response_model=Envelope[StartData],
     summary="Backfill: a parent queue and one child per (symbol, chunk) of a long time range",
     description="The body is a start request (either form) plus `chunk` (day, week or month), "
-    "`symbols` (instead of `symbol`) and `max_parallel` (children running at once). Children go "
-    "through admission; the parent's status and `backfill.progress` follow them.",
+    "`symbols` (instead of `symbol`) and `max_parallel` (children running at once, 1 to 100). "
+    "Children go through admission; the parent's status and `backfill.progress` follow them. "
+    "A `422` names each field refused: a chunk longer than the range, more than 2000 children, "
+    "a bad symbol or `max_parallel`; nothing is created then.",
     responses=error_responses(401, 403, 400, 409, 413, 422, 503),
 )
 async def start_backfill(
@@ -92,9 +94,7 @@ async def start_backfill(
         ),
     ] = None,
 ) -> Response:
-    parent = await services.queues.backfill(
-        BackfillRequest(body), idempotency_key, actor=principal.actor
-    )
+    parent = await services.backfills.start(body, idempotency_key, actor=principal.actor)
     children = parent.backfill.children if parent.backfill else 0
     return success(f"Backfill started: {children} child queues", {"queue_id": parent.id})
 
@@ -117,7 +117,7 @@ async def stop_queue(
         raise InvalidRequest(
             [{"field": "queue_id", "message": "give queue_id as a query parameter or in the body"}]
         )
-    queue = await services.queues.stop(
+    queue = await services.backfills.stop(
         target, force=force or bool(body and body.force), actor=principal.actor
     )
     return success("Queue stopped", {"queue_id": queue.id, "status": queue.status.value})
@@ -133,20 +133,15 @@ async def list_queues(
     _: Reader,
     services: Services,
     status: Annotated[QueueStatus | None, Query()] = None,
-    symbol: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
+    symbol: Annotated[Symbol | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     parent: Annotated[
         str | None, Query(min_length=1, max_length=64, description="A backfill's children")
     ] = None,
 ) -> Response:
-    wanted = symbol.upper() if symbol else None
-    if wanted is not None and not SYMBOL_RE.match(wanted):
-        raise InvalidRequest(
-            [{"field": "symbol", "message": "must be 2 to 20 letters or digits, e.g. BTCUSDT"}]
-        )
     page = await services.queues.page(
-        status=status, symbol=wanted, limit=limit, cursor=cursor, parent=parent
+        status=status, symbol=symbol, limit=limit, cursor=cursor, parent=parent
     )
     data: list[Any] = [q.model_dump(mode="json") for q in page.items]
     positions = await services.queues.positions(page.items)
@@ -190,7 +185,7 @@ async def retry_queue(
         Query(ge=0, le=63, description="Also re-run this step and everything downstream of it"),
     ] = None,
 ) -> Response:
-    queue = await services.queues.retry(queue_id, from_step=from_step, actor=principal.actor)
+    queue = await services.backfills.retry(queue_id, from_step=from_step, actor=principal.actor)
     return success("Queue retried", {"queue_id": queue.id, "status": queue.status.value})
 
 
@@ -205,5 +200,5 @@ async def resubmit_queue(
     services: Services,
     queue_id: QueueIdPath,
 ) -> Response:
-    queue = await services.queues.resubmit(queue_id, actor=principal.actor)
+    queue = await services.backfills.resubmit(queue_id, actor=principal.actor)
     return success("Queue resubmitted", {"queue_id": queue.id, "resubmitted_from": queue_id})

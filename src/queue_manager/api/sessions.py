@@ -12,12 +12,12 @@ AUTH_SESSION_SECONDS, checked against the clock the cookie's own end is written 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadData, URLSafeSerializer
 
 from queue_manager.domain.identity import BrowserSession, Principal, PrincipalKind, Role
+from queue_manager.ports import Clock
 
 COOKIE = "qm_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -25,21 +25,15 @@ CSRF_HEADER = "X-CSRF-Token"
 VERSION = 2
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Sessions:
-    def __init__(
-        self, secret: bytes, max_age_seconds: int, clock: Callable[[], datetime] = _now
-    ) -> None:
+    def __init__(self, secret: bytes, max_age_seconds: int, clock: Clock) -> None:
         self._serializer = URLSafeSerializer(secret, salt="queue-manager-session")
         self.max_age = max_age_seconds
         self._clock = clock
 
     def issue(self, principal: Principal) -> tuple[str, BrowserSession]:
         """A new session for a principal just authenticated with a credential."""
-        ends = self._clock() + timedelta(seconds=self.max_age)
+        ends = self._clock.now() + timedelta(seconds=self.max_age)
         if principal.kind is PrincipalKind.OIDC and principal.expires_at is not None:
             ends = min(ends, principal.expires_at)  # no role of its own once the token is gone
         session = BrowserSession(
@@ -70,7 +64,7 @@ class Sessions:
             if data["v"] != VERSION:
                 return None
             ends = datetime.fromtimestamp(float(data["x"]), UTC)
-            if ends <= self._clock():
+            if ends <= self._clock.now():
                 return None
             role = data["r"]
             credential = data["t"]

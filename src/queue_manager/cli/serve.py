@@ -1,13 +1,24 @@
 """`queue-manager serve`: the service under uvicorn, configured from the environment
-(docs/operations.md)."""
+(docs/operations.md).
+
+Start-up goes in an order that keeps a bad setting from doing anything: the settings are read
+and checked (a missing or malformed one: exit 2 with one line `cannot start: NAME: ...`, never
+a traceback), the app is built (a backend without its settings: the same), the port is bound,
+and only then does the service start its work and listen.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
 import signal
+import socket
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
+import uvicorn
 
 # Upper bound on how long SIGTERM waits for open requests and sockets before shutting down.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -19,11 +30,81 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
     """uvicorn re-raises the signal that stopped it once it has shut down; by then we're done."""
 
 
+class _Server(uvicorn.Server):
+    """uvicorn on sockets bound beforehand, saying where it listens once it does (uvicorn says
+    so only for the sockets it binds itself)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            for sock in sockets or []:
+                where, port = sock.getsockname()[:2]
+                shown = f"[{where}]" if sock.family == socket.AF_INET6 else where
+                logging.getLogger("uvicorn.error").info(
+                    "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+                )
+
+
+def _misconfigured(message: object) -> NoReturn:
+    """A bad setting: one line, exit 2."""
+    typer.echo(f"cannot start: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(2)
+
+
+def _failed(message: object) -> NoReturn:
+    """Anything else that keeps the service from starting: one line, exit 1."""
+    typer.echo(f"error: cannot start queue-manager: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(1)
+
+
+def _inside(path: object, directory: Path) -> bool:
+    where, top = Path(str(path)).absolute(), directory.absolute()
+    return where == top or top in where.parents
+
+
+def _addresses(host: str, port: int) -> list[Any]:
+    """Where HOST:PORT listens, as asyncio would bind it. A HOST that names no address, or none
+    of this machine, is a bad setting: told apart here without taking PORT (each address is
+    tried on a port of the system's choosing, let go at once)."""
+    rule = "must be an address or a host name of this machine"
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else exc
+        _misconfigured(f"HOST: {rule} ({host!r}: {reason})")
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind((address[0], 0, *address[2:]))
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    _misconfigured(f"HOST: {rule} ({host!r}: {exc.strerror})")
+    return found
+
+
+def _bind(host: str, port: int, addresses: list[Any]) -> list[socket.socket]:
+    """The listening sockets, bound (not yet listening) before anything starts: a port in use
+    or an address not of this machine stops start-up here, before any work begins."""
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in bound:
+            sock.close()
+        _failed(f"cannot listen on {host}:{port}: {exc.strerror}")
+    return bound
+
+
 def serve(host: str | None, port: int | None) -> None:
     # Imported here: the client commands must not pay for the service's imports.
-    from pydantic import ValidationError
-
-    from queue_manager.settings import Settings, describe_error
+    from queue_manager.domain.errors import Misconfigured
+    from queue_manager.settings import load_settings
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -31,25 +112,27 @@ def serve(host: str | None, port: int | None) -> None:
     if port is not None:
         overrides["port"] = port
     try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        typer.echo(describe_error(exc), err=True)
-        raise typer.Exit(2) from None
-
-    import uvicorn
+        settings = load_settings(**overrides)
+    except Misconfigured as exc:
+        _misconfigured(exc)
+    addresses = _addresses(settings.host, settings.port)
 
     from queue_manager.app import configure_logging, create_app
-    from queue_manager.domain.errors import DomainError, Misconfigured
+    from queue_manager.domain.errors import DomainError
 
     configure_logging(settings)
     try:
         app = create_app(settings)
     except Misconfigured as exc:
-        typer.echo(f"cannot start: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except (OSError, DomainError) as exc:
-        typer.echo(f"error: cannot start queue-manager: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _misconfigured(exc)
+    except OSError as exc:
+        if exc.filename and _inside(exc.filename, settings.data_dir):
+            rule = "must be a directory the service can create and write"
+            _misconfigured(f"DATA_DIR: {rule} ({exc.filename}: {exc.strerror})")
+        _failed(exc)
+    except DomainError as exc:
+        _failed(exc)
+    sockets = _bind(settings.host, settings.port, addresses)
 
     config = uvicorn.Config(
         app,
@@ -65,13 +148,13 @@ def serve(host: str | None, port: int | None) -> None:
         ws_ping_timeout=settings.ws_idle_seconds,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     # uvicorn handles SIGINT/SIGTERM itself (stop accepting, drain, run the lifespan shutdown),
     # then re-raises the signal against the handlers it found; make those a no-op so a graceful
     # stop ends with exit code 0 instead of a KeyboardInterrupt or a death by SIGTERM.
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -11,13 +11,12 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     Discriminator,
     Field,
     Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -26,14 +25,17 @@ from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.history import EventKind
 from queue_manager.domain.models import Backfill, QueueState, QueueStatus
 from queue_manager.domain.requests import (
-    SYMBOL_RE,
     PipelineCreate,
     QueueCreate,
+    StartFields,
     StartRequest,
+    Symbol,
+    Symbols,
     field_errors,
     request_form,
 )
 from queue_manager.domain.state import Outcome, reopen_status, settle
+from queue_manager.job_contract import parse_time_range
 
 MAX_CHILDREN = 2000
 MAX_PARALLEL = 100
@@ -78,18 +80,20 @@ def count_chunks(start: date, end: date, chunk: Chunk) -> int:
     return (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+class BackfillRequest(StartFields):
+    """`POST /queues/backfill`: a start request (either form) plus `symbols` (instead of
+    `symbol`), `max_parallel` and `chunk` (docs/schedules.md#backfill). Validated as a whole,
+    each error naming its field; the fields are checked in this order, so `chunk`, last, is
+    judged against the range and the symbols."""
 
-
-class _Backfill(BaseModel):
-    """What a backfill adds to a start request (docs/schedules.md#backfill)."""
-
-    chunk: Chunk = Field(description="day, week (ISO: Monday to Sunday) or month")
-    symbols: list[Annotated[str, BeforeValidator(_upper)]] | None = Field(
+    symbol: Symbol | None = Field(  # type: ignore[assignment]
+        default=None, description="One symbol, instead of `symbols`.", examples=["BTCUSDT"]
+    )
+    symbols: Symbols | None = Field(
         default=None,
-        min_length=1,
-        description="One child queue per (symbol, chunk); instead of `symbol`.",
+        validate_default=True,
+        description="One child queue per (symbol, chunk); instead of `symbol`. 2 to 20 letters "
+        "or digits each (upper-cased), none repeated.",
         examples=[["BTCUSDT", "ETHUSDT"]],
     )
     max_parallel: int = Field(
@@ -97,144 +101,132 @@ class _Backfill(BaseModel):
         ge=1,
         le=MAX_PARALLEL,
         strict=True,
-        description="How many children run at once.",
+        description=f"How many children run at once: 1 to {MAX_PARALLEL}.",
+        examples=[4],
     )
-    symbol: str | None = Field(
-        default=None, description="One symbol, instead of `symbols`.", examples=["BTCUSDT"]
+    chunk: Chunk = Field(
+        description="day, week (ISO: Monday to Sunday) or month; no longer than `time_range`, "
+        f"and at most {MAX_CHILDREN} child queues (symbols times chunks) in all.",
+        examples=["month"],
     )
 
     @field_validator("symbols")
     @classmethod
-    def _symbols(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        bad = [s for s in value if not SYMBOL_RE.match(s)]
-        if bad:
-            raise ValueError(f"{bad[0]!r}: must be 2 to 20 letters or digits")
-        if len(set(value)) != len(value):
-            raise ValueError("must not repeat a symbol")
+    def _one_way_to_name_symbols(
+        cls, value: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        given = info.data.get("symbol")
+        if value is None and given is None and "symbol" in info.data:
+            raise ValueError("give symbols (a list) or symbol")
+        if value is not None and given is not None:
+            raise ValueError("give symbols or symbol, not both")
         return value
 
-
-class BackfillSingle(_Backfill, QueueCreate):
-    """A backfill of the single form."""
-
-
-class BackfillPipeline(_Backfill, PipelineCreate):
-    """A backfill of the pipeline form."""
-
-
-#: the body of `POST /queues/backfill`: a start request (either form) plus `chunk`, `symbols`
-#: and `max_parallel`
-BackfillBody = Annotated[
-    Annotated[BackfillSingle, Tag("single")] | Annotated[BackfillPipeline, Tag("pipeline")],
-    Discriminator(request_form),
-]
-_BODY: TypeAdapter[BackfillSingle | BackfillPipeline] = TypeAdapter(BackfillBody)
-
-
-def parse_backfill(data: dict[str, Any]) -> BackfillRequest:
-    """A backfill as stored with its parent, read back (to resubmit it)."""
-    try:
-        body = _BODY.validate_python(data)
-    except ValidationError as exc:
-        raise InvalidRequest(
-            field_errors(exc.errors(include_url=False), model=BackfillBody)
-        ) from None
-    return BackfillRequest(body)
-
-
-class BackfillRequest:
-    """`POST /queues/backfill`: a start request (either form) plus `chunk`, `symbols` and
-    `max_parallel`; validated as a whole, errors naming the field."""
-
-    def __init__(self, body: BackfillSingle | BackfillPipeline) -> None:
-        errors: list[dict[str, str]] = []
-        self.chunk = body.chunk
-        self.max_parallel = body.max_parallel
-        if body.symbols is None and body.symbol is None:
-            errors.append({"field": "symbols", "message": "give symbols (a list) or symbol"})
-        if body.symbols is not None and "symbol" in body.model_fields_set:
-            errors.append({"field": "symbol", "message": "give symbols or symbol, not both"})
-        self.symbols = body.symbols or ([body.symbol] if body.symbol else [])
-        #: what each child is made of, as its start request; `symbol` and `time_range` are set
-        #: per child
-        self.template = body.model_dump(mode="json", exclude_unset=True, exclude=set(_OWN_FIELDS))
-        self.template["symbol"] = self.symbols[0] if self.symbols else "BTCUSDT"
-        self.request: QueueCreate | PipelineCreate | None = None
-        try:
-            self.request = TypeAdapter(StartRequest).validate_python(self.template)
-        except ValidationError as exc:
-            errors += field_errors(exc.errors(include_url=False), model=StartRequest)
-        if self.request is not None:
-            self._check_range(errors)
-        if errors:
-            raise InvalidRequest(errors)
-        #: as stored with the parent: what resubmitting it starts again
-        self.body = body.model_dump(mode="json", exclude_unset=True)
-
-    def _check_range(self, errors: list[dict[str, str]]) -> None:
-        assert self.request is not None
-        start, end = self.request.dates
+    @field_validator("chunk")
+    @classmethod
+    def _chunk_fits(cls, value: Chunk, info: ValidationInfo) -> Chunk:
+        time_range = info.data.get("time_range")
+        if time_range is None:
+            return value  # refused already, on its own
+        start, end = parse_time_range(time_range)
         days = (end - start).days + 1
-        if days < _MIN_DAYS[self.chunk]:
-            errors.append(
-                {
-                    "field": "chunk",
-                    "message": f"a {self.chunk.value} is longer than the time_range "
-                    f"({days} days); use a smaller chunk or a longer range",
-                }
+        if days < _MIN_DAYS[value]:
+            raise ValueError(
+                f"a {value.value} is longer than the time_range ({days} days); use a smaller "
+                "chunk or a longer range"
             )
-            return
-        count = len(self.symbols) * count_chunks(start, end, self.chunk)
+        symbols = info.data.get("symbols") or [None]
+        count = len(symbols) * count_chunks(start, end, value)
         if count > MAX_CHILDREN:
-            errors.append(
-                {
-                    "field": "chunk",
-                    "message": f"makes {count} child queues, more than {MAX_CHILDREN}; "
-                    "use a larger chunk or split the range",
-                }
+            raise ValueError(
+                f"makes {count} child queues, more than {MAX_CHILDREN}; use a larger chunk or "
+                "split the range"
             )
+        return value
+
+    @property
+    def all_symbols(self) -> list[str]:
+        """The symbols, one child queue each per chunk."""
+        return self.symbols or ([self.symbol] if self.symbol else [])
+
+    @property
+    def template(self) -> dict[str, Any]:
+        """What each child is made of, as its start request, without `symbol` and
+        `time_range` (set per child)."""
+        return self.model_dump(
+            mode="json", exclude_unset=True, exclude={*_OWN_FIELDS, "symbol", "time_range"}
+        )
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """As stored with the parent: what resubmitting it starts again."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     def child_requests(self) -> list[QueueCreate | PipelineCreate]:
         """One per (symbol, chunk), symbol-major, chunks in date order."""
-        assert self.request is not None
-        start, end = self.request.dates
-        adapter: TypeAdapter[QueueCreate | PipelineCreate] = TypeAdapter(StartRequest)
+        start, end = self.dates
+        template = self.template
         return [
-            adapter.validate_python({**self.template, "symbol": symbol, "time_range": f"{a}:{b}"})
-            for symbol in self.symbols
+            _START.validate_python({**template, "symbol": symbol, "time_range": f"{a}:{b}"})
+            for symbol in self.all_symbols
             for a, b in chunks(start, end, self.chunk)
         ]
 
     def parent(self, queue_id: str, now: datetime) -> QueueState:
-        assert self.request is not None
-        start, end = self.request.dates
-        children = len(self.symbols) * count_chunks(start, end, self.chunk)
+        start, end = self.dates
+        symbols = self.all_symbols
+        children = len(symbols) * count_chunks(start, end, self.chunk)
         sample = planner.plan(self.child_requests()[0], queue_id)
         return QueueState(
             id=queue_id,
-            symbol=self.symbols[0],
+            symbol=symbols[0],
             type=sample.type,
             loader_type=sample.loader_type,
-            time_range=self.request.time_range,
+            time_range=self.time_range,
             start_time=datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo),
             end_time=datetime.combine(end, datetime.max.time(), tzinfo=now.tzinfo).replace(
                 microsecond=0
             ),
             created_at=now,
             updated_at=now,
-            priority=self.request.priority,
+            priority=self.priority,
             request=self.body,
             status=QueueStatus.PENDING,
             backfill=Backfill(
                 chunk=self.chunk.value,
                 max_parallel=self.max_parallel,
-                symbols=self.symbols,
+                symbols=symbols,
                 children=children,
                 progress=_counts([QueueStatus.QUEUED] * children),
             ),
         )
+
+
+class BackfillSingle(BackfillRequest, QueueCreate):
+    """A backfill of the single form: one loader-producer step per child."""
+
+
+class BackfillPipeline(BackfillRequest, PipelineCreate):
+    """A backfill of the pipeline form: each child runs the steps of `requests`."""
+
+
+#: the body of `POST /queues/backfill`: either form, told apart as a start request's
+BackfillBody = Annotated[
+    Annotated[BackfillSingle, Tag("single")] | Annotated[BackfillPipeline, Tag("pipeline")],
+    Discriminator(request_form),
+]
+_BODY: TypeAdapter[BackfillSingle | BackfillPipeline] = TypeAdapter(BackfillBody)
+_START: TypeAdapter[QueueCreate | PipelineCreate] = TypeAdapter(StartRequest)
+
+
+def parse_backfill(data: dict[str, Any]) -> BackfillSingle | BackfillPipeline:
+    """A backfill as stored with its parent, read back (to resubmit it)."""
+    try:
+        return _BODY.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidRequest(
+            field_errors(exc.errors(include_url=False), model=BackfillBody)
+        ) from None
 
 
 def _counts(statuses: Iterable[QueueStatus]) -> dict[str, int]:

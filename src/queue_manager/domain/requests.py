@@ -9,13 +9,16 @@ from datetime import date
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -31,11 +34,53 @@ SINGLE_TYPE_PREFIXES = ("api_", "ws_", "rest_")
 
 CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
 
+SYMBOL_RULE = "must be 2 to 20 letters or digits, e.g. BTCUSDT"
 
-class _Common(BaseModel):
+
+def _symbol_case(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _symbol_rule(value: str) -> str:
+    if not SYMBOL_RE.match(value):
+        raise ValueError(SYMBOL_RULE)
+    return value
+
+
+#: a trading pair, the same rule in every request (a start's `symbol`, a backfill's and a
+#: schedule's `symbols`, the list filter): 2 to 20 letters or digits, upper-cased
+Symbol = Annotated[
+    str,
+    BeforeValidator(_symbol_case),
+    AfterValidator(_symbol_rule),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9]{2,20}$",
+            "description": "Trading pair: 2 to 20 letters or digits, upper-cased.",
+            "examples": ["BTCUSDT"],
+        }
+    ),
+]
+
+
+def no_repeats(symbols: list[str]) -> list[str]:
+    """A list of symbols names each once (they are upper-cased already)."""
+    if len(set(symbols)) != len(symbols):
+        raise ValueError("must not repeat a symbol")
+    return symbols
+
+
+#: one or more symbols, none repeated
+Symbols = Annotated[list[Symbol], Field(min_length=1), AfterValidator(no_repeats)]
+
+
+class StartFields(BaseModel):
+    """What every start request has, whichever its form (and so a backfill's too)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    symbol: str = Field(
+    symbol: Symbol = Field(
         description="Trading pair, e.g. BTCUSDT (upper-cased).", examples=["BTCUSDT"]
     )
     time_range: str = Field(
@@ -49,19 +94,6 @@ class _Common(BaseModel):
         "first come, first served.",
     )
 
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str | None) -> str | None:
-        # None only where a subclass makes `symbol` optional (a backfill's `symbols`).
-        if value is not None and not SYMBOL_RE.match(value):
-            raise ValueError("must be 2 to 20 letters or digits, e.g. BTCUSDT")
-        return value
-
     @field_validator("time_range")
     @classmethod
     def _time_range(cls, value: str) -> str:
@@ -73,7 +105,7 @@ class _Common(BaseModel):
         return parse_time_range(self.time_range)
 
 
-class QueueCreate(_Common):
+class QueueCreate(StartFields):
     """Single form: one loader-producer step."""
 
     type: str = Field(
@@ -112,7 +144,7 @@ class StepRequest(BaseModel):
     image: str | None = Field(default=None, max_length=256)
 
 
-class PipelineCreate(_Common):
+class PipelineCreate(StartFields):
     """Pipeline form: several steps whose order follows the data flow (docs/pipelines.md)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)

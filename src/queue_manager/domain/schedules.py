@@ -25,10 +25,10 @@ from queue_manager.domain import cron
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.models import utcnow
 from queue_manager.domain.requests import (
-    SYMBOL_RE,
     PipelineCreate,
     QueueCreate,
     StartRequest,
+    Symbols,
     field_errors,
 )
 
@@ -115,7 +115,7 @@ class _Fields(BaseModel):
         "`time_range` with `{date}` / `{date-1d}` tokens.",
         examples=[{"type": "api_candles_5m", "window": "1d"}],
     )
-    symbols: list[str] | None = Field(default=None, min_length=1, max_length=200)
+    symbols: Symbols | None = Field(default=None, max_length=200)
     concurrency_policy: ConcurrencyPolicy | None = None
     catchup: Catchup | None = None
     starting_deadline_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
@@ -131,19 +131,6 @@ class _Fields(BaseModel):
         if value is not None:
             cron.check_timezone(value)
         return value
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        upper = [s.strip().upper() for s in value]
-        bad = [s for s in upper if not SYMBOL_RE.match(s)]
-        if bad:
-            raise ValueError(f"{bad[0]!r}: each must be 2 to 20 letters or digits, e.g. BTCUSDT")
-        if len(set(upper)) != len(upper):
-            raise ValueError("must not repeat a symbol")
-        return upper
 
 
 class ScheduleCreate(_Fields):

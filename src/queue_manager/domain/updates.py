@@ -1,4 +1,6 @@
-"""The live update messages pushed to WebSocket clients (docs/api.md)."""
+"""The live update messages pushed to WebSocket clients (docs/api.md). Both kinds carry the
+queue's `updated_at`, `started_at` and `finished_at`, so a client shows the same times as
+`GET /queues/{id}` without deriving them."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ def queue_update(queue: QueueState) -> dict[str, Any]:
         "last_loaded_timestamp": _iso(queue.last_loaded_timestamp),
         "error_message": queue.error_message,
         "updated_at": _iso(queue.updated_at),
+        "started_at": _iso(queue.started_at),
+        "finished_at": _iso(queue.finished_at),
         "text": f"Queue {queue.id} → {queue.status.value} ({queue.records_written} records)",
     }
     if queue.parent is not None:
@@ -38,6 +42,8 @@ def step_update(queue: QueueState, step: Step) -> dict[str, Any]:
         "last_loaded_timestamp": _iso(step.last_loaded_timestamp),
         "error_message": step.error_message,
         "updated_at": _iso(queue.updated_at),
+        "started_at": _iso(queue.started_at),
+        "finished_at": _iso(queue.finished_at),
         "text": f"Queue {queue.id} step {step.index} {step.target.value} → "
         f"{step.status.value} ({step.records_written} records)",
     }

@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -37,17 +36,13 @@ from queue_manager.domain.identity import (
     token_hash,
     valid_token_name,
 )
-from queue_manager.ports import BearerVerifier, SessionStore, TokenStore
+from queue_manager.ports import BearerVerifier, Clock, SessionStore, TokenStore
 
 log = structlog.get_logger(__name__)
 
 #: `last_used_at` is for people reading `token list`; once a minute is plenty
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_REMEMBERED_MISSES = 10_000
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class IdentityService:
@@ -59,7 +54,7 @@ class IdentityService:
         *,
         logouts: SessionStore,
         refresh_seconds: float = 2.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Clock,
     ) -> None:
         self._store = store
         self._logouts = logouts
@@ -101,7 +96,7 @@ class IdentityService:
         token = await self._token_by_hash(digest)
         if token is None:
             raise Unauthenticated("invalid token")
-        now = self._clock()
+        now = self._clock.now()
         if token.expired(now):
             raise Unauthenticated(f"token {token.name} expired")
         await self._touch(token, now)
@@ -159,7 +154,7 @@ class IdentityService:
     async def still_valid(self, principal: Principal) -> bool:
         """For open WebSockets: is the credential behind this principal still good? The very
         token it was made from (not one that took its name since), its session not logged out."""
-        now = self._clock()
+        now = self._clock.now()
         if principal.expires_at is not None and principal.expires_at <= now:
             return False
         if principal.session is not None and await self._session_ended(principal.session):
@@ -194,7 +189,7 @@ class IdentityService:
         token = await self._token_by_hash(session.credential)
         if token is None:
             raise Unauthenticated("the credential behind this session is no longer valid")
-        now = self._clock()
+        now = self._clock.now()
         if token.expired(now):
             raise Unauthenticated(f"token {token.name} expired")
         await self._touch(token, now)
@@ -212,7 +207,7 @@ class IdentityService:
 
     async def end_session(self, session: BrowserSession) -> None:
         """Log out: recorded in the store, so every replica (and a restarted one) refuses it."""
-        now = self._clock()
+        now = self._clock.now()
         await self._logouts.end_session(session.id, session.expires_at, now)
         self._ended_here[session.id] = session.expires_at
         log.info("session logged out", kind=session.kind.value)
@@ -223,7 +218,7 @@ class IdentityService:
         if time.monotonic() - self._ended_loaded_at >= self._refresh:
             async with self._ended_lock:
                 if time.monotonic() - self._ended_loaded_at >= self._refresh:
-                    now = self._clock()
+                    now = self._clock.now()
                     self._ended = await self._logouts.ended_sessions(now)
                     self._ended_here = {i: t for i, t in self._ended_here.items() if t > now}
                     self._ended_loaded_at = time.monotonic()
@@ -242,7 +237,7 @@ class IdentityService:
                 f"Token {name} already exists (in AUTH_TOKENS_FILE)", data={"name": name}
             )
         secret = new_token()
-        now = self._clock()
+        now = self._clock.now()
         token = ApiToken(
             name=name,
             role=role,

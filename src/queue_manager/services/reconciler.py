@@ -9,22 +9,43 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import structlog
 
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import StepStatus
 from queue_manager.domain.planner import ready_steps
-from queue_manager.ports import JobPhase, JobStatus
-from queue_manager.services.engine import RECONCILER, Engine, now
+from queue_manager.ports import Clock, JobPhase, JobStatus, Launcher, StateStore
+from queue_manager.services.engine import RECONCILER, Engine
+from queue_manager.services.job_events import JobEvents
+from queue_manager.services.stop_deadlines import StopDeadlines
 
 log = structlog.get_logger(__name__)
 
 
 class Reconciler:
-    def __init__(self, engine: Engine, period: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        job_events: JobEvents,
+        deadlines: StopDeadlines,
+        *,
+        store: StateStore,
+        launcher: Launcher,
+        clock: Clock,
+        launch_grace: timedelta,
+        period: float,
+    ) -> None:
+        """`launch_grace`: how long a step may stay `launching` without its job appearing
+        before it is launched again (LAUNCH_GRACE_SECONDS); `period`: seconds between passes."""
         self.engine = engine
-        self.d = engine.d
+        self.job_events = job_events
+        self.deadlines = deadlines
+        self.store = store
+        self.launcher = launcher
+        self.clock = clock
+        self.launch_grace = launch_grace
         self.period = period
 
     async def run(self) -> None:
@@ -48,9 +69,9 @@ class Reconciler:
             await asyncio.sleep(self.period)
 
     async def watch(self) -> None:
-        async for job in self.d.launcher.watch():
+        async for job in self.launcher.watch():
             try:
-                await self.engine.on_job(job)
+                await self.job_events.on_job(job)
             except DependencyUnavailable as exc:
                 log.warning(
                     "job event postponed to the next reconcile", job=job.name, reason=exc.detail
@@ -60,30 +81,30 @@ class Reconciler:
         """One pass; how many jobs the launcher listed and how many queues were active."""
         # Slots freed where no replica noticed (a crash between a queue's end and its admit).
         await self.engine.admit()
-        snapshot_at = now()
-        jobs = {job.name: job for job in await self.d.launcher.list_jobs()}
+        snapshot_at = self.clock.now()
+        jobs = {job.name: job for job in await self.launcher.list_jobs()}
         # One read of the active queues serves both passes (a read per job was most of a pass's
         # cost with a thousand running); what the job pass changed is read again.
-        active = {queue.id: queue for queue in await self.d.store.list_active()}
+        active = {queue.id: queue for queue in await self.store.list_active()}
         changed = [
             job.queue_id
             for job in jobs.values()
-            if await self.engine.on_job(job, RECONCILER, active.get(job.queue_id))
+            if await self.job_events.on_job(job, RECONCILER, active.get(job.queue_id))
         ]
         for queue_id in dict.fromkeys(changed):
-            fresh = await self.d.store.get(queue_id)
+            fresh = await self.store.get(queue_id)
             if fresh is None or fresh.status.terminal:
                 active.pop(queue_id, None)
             else:
                 active[queue_id] = fresh
-        at = now()
+        at = self.clock.now()
         for queue in active.values():
             for step in queue.steps:
                 if not step.status.running or step.job_name in jobs:
                     continue
                 if step.status is StepStatus.LAUNCHING:
                     launched = step.launched_at or queue.updated_at
-                    if at - launched > self.d.launch_grace:
+                    if at - launched > self.launch_grace:
                         log.info(
                             "relaunching a step whose job never appeared",
                             queue_id=queue.id,
@@ -93,7 +114,7 @@ class Reconciler:
                     continue
                 if step.launched_at is not None and step.launched_at >= snapshot_at:
                     continue  # launched after the job list was taken
-                await self.engine.on_job(
+                await self.job_events.on_job(
                     JobStatus(
                         name=step.job_name,
                         queue_id=queue.id,
@@ -104,7 +125,7 @@ class Reconciler:
                     RECONCILER,
                 )
             if queue.stop_deadline is not None and queue.stop_deadline <= at:
-                await self.engine.reap(queue.id)
+                await self.deadlines.reap(queue.id)
             elif ready_steps(queue):
                 await self.engine.advance(queue.id)
         return len(jobs), len(active)

@@ -4,12 +4,12 @@ time, so the pruner never holds the store long enough to delay telemetry or list
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
 from queue_manager.domain.errors import DependencyUnavailable
-from queue_manager.ports import ServiceMetrics, StateStore
+from queue_manager.ports import Clock, ServiceMetrics, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -18,10 +18,17 @@ BATCH = 200
 
 class Pruner:
     def __init__(
-        self, store: StateStore, metrics: ServiceMetrics, keep: timedelta, period: float
+        self,
+        *,
+        store: StateStore,
+        metrics: ServiceMetrics,
+        clock: Clock,
+        keep: timedelta,
+        period: float,
     ) -> None:
         self.store = store
         self.metrics = metrics
+        self.clock = clock
         self.keep = keep
         self.period = period
 
@@ -35,7 +42,7 @@ class Pruner:
 
     async def sweep(self) -> int:
         """Delete everything expired now; returns how many queues went."""
-        cutoff = datetime.now(UTC) - self.keep
+        cutoff = self.clock.now() - self.keep
         total = 0
         while True:
             deleted = await self.store.delete_ended(cutoff, BATCH)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -39,8 +39,8 @@ from queue_manager.domain.schedules import (
     plan_ticks,
     run_requests,
 )
-from queue_manager.ports import ScheduleStore
-from queue_manager.services.engine import now
+from queue_manager.ports import Bus, Clock, ScheduleStore
+from queue_manager.services.engine import Engine
 from queue_manager.services.queues import QueueService
 
 log = structlog.get_logger(__name__)
@@ -49,38 +49,25 @@ log = structlog.get_logger(__name__)
 SCHEDULER = "scheduler"
 
 
-@dataclass(frozen=True)
-class Clock:
-    """The scheduler's time. `scale` > 1 runs it that many times faster than real time from
-    `origin` (tests and demos: SCHEDULE_CLOCK_SCALE); every replica must share both."""
-
-    scale: float = 1.0
-    origin: datetime | None = None
-
-    def now(self) -> datetime:
-        real = now()
-        if self.scale == 1.0 or self.origin is None:
-            return real
-        return self.origin + (real - self.origin) * self.scale
-
-    def real_seconds(self, seconds: float) -> float:
-        return seconds / self.scale
-
-
 class ScheduleService:
     def __init__(
         self,
         queues: QueueService,
+        engine: Engine,
+        *,
         store: ScheduleStore,
+        bus: Bus,
         clock: Clock,
         count_run: Callable[[str], None],
         poll_seconds: float = 10.0,
     ) -> None:
         #: how often the loop re-reads the schedules when no tick is due sooner: changes made
-        #: on another replica are seen within this
+        #: on another replica are seen within this (in real seconds, whatever the clock)
         self.poll_seconds = poll_seconds
         self.queues = queues
+        self.engine = engine
         self.store = store
+        self.bus = bus
         self.clock = clock
         self._count_run = count_run
         self._wake = asyncio.Event()
@@ -171,16 +158,22 @@ class ScheduleService:
                     "scheduler pass postponed", dependency=exc.dependency, reason=exc.detail
                 )
                 upcoming = None
-            wait = self.poll_seconds
-            if upcoming is not None:
-                ahead = (upcoming - self.clock.now()).total_seconds()
-                wait = min(wait, max(self.clock.real_seconds(ahead), 0.0))
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
-            # that lands as the wake-up does (a schedule changed just before shutdown), and the
-            # loop would go on for another poll.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+            await self._pause(upcoming)
+
+    async def _pause(self, upcoming: datetime | None) -> None:
+        """Until the clock reaches the next tick, a schedule changes here, or a poll passes."""
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
+        if upcoming is not None:
+            waits.append(asyncio.ensure_future(self.clock.sleep_until(upcoming)))
+        try:
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+            # lands as the wake-up does (a schedule changed just before shutdown), and the loop
+            # would go on for another poll; asyncio.wait never does.
+            await asyncio.wait(waits, timeout=self.poll_seconds, return_when=FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def evaluate(self) -> datetime | None:
         """One pass over every schedule; returns when the next tick is due."""
@@ -215,7 +208,7 @@ class ScheduleService:
             scheduled_for=tick,
             outcome=outcome,
             reason=reason,
-            decided_at=now(),
+            decided_at=self.clock.now(),
         )
         if not await self.store.claim_tick(run, []):
             return False
@@ -258,14 +251,14 @@ class ScheduleService:
             problem = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
             await self._decide(schedule, tick, RunOutcome.SKIPPED, f"invalid template: {problem}")
             return
-        await self.queues.d.bus.ping()
+        await self.bus.ping()
         run = ScheduleRun(
             schedule=schedule.name,
             scheduled_for=tick,
             outcome=RunOutcome.STARTED,
             queue_ids=[queue.id for queue, _ in prepared],
             reason=_late(self.clock.now(), tick),
-            decided_at=now(),
+            decided_at=self.clock.now(),
         )
         if not await self.store.claim_tick(run, [(q, [e]) for q, e in prepared]):
             return  # another replica decided this tick
@@ -287,10 +280,10 @@ class ScheduleService:
     async def _note(self, queue: QueueState, message: str) -> None:
         def note(q: QueueState) -> state.Outcome:
             out = state.Outcome()
-            out.record(EventKind.SCHEDULE, now(), message=message)
+            out.record(EventKind.SCHEDULE, self.clock.now(), message=message)
             return out
 
-        await self.queues.engine.apply(queue.id, note, actor=SCHEDULER)
+        await self.engine.apply(queue.id, note, actor=SCHEDULER)
 
 
 def _late(at: datetime, tick: datetime) -> str:

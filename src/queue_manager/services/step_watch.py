@@ -22,8 +22,8 @@ from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import QueueState, Step, StepStatus, Target
 from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.state import Outcome
-from queue_manager.ports import DataTopics
-from queue_manager.services.engine import Engine, now
+from queue_manager.ports import Clock, DataTopics, ServiceMetrics, StateStore
+from queue_manager.services.engine import RECONCILER, Engine
 
 log = structlog.get_logger(__name__)
 
@@ -33,19 +33,28 @@ class StepWatch:
         self,
         engine: Engine,
         *,
+        store: StateStore,
+        metrics: ServiceMetrics,
+        clock: Clock,
+        topics: DataTopics | None,
         period: float,
         window: float,
         quiet: float,
-        clock: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
-        """`clock`: monotonic seconds for the quiet period (default: the event loop's)."""
+        """`topics`: the workers' data topics, None when there are none (no connector is
+        drained then); `monotonic`: seconds for the quiet period (default: the event loop's),
+        a duration on this replica only, which a change of the wall clock must not shorten."""
         self.engine = engine
-        self._clock = clock
-        self.d = engine.d
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.topics = topics
+        self._monotonic = monotonic
         self.period = period
         self.window = window
         self.quiet = quiet
-        #: (queue id, step index) -> (loop time lag 0 was first seen, records then)
+        #: (queue id, step index) -> (monotonic time lag 0 was first seen, records then)
         self._quiet_since: dict[tuple[str, int], tuple[float, int]] = {}
 
     async def run(self) -> None:
@@ -57,13 +66,13 @@ class StepWatch:
             await asyncio.sleep(self.period)
 
     async def tick(self) -> None:
-        queues = await self.d.store.list_active()
+        queues = await self.store.list_active()
         await self.release_held(queues)
-        if self.d.topics is not None:
-            await self.drain(queues, self.d.topics)
+        if self.topics is not None:
+            await self.drain(queues, self.topics)
 
     async def release_held(self, queues: list[QueueState]) -> None:
-        at = now()
+        at = self.clock.now()
         due = [
             queue.id
             for queue in queues
@@ -74,7 +83,7 @@ class StepWatch:
             return
 
         def release(queue: QueueState) -> Outcome:
-            return state.release_endings(queue, now(), self.window)
+            return state.release_endings(queue, self.clock.now(), self.window)
 
         results = await self.engine.apply_many(dict.fromkeys(due, release), actor="telemetry")
         for queue_id, (queue, outcome) in results.items():
@@ -82,7 +91,7 @@ class StepWatch:
                 await self.engine.advance(queue_id)
 
     async def drain(self, queues: list[QueueState], topics: DataTopics) -> None:
-        clock = (self._clock or asyncio.get_running_loop().time)()
+        clock = (self._monotonic or asyncio.get_running_loop().time)()
         looked: set[tuple[str, int]] = set()
         behind = 0
         for queue in queues:
@@ -108,11 +117,28 @@ class StepWatch:
                     f"consumed to the end of {step.kafka_topic}; quiet for {self.quiet:g} s "
                     f"at {step.records_written} records"
                 )
-                await self.engine.drained(queue.id, step.index, detail)
+                await self.drained(queue.id, step.index, detail)
                 looked.discard(key)
         for key in set(self._quiet_since) - looked:
             del self._quiet_since[key]
-        self.d.metrics.connectors_lag(behind)
+        self.metrics.connectors_lag(behind)
+
+    async def drained(self, queue_id: str, index: int, detail: str) -> bool:
+        """A connector drained its topic: its step ends `finished`, its job goes (the
+        platform's connector never ends by itself), and its dependents launch."""
+        stored, outcome = await self.engine.apply(
+            queue_id,
+            lambda q: state.drained(q, index, detail, self.clock.now()),
+            actor=RECONCILER,
+        )
+        if stored is None or not outcome.changed:
+            return False
+        step = stored.steps[index]
+        self.metrics.connector_drained()
+        log.info("connector drained", queue_id=queue_id, step=index, detail=detail)
+        await self.engine.delete_job(step.job_name, queue_id, index)
+        await self.engine.advance(queue_id)
+        return True
 
 
 def _draining(queue: QueueState, step: Step) -> bool:

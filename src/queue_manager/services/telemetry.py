@@ -20,8 +20,8 @@ from queue_manager.domain.models import QueueState
 from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.state import Outcome
 from queue_manager.domain.telemetry import Ignored, Rejected, Source, TelemetryEvent, parse
-from queue_manager.ports import Batch
-from queue_manager.services.engine import Engine, now
+from queue_manager.ports import Batch, Bus, Clock, ServiceMetrics
+from queue_manager.services.engine import Engine
 
 log = structlog.get_logger(__name__)
 
@@ -29,15 +29,25 @@ RETRY_MAX_SECONDS = 5.0
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, reorder_window: float = 0.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        bus: Bus,
+        metrics: ServiceMetrics,
+        clock: Clock,
+        reorder_window: float = 0.0,
+    ) -> None:
         """`reorder_window`: how long a terminal report waits for earlier-sent ones (Kafka
         delivers unkeyed reports out of order; the in-process bus never does)."""
         self.engine = engine
-        self.d = engine.d
+        self.bus = bus
+        self.metrics = metrics
+        self.clock = clock
         self.reorder_window = reorder_window
 
     async def run(self) -> None:
-        async for batch in self.d.bus.batches():
+        async for batch in self.bus.batches():
             delay = 0.1
             while True:
                 try:
@@ -53,7 +63,7 @@ class Dispatcher:
         by_queue: dict[str, list[TelemetryEvent]] = defaultdict(list)
         by_source: dict[Source, list[TelemetryEvent]] = defaultdict(list)
         rejected: list[Rejected] = []
-        received = now()
+        received = self.clock.now()
         for source, values in batch.parts:
             applied = by_source[source]
             for value in values:
@@ -73,13 +83,13 @@ class Dispatcher:
             self.reject(rejection.reason, rejection.detail)
         for source, events in by_source.items():
             for status, count in Counter(e.status for e in events).items():
-                self.d.metrics.telemetry_applied(source.value, status.value, count)
+                self.metrics.telemetry_applied(source.value, status.value, count)
         for events in by_queue.values():
             # Each queue's first report in the batch (its oldest by offset): the lag that
             # matters, at a cost per queue rather than per report.
             sent = events[0].sent_at
             if sent is not None:
-                self.d.metrics.telemetry_lag(max((received - sent).total_seconds(), 0.0))
+                self.metrics.telemetry_lag(max((received - sent).total_seconds(), 0.0))
 
     async def apply_events(self, by_queue: dict[str, list[TelemetryEvent]], at: datetime) -> None:
         """One store write for the whole batch; each queue gets its events in order."""
@@ -109,5 +119,5 @@ class Dispatcher:
                 await self.engine.advance(queue_id)
 
     def reject(self, reason: str, detail: str, count: int = 1) -> None:
-        self.d.metrics.telemetry_rejected(reason, count)
+        self.metrics.telemetry_rejected(reason, count)
         log.warning("telemetry rejected", reason=reason, detail=detail[:300])

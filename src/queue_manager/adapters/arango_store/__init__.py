@@ -1,10 +1,13 @@
 """Production state store: ArangoDB on the official async driver (`python-arango-async`).
 
-Split by concern: `store` (the StateStore: documents and listings), `admission` (admit, claim,
-the backfill recount), `queries` (every AQL text), `documents` (how each record is held),
-`errors` (driver errors -> DependencyUnavailable, credentials scrubbed), `bootstrap` (database,
-collections, indexes), `tokens` (the TokenStore and SessionStore half), `schedules` (the
-ScheduleStore half).
+The same parts as the SQLite store (`adapters.store_parts`), module for module: `queues`
+(documents, history, idempotency keys, listings, retention), `admission` (admit, claim, the
+backfill recount), `schedules`, `tokens`, `sessions`; beside them `store` (the store: open,
+close, ping), `connection` (what the parts share: the database, transactions, per-queue turns),
+`retry` (the one retry loop), `client` (a driver client that never sends a request twice),
+`bootstrap` (database, collections, indexes, migrations), `queries` (every AQL text),
+`documents` (how each record is held) and `errors` (driver errors -> DependencyUnavailable,
+credentials scrubbed).
 """
 
 from queue_manager.adapters.arango_store.queries import (
@@ -15,6 +18,7 @@ from queue_manager.adapters.arango_store.queries import (
     QUEUE_COLLECTION,
     RUNS_COLLECTION,
     SCHEDULES_COLLECTION,
+    TOKEN_HASHES_COLLECTION,
     TOKENS_COLLECTION,
 )
 from queue_manager.adapters.arango_store.store import ArangoStore
@@ -28,5 +32,6 @@ __all__ = [
     "RUNS_COLLECTION",
     "SCHEDULES_COLLECTION",
     "TOKENS_COLLECTION",
+    "TOKEN_HASHES_COLLECTION",
     "ArangoStore",
 ]

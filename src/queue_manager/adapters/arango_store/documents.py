@@ -1,32 +1,41 @@
-"""How a queue is held in ArangoDB: QueueState's JSON plus `_key` (the queue id) and `created`
-(fixed-width UTC text, see `cursor.sort_key`), the list helper the indexes sort on. Every field
-of QueueState is a top-level attribute, so the indexes and filters read `status`, `parent`,
-`schedule` directly.
+"""How each record is held in ArangoDB.
 
-A schedule is its JSON plus `_key` (its name); a decided tick is `schedule`, `scheduled_for`
-(sort-key text) and `run` (the ScheduleRun's JSON), keyed by `run_key`."""
+A queue is QueueState's JSON plus `_key` (the queue id) and two helpers the indexes read:
+`created` (sort-key text, `records.sort_key`) and `jobs`, the targets of its running steps (null
+when none), which the MAX_RUNNING_JOBS count reads through a sparse index instead of every
+document — SQLite keeps the same two as columns. Every field of QueueState is a top-level
+attribute, so the indexes and filters read `status`, `parent`, `schedule` directly.
+
+Uniqueness always comes from `_key`, the shard key, never from a unique index (a cluster refuses
+those on other attributes): a history event is keyed `<queue_id>:<seq>`, a decided tick by the
+SHA-256 of (schedule, tick), an idempotency key by its own SHA-256, a token by its name and its
+hash by a document of its own keyed by the hash.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from pydantic import ValidationError
 
-from queue_manager.adapters import cursor as cursors
 from queue_manager.adapters.arango_store.queries import (
     QUEUE_COLLECTION,
     RUNS_COLLECTION,
     SCHEDULES_COLLECTION,
 )
+from queue_manager.domain import admission, records
 from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.history import QueueEvent
+from queue_manager.domain.identity import ApiToken
 from queue_manager.domain.models import QueueState
 from queue_manager.domain.schedules import Schedule, ScheduleRun
 
 #: attributes the store adds around QueueState's JSON; stripped when loading
-_STORE_FIELDS: Final = frozenset({"_key", "_id", "_rev", "created"})
+_STORE_FIELDS: Final = frozenset({"_key", "_id", "_rev", "created", "jobs"})
 #: ArangoDB's own attributes, around a schedule's JSON
 _SYSTEM_FIELDS: Final = frozenset({"_key", "_id", "_rev"})
 
@@ -41,7 +50,8 @@ def valid_key(queue_id: str) -> bool:
 def document(queue: QueueState) -> dict[str, Any]:
     doc: dict[str, Any] = queue.model_dump(mode="json")
     doc["_key"] = queue.id
-    doc["created"] = cursors.sort_key(queue.created_at)
+    doc["created"] = records.sort_key(queue.created_at)
+    doc["jobs"] = admission.running_jobs(queue) or None
     return doc
 
 
@@ -54,6 +64,13 @@ def load(doc: dict[str, Any]) -> QueueState:
         raise DependencyUnavailable(
             "store", f"document {key} in {QUEUE_COLLECTION} is not a valid queue: {exc}"
         ) from exc
+
+
+def event_documents(queue_id: str, events: Sequence[QueueEvent]) -> list[dict[str, Any]]:
+    return [
+        {**e.model_dump(mode="json"), "_key": f"{queue_id}:{e.seq}", "queue_id": queue_id}
+        for e in events
+    ]
 
 
 def idempotency_key(key: str) -> str:
@@ -80,14 +97,14 @@ def load_schedule(doc: dict[str, Any]) -> Schedule:
 
 def run_key(schedule: str, scheduled_for: datetime) -> str:
     """One key per (schedule, tick): the primary index lets a tick be decided only once."""
-    return hashlib.sha256(f"{schedule}|{cursors.sort_key(scheduled_for)}".encode()).hexdigest()
+    return hashlib.sha256(f"{schedule}|{records.sort_key(scheduled_for)}".encode()).hexdigest()
 
 
 def run_document(run: ScheduleRun) -> dict[str, Any]:
     return {
         "_key": run_key(run.schedule, run.scheduled_for),
         "schedule": run.schedule,
-        "scheduled_for": cursors.sort_key(run.scheduled_for),
+        "scheduled_for": records.sort_key(run.scheduled_for),
         "run": run.model_dump(mode="json"),
     }
 
@@ -103,10 +120,21 @@ def load_run(doc: Any) -> ScheduleRun:
 
 
 def from_sort_key(key: str) -> datetime:
-    """`cursor.sort_key` read back."""
+    """`records.sort_key` read back."""
     try:
-        return datetime.strptime(key, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return records.from_sort_key(key)
     except (TypeError, ValueError) as exc:
         raise DependencyUnavailable(
             "store", f"{RUNS_COLLECTION}: {key!r} is not a tick (sort-key text)"
         ) from exc
+
+
+def token_documents(token: ApiToken) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The token, keyed by its name, and its hash's document, keyed by the hash."""
+    fields = records.token_record(token)
+    name = fields.pop("name")
+    return {"_key": name, **fields}, {"_key": token.sha256, "name": name}
+
+
+def load_token(doc: dict[str, Any]) -> ApiToken:
+    return records.token_from_record({**doc, "name": doc["_key"]})

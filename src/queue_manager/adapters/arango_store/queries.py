@@ -9,14 +9,20 @@ never from a value — so a request can pick a query but never change its text.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 QUEUE_COLLECTION: Final = "queue_state"
 KEYS_COLLECTION: Final = "queue_idempotency"
 TOKENS_COLLECTION: Final = "api_tokens"
+#: one document per token hash, `_key` = the SHA-256, `name` = its token's: the key makes a hash
+#: unique (a cluster refuses unique indexes on attributes that are not the shard key)
+TOKEN_HASHES_COLLECTION: Final = "api_token_hashes"
+#: one document per history event, `_key` = `<queue_id>:<seq>`: the key makes (queue, seq) unique
 EVENTS_COLLECTION: Final = "queue_events"
-#: lock documents: `admission`, written first by every admission and claim so that they run
-#: one at a time, and `parent:<id>`, written first by every recount of that backfill's parent
+#: the store's own documents: the locks `admission`, written first by every admission and claim
+#: so that they run one at a time, and `parent:<id>`, written first by every recount of that
+#: backfill's parent; the readiness `heartbeat`; the `schema` version (bootstrap)
 LOCKS_COLLECTION: Final = "queue_locks"
 #: one document per schedule, `_key` = its name
 SCHEDULES_COLLECTION: Final = "queue_schedules"
@@ -27,14 +33,57 @@ RUNS_COLLECTION: Final = "queue_schedule_runs"
 #: would have ended by itself (epoch seconds)
 ENDED_SESSIONS_COLLECTION: Final = "ended_sessions"
 
-# persistent indexes: (name, fields). Each serves one list filter plus the newest-first sort.
-INDEXES: Final[tuple[tuple[str, list[str]], ...]] = (
-    ("queue_state_created", ["created", "_key"]),
-    ("queue_state_status", ["status", "created", "_key"]),
-    ("queue_state_symbol", ["symbol", "created", "_key"]),
-    ("queue_state_admission", ["status", "priority", "created", "_key"]),
+#: every collection, in the order bootstrap creates them
+COLLECTIONS: Final = (
+    QUEUE_COLLECTION,
+    KEYS_COLLECTION,
+    TOKENS_COLLECTION,
+    EVENTS_COLLECTION,
+    LOCKS_COLLECTION,
+    SCHEDULES_COLLECTION,
+    RUNS_COLLECTION,
+    ENDED_SESSIONS_COLLECTION,
+    TOKEN_HASHES_COLLECTION,
+)
+
+
+@dataclass(frozen=True)
+class Index:
+    """A persistent index. None is unique: uniqueness comes from `_key`, the shard key, so the
+    same schema runs on a single server and on a cluster."""
+
+    collection: str
+    name: str
+    fields: tuple[str, ...]
+    sparse: bool = False
+
+
+INDEXES: Final = (
+    # Each serves one list filter plus the newest-first sort.
+    Index(QUEUE_COLLECTION, "queue_state_created", ("created", "_key")),
+    Index(QUEUE_COLLECTION, "queue_state_status", ("status", "created", "_key")),
+    Index(QUEUE_COLLECTION, "queue_state_symbol", ("symbol", "created", "_key")),
+    Index(QUEUE_COLLECTION, "queue_state_admission", ("status", "priority", "created", "_key")),
     # a backfill's children: its list page and its parent's recount
-    ("queue_state_parent", ["parent", "created", "_key"]),
+    Index(QUEUE_COLLECTION, "queue_state_parent", ("parent", "created", "_key")),
+    # the queues running a job now (`jobs` is null otherwise): what MAX_RUNNING_JOBS counts
+    Index(QUEUE_COLLECTION, "queue_state_jobs", ("jobs",), sparse=True),
+    # Retention removes a queue's idempotency keys by queue id.
+    Index(KEYS_COLLECTION, "queue_idempotency_queue", ("queue_id",)),
+    # A queue's history in order (the key makes an event unique).
+    Index(EVENTS_COLLECTION, "queue_events_by_queue", ("queue_id", "seq")),
+    # A schedule's decided ticks, newest first; the latest per schedule.
+    Index(RUNS_COLLECTION, "queue_schedule_runs_by_schedule", ("schedule", "scheduled_for")),
+    # A token by its hash: one probe (the hash's own document keeps it unique).
+    Index(TOKENS_COLLECTION, "api_tokens_by_hash", ("sha256",)),
+    # Logged-out sessions are listed, and purged, by when they would have ended.
+    Index(ENDED_SESSIONS_COLLECTION, "ended_sessions_until", ("until",)),
+)
+#: the unique indexes of schema 1, which a cluster refuses: (collection, index name)
+UNIQUE_INDEXES_OF_SCHEMA_1: Final = (
+    (EVENTS_COLLECTION, "queue_events_seq"),
+    (RUNS_COLLECTION, "queue_schedule_runs_tick"),
+    (TOKENS_COLLECTION, "api_tokens_sha256"),
 )
 
 # -- list pages: keyset pagination ------------------------------------------------------------
@@ -117,6 +166,8 @@ UPSERT { _key: @key }
 """
 #: the heartbeat's document in LOCKS_COLLECTION
 HEARTBEAT_KEY: Final = "heartbeat"
+
+# -- retention: the four run in one stream transaction --------------------------------------
 # Ended queues past retention, oldest first; `created <= finished_at`, so the created range
 # narrows the scan and the finish time decides.
 DELETE_ENDED: Final = """
@@ -138,10 +189,17 @@ FOR d IN @@coll
   FILTER d._key IN @keys
   REMOVE d IN @@coll
 """
+#: what retention writes
+RETENTION_COLLECTIONS: Final = (
+    QUEUE_COLLECTION,
+    KEYS_COLLECTION,
+    EVENTS_COLLECTION,
+    LOCKS_COLLECTION,
+)
 
 
 # -- history -----------------------------------------------------------------------------------
-# The unique (queue_id, seq) index serves this range and makes a duplicate event impossible.
+# Each event carries its `_key` (`<queue_id>:<seq>`): an event written twice fails loudly.
 EVENTS_INSERT: Final = "FOR d IN @events INSERT d INTO @@coll"
 EVENTS_OF: Final = """
 FOR d IN @@coll
@@ -157,9 +215,9 @@ FOR d IN @@coll
 """
 
 
-def events_insert(queue_id: str, events: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    rows = [{**event, "queue_id": queue_id} for event in events]
-    return EVENTS_INSERT, {"@coll": EVENTS_COLLECTION, "events": rows}
+def events_insert(events: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """`events`: documents of `documents.event_documents`."""
+    return EVENTS_INSERT, {"@coll": EVENTS_COLLECTION, "events": events}
 
 
 def events_of(queue_id: str, after: int, limit: int) -> tuple[str, dict[str, Any]]:
@@ -200,6 +258,8 @@ def delete_parent_locks(ids: list[str]) -> tuple[str, dict[str, Any]]:
 ADMISSION_LOCK: Final = """
 UPSERT { _key: @key } INSERT { _key: @key, n: 1 } UPDATE { n: OLD.n + 1 } IN @@coll
 """
+#: the lock document every admission and claim writes first (bootstrap creates it)
+ADMISSION_LOCK_KEY: Final = "admission"
 # Running queues per backfill (null: not a backfill's child). A backfill's parent runs no job
 # itself: it takes no slot.
 RUNNING_BY_PARENT: Final = """
@@ -246,10 +306,12 @@ FOR d IN @@coll
   SORT d.priority DESC, d.created, d._key
   RETURN d._key
 """
+# `jobs` (the targets of the running steps, null when none) is kept on every write, whatever
+# the queue's status: a queue already `error` may still have a step started.
 RUNNING_JOBS: Final = """
 FOR d IN @@coll
-  FILTER d.status IN @running
-  RETURN d.steps[* FILTER CURRENT.status IN @steps AND CURRENT.target IN @targets].target
+  FILTER d.jobs != null
+  RETURN d.jobs
 """
 
 
@@ -258,7 +320,7 @@ def heartbeat() -> tuple[str, dict[str, Any]]:
 
 
 def admission_lock() -> tuple[str, dict[str, Any]]:
-    return ADMISSION_LOCK, {"@coll": LOCKS_COLLECTION, "key": "admission"}
+    return ADMISSION_LOCK, {"@coll": LOCKS_COLLECTION, "key": ADMISSION_LOCK_KEY}
 
 
 def parent_lock(parent_id: str) -> tuple[str, dict[str, Any]]:
@@ -299,24 +361,26 @@ def queued_order(queued: str) -> tuple[str, dict[str, Any]]:
     return QUEUED_ORDER, {"@coll": QUEUE_COLLECTION, "queued": queued}
 
 
-def running_jobs(
-    running: list[str], steps: list[str], targets: list[str]
-) -> tuple[str, dict[str, Any]]:
-    bind = {"@coll": QUEUE_COLLECTION, "running": running, "steps": steps}
-    return RUNNING_JOBS, {**bind, "targets": targets}
+def running_jobs() -> tuple[str, dict[str, Any]]:
+    return RUNNING_JOBS, {"@coll": QUEUE_COLLECTION}
 
 
-# -- API tokens ------------------------------------------------------------------------------
-# A duplicate name (the key) or hash (unique index) is skipped, and then nothing is returned.
-TOKEN_INSERT: Final = "INSERT @doc INTO @@coll OPTIONS { ignoreErrors: true } RETURN NEW._key"
+# -- API tokens --------------------------------------------------------------------------------
+# A token is two documents written together (tokens.py): itself, keyed by name, and its hash's,
+# keyed by the hash; either key taken refuses the token.
 TOKEN_BY_HASH: Final = "FOR d IN @@coll FILTER d.sha256 == @sha256 LIMIT 1 RETURN d"
-TOKENS: Final = "FOR d IN @@coll SORT d._key RETURN d"
+# Sorted by the store (code-point order, as SQLite's BINARY collation): AQL would sort with
+# the server's ICU collation, which orders `_` before digits and `a` before `B`.
+TOKENS: Final = "FOR d IN @@coll RETURN d"
 TOKEN_DELETE: Final = (
-    "REMOVE { _key: @name } IN @@coll OPTIONS { ignoreErrors: true } RETURN OLD._key"
+    "REMOVE { _key: @name } IN @@coll OPTIONS { ignoreErrors: true } RETURN OLD.sha256"
 )
+TOKEN_HASH_DELETE: Final = "REMOVE { _key: @sha256 } IN @@coll OPTIONS { ignoreErrors: true }"
 TOKEN_TOUCH: Final = (
     "UPDATE { _key: @name } WITH { last_used_at: @at } IN @@coll OPTIONS { ignoreErrors: true }"
 )
+#: what writing a token writes
+TOKEN_COLLECTIONS: Final = (TOKENS_COLLECTION, TOKEN_HASHES_COLLECTION)
 SESSION_END: Final = "INSERT @doc INTO @@coll OPTIONS { ignoreErrors: true }"
 SESSIONS_ENDED: Final = "FOR d IN @@coll FILTER d.until > @now RETURN d._key"
 SESSIONS_PURGE: Final = (
@@ -324,16 +388,49 @@ SESSIONS_PURGE: Final = (
 )
 
 
+def token_by_hash(sha256: str) -> tuple[str, dict[str, Any]]:
+    return TOKEN_BY_HASH, {"@coll": TOKENS_COLLECTION, "sha256": sha256}
+
+
+def tokens() -> tuple[str, dict[str, Any]]:
+    return TOKENS, {"@coll": TOKENS_COLLECTION}
+
+
+def token_delete(name: str) -> tuple[str, dict[str, Any]]:
+    return TOKEN_DELETE, {"@coll": TOKENS_COLLECTION, "name": name}
+
+
+def token_hash_delete(sha256: str) -> tuple[str, dict[str, Any]]:
+    return TOKEN_HASH_DELETE, {"@coll": TOKEN_HASHES_COLLECTION, "sha256": sha256}
+
+
+def token_touch(name: str, at: str) -> tuple[str, dict[str, Any]]:
+    return TOKEN_TOUCH, {"@coll": TOKENS_COLLECTION, "name": name, "at": at}
+
+
+def session_end(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return SESSION_END, {"@coll": ENDED_SESSIONS_COLLECTION, "doc": doc}
+
+
+def sessions_ended(now: float) -> tuple[str, dict[str, Any]]:
+    return SESSIONS_ENDED, {"@coll": ENDED_SESSIONS_COLLECTION, "now": now}
+
+
+def sessions_purge(now: float) -> tuple[str, dict[str, Any]]:
+    return SESSIONS_PURGE, {"@coll": ENDED_SESSIONS_COLLECTION, "now": now}
+
+
 # -- schedules ---------------------------------------------------------------------------------
-SCHEDULES: Final = "FOR d IN @@coll SORT d._key RETURN d"
+# Sorted by the store, as the tokens are.
+SCHEDULES: Final = "FOR d IN @@coll RETURN d"
 SCHEDULE_DELETE: Final = """
 FOR d IN @@coll
   FILTER d._key == @name
   REMOVE d IN @@coll
   RETURN OLD._key
 """
-# A run document: `schedule`, `scheduled_for` (fixed-width UTC text, see `cursor.sort_key`) and
-# `run`, the ScheduleRun's JSON; the (schedule, scheduled_for) index serves these.
+# A run document: `schedule`, `scheduled_for` (fixed-width UTC text, see `records.sort_key`)
+# and `run`, the ScheduleRun's JSON; the (schedule, scheduled_for) index serves these.
 RUNS_DELETE: Final = """
 FOR d IN @@coll
   FILTER d.schedule == @name
@@ -344,7 +441,16 @@ FOR d IN @@coll
   COLLECT schedule = d.schedule AGGREGATE latest = MAX(d.scheduled_for)
   RETURN [schedule, latest]
 """
+# The first page has no upper bound, a next one `before` (never a sentinel standing for "no
+# bound": AQL compares strings by the server's ICU collation, where no text sorts after all).
 RUNS_OF: Final = """
+FOR d IN @@coll
+  FILTER d.schedule == @name
+  SORT d.schedule DESC, d.scheduled_for DESC
+  LIMIT @limit
+  RETURN d.run
+"""
+RUNS_BEFORE: Final = """
 FOR d IN @@coll
   FILTER d.schedule == @name AND d.scheduled_for < @before
   SORT d.schedule DESC, d.scheduled_for DESC
@@ -357,6 +463,10 @@ FOR d IN @@coll
   SORT d.created, d._key
   RETURN d
 """
+#: what deleting a schedule writes
+SCHEDULE_COLLECTIONS: Final = (SCHEDULES_COLLECTION, RUNS_COLLECTION)
+#: what deciding a tick writes
+TICK_COLLECTIONS: Final = (RUNS_COLLECTION, QUEUE_COLLECTION, EVENTS_COLLECTION)
 
 
 def schedules() -> tuple[str, dict[str, Any]]:
@@ -375,11 +485,41 @@ def last_ticks() -> tuple[str, dict[str, Any]]:
     return LAST_TICKS, {"@coll": RUNS_COLLECTION}
 
 
-def runs_of(name: str, before: str, limit: int) -> tuple[str, dict[str, Any]]:
-    """Newest first, `scheduled_for` (sort-key text) before `before`."""
-    bind = {"@coll": RUNS_COLLECTION, "name": name, "before": before, "limit": limit}
-    return RUNS_OF, bind
+def runs_of(name: str, before: str | None, limit: int) -> tuple[str, dict[str, Any]]:
+    """Newest first; with `before` (sort-key text), only the ticks before it."""
+    bind: dict[str, Any] = {"@coll": RUNS_COLLECTION, "name": name, "limit": limit}
+    if before is None:
+        return RUNS_OF, bind
+    return RUNS_BEFORE, {**bind, "before": before}
 
 
 def active_runs(name: str, statuses: list[str]) -> tuple[str, dict[str, Any]]:
     return ACTIVE_RUNS, {"@coll": QUEUE_COLLECTION, "name": name, "statuses": statuses}
+
+
+# -- schema migrations (bootstrap) -------------------------------------------------------------
+# Schema 2 keeps `jobs` on every queue document: the ones written before have it computed here
+# (only a queue with a running step needs it; null is what the others hold anyway).
+MIGRATE_JOBS: Final = """
+FOR d IN @@coll
+  FILTER d.jobs == null
+  LET jobs = d.steps[* FILTER CURRENT.status IN @steps RETURN CURRENT.target]
+  FILTER LENGTH(jobs) > 0
+  UPDATE d WITH { jobs: jobs } IN @@coll
+"""
+# ... and one document per token hash (the tokens written before have none).
+MIGRATE_TOKEN_HASHES: Final = """
+FOR d IN @@coll
+  INSERT { _key: d.sha256, name: d._key } INTO @@hashes OPTIONS { ignoreErrors: true }
+"""
+#: the lock documents that exist from the start, so that no first use races to create them
+FIXED_LOCKS: Final = (ADMISSION_LOCK_KEY,)
+SCHEMA_KEY: Final = "schema"
+
+
+def migrate_jobs(steps: list[str]) -> tuple[str, dict[str, Any]]:
+    return MIGRATE_JOBS, {"@coll": QUEUE_COLLECTION, "steps": steps}
+
+
+def migrate_token_hashes() -> tuple[str, dict[str, Any]]:
+    return MIGRATE_TOKEN_HASHES, {"@coll": TOKENS_COLLECTION, "@hashes": TOKEN_HASHES_COLLECTION}

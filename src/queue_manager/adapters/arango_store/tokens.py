@@ -1,78 +1,71 @@
-"""The identity half of the ArangoDB store. TokenStore: one document per token, keyed by name,
-with a unique index on the SHA-256 so a lookup by hash is one index probe. SessionStore: one
-document per logged-out session, keyed by its id, indexed by when it would have ended."""
+"""The API tokens part of the ArangoDB store (TokenStore).
+
+A token is its document, keyed by its name, plus its hash's document (`api_token_hashes`),
+keyed by the SHA-256 and naming the token: both are written, and removed, in one stream
+transaction, so either key already taken refuses the token — two tokens never share a hash,
+through the primary index only (a cluster refuses a unique index on `sha256`). A lookup by hash
+is one probe of the (non-unique) index on the token's `sha256`.
+
+Listed in code-point order of the name, as SQLite lists them (BINARY collation); AQL's SORT
+would use the server's ICU collation instead.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from queue_manager.adapters.arango_store import queries
-from queue_manager.adapters.arango_store.queries import (
-    ENDED_SESSIONS_COLLECTION,
-    TOKENS_COLLECTION,
-)
-from queue_manager.domain.identity import ApiToken, Role
+from arangoasync.exceptions import ArangoServerError
+
+from queue_manager.adapters.arango_store import documents, queries
+from queue_manager.adapters.arango_store.connection import Database, rows
+from queue_manager.adapters.arango_store.errors import ERR_UNIQUE, server_codes
+from queue_manager.adapters.arango_store.queries import TOKEN_HASHES_COLLECTION, TOKENS_COLLECTION
+from queue_manager.domain.identity import ApiToken
 
 
-class TokenMethods:
-    """Mixed into ArangoStore, which provides `_query`."""
+class _Taken(Exception):
+    """The token's name or hash is taken."""
 
-    async def _query(self, action: str, query: str, bind_vars: dict[str, Any]) -> list[Any]:
-        raise NotImplementedError
+
+class Tokens:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def put_token(self, token: ApiToken) -> bool:
-        doc = {
-            "_key": token.name,
-            "role": token.role.value,
-            "sha256": token.sha256,
-            "created_at": token.created_at.isoformat(),
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-            "last_used_at": None,
-        }
-        bind = {"@coll": TOKENS_COLLECTION, "doc": doc}
-        return bool(await self._query("create token", queries.TOKEN_INSERT, bind))
+        doc, hash_doc = documents.token_documents(token)
+
+        async def store(txn: Any) -> None:
+            try:
+                await txn.collection(TOKEN_HASHES_COLLECTION).insert(hash_doc, silent=True)
+                await txn.collection(TOKENS_COLLECTION).insert(doc, silent=True)
+            except ArangoServerError as exc:
+                if server_codes(exc)[1] == ERR_UNIQUE:
+                    raise _Taken from None
+                raise
+
+        try:
+            await self._db.transaction("create token", queries.TOKEN_COLLECTIONS, store)
+        except _Taken:
+            return False
+        return True
 
     async def token_by_hash(self, sha256: str) -> ApiToken | None:
-        bind = {"@coll": TOKENS_COLLECTION, "sha256": sha256}
-        rows = await self._query("read token", queries.TOKEN_BY_HASH, bind)
-        return _token(rows[0]) if rows else None
+        found = await self._db.query("read token", queries.token_by_hash(sha256))
+        return documents.load_token(found[0]) if found else None
 
     async def list_tokens(self) -> list[ApiToken]:
-        rows = await self._query("list tokens", queries.TOKENS, {"@coll": TOKENS_COLLECTION})
-        return [_token(row) for row in rows]
+        found = await self._db.query("list tokens", queries.tokens())
+        return sorted((documents.load_token(row) for row in found), key=lambda t: t.name)
 
     async def delete_token(self, name: str) -> bool:
-        bind = {"@coll": TOKENS_COLLECTION, "name": name}
-        return bool(await self._query("revoke token", queries.TOKEN_DELETE, bind))
+        async def delete(txn: Any) -> bool:
+            removed = await rows(txn, queries.token_delete(name))
+            for sha256 in removed:
+                await rows(txn, queries.token_hash_delete(str(sha256)))
+            return bool(removed)
+
+        return await self._db.transaction("revoke token", queries.TOKEN_COLLECTIONS, delete)
 
     async def touch_token(self, name: str, at: datetime) -> None:
-        bind = {"@coll": TOKENS_COLLECTION, "name": name, "at": at.isoformat()}
-        await self._query("record token use", queries.TOKEN_TOUCH, bind)
-
-    async def end_session(self, session_id: str, until: datetime, now: datetime) -> None:
-        doc = {"_key": session_id, "until": until.timestamp()}
-        bind: dict[str, Any] = {"@coll": ENDED_SESSIONS_COLLECTION, "doc": doc}
-        await self._query("record a logout", queries.SESSION_END, bind)
-        # Sessions past their own end are refused by their age: their records can go.
-        bind = {"@coll": ENDED_SESSIONS_COLLECTION, "now": now.timestamp()}
-        await self._query("forget old logouts", queries.SESSIONS_PURGE, bind)
-
-    async def ended_sessions(self, now: datetime) -> set[str]:
-        bind = {"@coll": ENDED_SESSIONS_COLLECTION, "now": now.timestamp()}
-        rows = await self._query("list logouts", queries.SESSIONS_ENDED, bind)
-        return {str(key) for key in rows}
-
-
-def _token(doc: dict[str, Any]) -> ApiToken:
-    def when(value: Any) -> datetime | None:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-    return ApiToken(
-        name=str(doc["_key"]),
-        role=Role(doc["role"]),
-        sha256=str(doc["sha256"]),
-        created_at=datetime.fromisoformat(doc["created_at"]),
-        expires_at=when(doc.get("expires_at")),
-        last_used_at=when(doc.get("last_used_at")),
-    )
+        await self._db.query("record token use", queries.token_touch(name, at.isoformat()))

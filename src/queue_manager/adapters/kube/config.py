@@ -6,15 +6,17 @@ from __future__ import annotations
 import os
 import ssl
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import yaml  # type: ignore[import-untyped]
 from lightkube import AsyncClient, ConfigError, KubeConfig
 from lightkube.config.client_adapter import verify_cluster
 
 from queue_manager.adapters.kube.errors import DEPENDENCY
 from queue_manager.adapters.kube.manifests import CaVolume, JobTemplate
 from queue_manager.adapters.kube.rate_limit import RateLimitedTransport, TokenBucket
-from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
 from queue_manager.settings import Settings
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -69,6 +71,46 @@ def _load_config(
     return KubeConfig.from_env()
 
 
+def _usable_config(
+    kubeconfig: Path | None, in_cluster: bool | None, service_account_dir: Path
+) -> tuple[Any, ssl.SSLContext]:
+    """The configuration `connect` uses and its TLS context; DependencyUnavailable when there
+    is none to use."""
+    try:
+        config = _load_config(kubeconfig, in_cluster, service_account_dir).get()
+        if config is None or config.user is None:
+            raise ConfigError("the kubeconfig has no current context or user")
+        verify: ssl.SSLContext = verify_cluster(config.cluster, config.user, config.abs_file)
+    except (ConfigError, OSError, KeyError, ValueError, ssl.SSLError, yaml.YAMLError) as exc:
+        said = f"no {exc} in it" if isinstance(exc, KeyError) else str(exc)
+        detail = " ".join(said.split())  # YAML errors span lines
+        raise DependencyUnavailable(
+            DEPENDENCY, f"no usable Kubernetes configuration: {detail}"
+        ) from exc
+    return config, verify
+
+
+def check_config(
+    kubeconfig: Path | None, in_cluster: bool | None, service_account_dir: Path
+) -> None:
+    """At start-up, a configuration that is missing or unusable is the operator's to fix:
+    Misconfigured, naming where it was looked for, rather than a service retrying forever."""
+    try:
+        _usable_config(kubeconfig, in_cluster, service_account_dir)
+    except DependencyUnavailable as exc:
+        found = exc.detail.removeprefix("no usable Kubernetes configuration: ")
+        if kubeconfig is not None:
+            where = f"KUBECONFIG: must name a kubeconfig file with a current context ({found})"
+        elif in_cluster:
+            where = f"the Pod's ServiceAccount ({service_account_dir}) is not usable ({found})"
+        else:
+            where = (
+                "LAUNCHER_BACKEND=kubernetes: set KUBECONFIG, or run in a Pod with a "
+                f"ServiceAccount ({found})"
+            )
+        raise Misconfigured(where) from None
+
+
 def connect(
     *,
     kubeconfig: Path | None,
@@ -79,15 +121,7 @@ def connect(
     request_timeout: float,
 ) -> tuple[AsyncClient, str]:
     """A client whose every request passes `bucket`, and the server it talks to."""
-    try:
-        config = _load_config(kubeconfig, in_cluster, service_account_dir).get()
-        if config is None or config.user is None:
-            raise ConfigError("the kubeconfig has no current context or user")
-        verify: ssl.SSLContext = verify_cluster(config.cluster, config.user, config.abs_file)
-    except (ConfigError, OSError, KeyError, ValueError, ssl.SSLError) as exc:
-        raise DependencyUnavailable(
-            DEPENDENCY, f"no usable Kubernetes configuration: {exc}"
-        ) from exc
+    config, verify = _usable_config(kubeconfig, in_cluster, service_account_dir)
     # A transport of our own so that every request passes the rate limiter; it carries the
     # TLS settings lightkube would otherwise give its default transport.
     transport = RateLimitedTransport(httpx2.AsyncHTTPTransport(verify=verify), bucket)

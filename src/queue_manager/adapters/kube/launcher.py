@@ -30,6 +30,7 @@ from lightkube.types import CascadeType
 from queue_manager.adapters.kube import watch as job_watch
 from queue_manager.adapters.kube.config import (
     SERVICE_ACCOUNT_DIR,
+    check_config,
     connect,
     running_in_a_pod,
     template_from_settings,
@@ -77,13 +78,17 @@ class KubeLauncher:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubeLauncher:
+        """Misconfigured when there is no Kubernetes configuration to use (start-up stops)."""
         kubeconfig = settings.kubeconfig or os.environ.get("KUBECONFIG")
+        # In a Pod, its ServiceAccount; elsewhere KUBECONFIG (else ~/.kube/config).
+        in_cluster = running_in_a_pod()
+        path = Path(kubeconfig) if kubeconfig else None
+        check_config(path, in_cluster, Path(SERVICE_ACCOUNT_DIR))
         return cls(
             settings.k8s_namespace,
             template=template_from_settings(settings),
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            # In a Pod, its ServiceAccount; elsewhere KUBECONFIG (else ~/.kube/config).
-            in_cluster=running_in_a_pod(),
+            kubeconfig=path,
+            in_cluster=in_cluster,
             qps=settings.kube_qps,
             burst=settings.kube_burst,
             watch_timeout=settings.kube_watch_timeout_seconds,

@@ -68,6 +68,10 @@ export function time(iso) {
 }
 
 export const QUEUE_STATUSES = ["queued", "pending", "loading", "finished", "stopping", "stopped", "error"];
+/** The statuses a queue ends in (the server's terminal ones, domain/models.py; tests/ui check
+ * they match): the one list every view asks, through `ended`. */
+export const ENDED_QUEUE = new Set(["finished", "stopped", "error"]);
+export const ended = (queue) => ENDED_QUEUE.has(queue.status);
 export const RUNNING_STEP = new Set(["launching", "started", "loading"]);
 export const ENDED_STEP = new Set(["finished", "error", "stopped", "skipped"]);
 

@@ -1,8 +1,44 @@
 // WS /ws/topic with reconnects. Browsers send the session cookie with the upgrade (same origin).
 // After every reconnect the subscriber is told to re-read state over REST: updates sent while
 // the socket was down are not replayed, so the page would otherwise be silently stale.
+// `applyUpdate` is the one place a view turns an update into state.
 
 import { ROOT } from "./api.js";
+import { ms } from "./format.js";
+
+/** What an update sets on its queue (`queue.updated`) or on its step (`step.updated`). */
+const FIELDS = ["status", "records_written", "last_loaded_timestamp", "error_message"];
+
+/**
+ * Apply one update (docs/api.md, "Live updates") to a queue as the API returned it (`GET
+ * /queues/{id}`, or a row of `GET /queues`), in place. Every view applies updates through this,
+ * so the queue list, the queue page and the backfill page show the same state, times included:
+ * `started_at` and `finished_at` are the server's, carried by every update, never derived here.
+ * Returns null when the update is not about this queue or older than what it holds; otherwise
+ * what changed: `{status}` (the queue's status changed), `{step}` (the index of the step updated,
+ * or null) and `{stepStatus}` (that step's status changed).
+ */
+export function applyUpdate(queue, m) {
+  if (!queue || m.queue_id !== queue.id || ms(m.updated_at) < ms(queue.updated_at)) return null;
+  queue.updated_at = m.updated_at;
+  // absent only from a replica of an earlier release: keep what the queue holds
+  if (m.started_at !== undefined) queue.started_at = m.started_at;
+  if (m.finished_at !== undefined) queue.finished_at = m.finished_at;
+  const change = { status: false, step: null, stepStatus: false };
+  if (m.event === "queue.updated") {
+    change.status = queue.status !== m.status;
+    for (const field of FIELDS) queue[field] = m[field];
+    if (m.progress && queue.backfill) queue.backfill.progress = m.progress;
+  } else if (m.event === "step.updated") {
+    const step = queue.steps && queue.steps[m.step];
+    if (step) {
+      change.step = m.step;
+      change.stepStatus = step.status !== m.status;
+      for (const field of FIELDS) step[field] = m[field];
+    }
+  }
+  return change;
+}
 
 const listeners = new Set();
 let connection = "idle";

@@ -5,11 +5,10 @@
 import { ApiError, get, post } from "../api.js";
 import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
-import { badge, count, duration, el, ms, time } from "../format.js";
-import { LiveFeed } from "../live.js";
+import { badge, count, duration, el, ended, ms, time } from "../format.js";
+import { applyUpdate, LiveFeed } from "../live.js";
 
 const PAGE = 1000;
-const ACTIVE = new Set(["queued", "pending", "loading", "stopping"]);
 // the bar's order: what is done, then what runs, then what waits
 const BAR = ["finished", "error", "stopped", "stopping", "loading", "pending", "queued"];
 
@@ -70,24 +69,12 @@ class BackfillView {
   apply(batch) {
     let dirty = false;
     for (const m of batch) {
-      if (m.event !== "queue.updated") continue;
       if (m.queue_id === this.id) {
-        if (ms(m.updated_at) < ms(this.parent.updated_at)) continue;
-        const wasActive = ACTIVE.has(this.parent.status);
-        Object.assign(this.parent, {
-          status: m.status, records_written: m.records_written, updated_at: m.updated_at,
-          error_message: m.error_message,
-        });
-        if (m.progress) this.parent.backfill.progress = m.progress;
-        if (wasActive && !ACTIVE.has(m.status)) this.parent.finished_at ||= m.updated_at;
-        dirty = true;
-      } else if (m.parent === this.id) {
-        const entry = this.children.get(m.queue_id);
-        if (!entry || ms(m.updated_at) < ms(entry.queue.updated_at)) continue;
-        const q = entry.queue;
-        if (m.status === "loading" && !q.started_at) q.started_at = m.updated_at;
-        if (!ACTIVE.has(m.status)) q.finished_at ||= m.updated_at;
-        Object.assign(q, { status: m.status, records_written: m.records_written, updated_at: m.updated_at });
+        if (applyUpdate(this.parent, m)) dirty = true;
+        continue;
+      }
+      const entry = this.children.get(m.queue_id);
+      if (entry && applyUpdate(entry.queue, m)) {
         entry.dirty = true;
         dirty = true;
       }
@@ -107,7 +94,7 @@ class BackfillView {
   tick() {
     this.drawHead();
     for (const entry of this.children.values()) {
-      if (ACTIVE.has(entry.queue.status)) this.drawChild(entry);
+      if (!ended(entry.queue)) this.drawChild(entry);
     }
   }
 
@@ -131,7 +118,7 @@ class BackfillView {
     this.head.replaceChildren(
       el("div", { class: "title-row" },
         el("h1", {}, "Backfill ", el("span", { class: "qid", title: q.id }, q.id.slice(0, 8))),
-        el("span", { id: "queue-status" }, badge(q.status))),
+        el("span", { id: "queue-status", dataset: { ended: String(ended(q)) } }, badge(q.status))),
       el("p", { class: "full-id" }, q.id),
       el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
       q.error_message ? el("p", { class: "alert", role: "alert", id: "queue-error" }, q.error_message) : "",
@@ -165,13 +152,13 @@ class BackfillView {
     this.actionsKey = key;
     const buttons = [];
     const short = q.id.slice(0, 8);
-    if (allowed && ACTIVE.has(q.status) && q.status !== "stopping") {
+    if (allowed && !ended(q) && q.status !== "stopping") {
       buttons.push(el("button", { type: "button", class: "button", onclick: () => this.act(
         { title: `Stop backfill ${short}?`, danger: true, confirm: "Stop",
           body: ["Every child that has not ended is stopped: queued ones never start, running ones get the stop command."] },
         () => post("queues/stop", { params: { queue_id: q.id } })) }, "Stop"));
     }
-    if (allowed && ACTIVE.has(q.status)) {
+    if (allowed && !ended(q)) {
       buttons.push(el("button", { type: "button", class: "button danger", onclick: () => this.act(
         { title: `Force stop backfill ${short}?`, danger: true, confirm: "Force stop",
           body: ["Deletes the jobs of every running child at once, without waiting for its workers."] },
@@ -219,6 +206,7 @@ class BackfillView {
     const q = entry.queue;
     if (entry.node.dataset.status !== q.status) {
       entry.node.dataset.status = q.status;
+      entry.node.dataset.ended = String(ended(q));
       entry.cells.status.replaceChildren(badge(q.status));
     }
     entry.cells.records.textContent = count(q.records_written);

@@ -5,8 +5,8 @@ import { ApiError, get, openLog, post } from "../api.js";
 import { Dag } from "../dag.js";
 import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
-import { badge, count, duration, el, ms, RUNNING_STEP, time, visible } from "../format.js";
-import { LiveFeed } from "../live.js";
+import { badge, count, duration, el, ended, ms, RUNNING_STEP, time, visible } from "../format.js";
+import { applyUpdate, LiveFeed } from "../live.js";
 import * as backfill from "./backfill.js";
 
 const LOG_TAIL = 200;
@@ -96,23 +96,10 @@ class QueueView {
     if (!this.queue) return;
     let changed = false;
     for (const m of batch) {
-      if (m.queue_id !== this.id || ms(m.updated_at) < ms(this.queue.updated_at)) continue;
-      this.queue.updated_at = m.updated_at;
-      if (m.event === "queue.updated") {
-        changed ||= this.queue.status !== m.status;
-        Object.assign(this.queue, {
-          status: m.status, records_written: m.records_written,
-          last_loaded_timestamp: m.last_loaded_timestamp, error_message: m.error_message,
-        });
-      } else if (m.event === "step.updated" && this.queue.steps[m.step]) {
-        const step = this.queue.steps[m.step];
-        changed ||= step.status !== m.status;
-        if (step.status !== m.status && m.step === this.selected) this.logWanted = true;
-        Object.assign(step, {
-          status: m.status, records_written: m.records_written,
-          last_loaded_timestamp: m.last_loaded_timestamp, error_message: m.error_message,
-        });
-      }
+      const change = applyUpdate(this.queue, m);
+      if (!change) continue;
+      changed ||= change.status || change.stepStatus;
+      if (change.stepStatus && change.step === this.selected) this.logWanted = true;
     }
     schedule("detail", () => this.redraw());
     if (changed) {
@@ -151,7 +138,7 @@ class QueueView {
     const parts = [
       el("div", { class: "title-row" },
         el("h1", {}, "Queue ", el("span", { class: "qid", title: q.id }, q.id.slice(0, 8))),
-        el("span", { id: "queue-status" }, badge(q.status))),
+        el("span", { id: "queue-status", dataset: { ended: String(ended(q)) } }, badge(q.status))),
       el("p", { class: "full-id" }, q.id),
       el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
     ];
@@ -180,16 +167,17 @@ class QueueView {
     const q = this.queue;
     const allowed = this.ctx.session.can("operator");
     const buttons = [];
-    if (allowed && ["queued", "pending", "loading"].includes(q.status)) {
+    const open = !ended(q);
+    if (allowed && open && q.status !== "stopping") {
       buttons.push(el("button", { type: "button", class: "button", onclick: () => this.stop(false) }, "Stop"));
     }
-    if (allowed && ["queued", "pending", "loading", "stopping"].includes(q.status)) {
+    if (allowed && open) {
       buttons.push(el("button", { type: "button", class: "button danger", onclick: () => this.stop(true) }, "Force stop"));
     }
     if (allowed && ["error", "stopped"].includes(q.status)) {
       buttons.push(el("button", { type: "button", class: "button primary", onclick: () => this.retry() }, "Retry"));
     }
-    if (allowed && ["finished", "error", "stopped"].includes(q.status)) {
+    if (allowed && !open) {
       buttons.push(el("button", { type: "button", class: "button", onclick: () => this.resubmit() }, "Resubmit"));
     }
     const key = `${allowed}:${q.status}`;

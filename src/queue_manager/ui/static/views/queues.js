@@ -3,8 +3,8 @@
 
 import { ApiError, get } from "../api.js";
 import { cancel, schedule } from "../frame.js";
-import { age, badge, count, duration, el, ms, QUEUE_STATUSES, visible } from "../format.js";
-import { LiveFeed } from "../live.js";
+import { age, badge, count, duration, el, ended, ms, QUEUE_STATUSES, visible } from "../format.js";
+import { applyUpdate, LiveFeed } from "../live.js";
 
 const PAGE = 100;
 const CLOCK_MS = 1000;
@@ -202,6 +202,7 @@ class QueueList {
       entry.text.status = q.status;
       entry.cells.status.replaceChildren(badge(q.status));
       entry.node.dataset.status = q.status;
+      entry.node.dataset.ended = String(ended(q));
       entry.cells.status.title = visible(q.error_message || "");
     }
     this.set(entry, "steps", stepsDone(q));
@@ -312,36 +313,19 @@ class QueueList {
         if (m.event === "queue.updated" && !this.checked.has(m.queue_id)) this.unknown.add(m.queue_id);
         continue;
       }
-      const q = entry.queue;
-      if (ms(m.updated_at) < ms(q.updated_at)) continue; // older than what we read
-      q.updated_at = m.updated_at;
-      if (m.event === "queue.updated") {
-        if (q.status !== m.status) {
-          if (m.status === "loading" && !q.started_at) q.started_at = m.updated_at;
-          if (["finished", "stopped", "error"].includes(m.status)) q.finished_at = q.finished_at || m.updated_at;
-          else q.finished_at = null;
-        }
-        q.status = m.status;
-        q.records_written = m.records_written;
-        q.last_loaded_timestamp = m.last_loaded_timestamp;
-        q.error_message = m.error_message;
-        if (m.progress && q.backfill) q.backfill.progress = m.progress;
-      } else if (m.event === "step.updated" && q.steps && q.steps[m.step]) {
-        Object.assign(q.steps[m.step], {
-          status: m.status, records_written: m.records_written,
-          last_loaded_timestamp: m.last_loaded_timestamp, error_message: m.error_message,
-        });
-      }
-      this.dirty.add(m.queue_id);
+      if (applyUpdate(entry.queue, m)) this.dirty.add(m.queue_id);
     }
     if (this.dirty.size) schedule("list-rows", () => this.redraw());
     if (this.unknown.size && !this.lookup) this.lookup = window.setTimeout(() => this.lookUp(), 300);
   }
 
   redraw() {
+    const now = Date.now();
     for (const id of this.dirty) {
       const entry = this.rows.get(id);
-      if (entry) this.draw(entry);
+      if (!entry) continue;
+      this.draw(entry);
+      this.clockOf(entry, now); // a queue that started or ended: its duration at once
     }
     this.dirty.clear();
   }

@@ -1,0 +1,90 @@
+"""What the SQLite store makes sure exists before it serves: its tables and indexes, on a new
+file or on one made by an older release (columns added since are added in place). Safe when
+several processes open the file at once: every statement is `IF NOT EXISTS`."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue_state (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    created TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    jobs TEXT NOT NULL DEFAULT '',
+    parent TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS queue_state_created ON queue_state (created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status, created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS queue_state_symbol ON queue_state (symbol, created DESC, id DESC);
+CREATE TABLE IF NOT EXISTS idempotency_key (
+    key TEXT PRIMARY KEY,
+    queue_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_key_queue ON idempotency_key (queue_id);
+CREATE TABLE IF NOT EXISTS queue_events (
+    queue_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (queue_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    schedule TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (schedule, scheduled_for)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    last_used_at TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    id TEXT PRIMARY KEY,
+    until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ended_sessions_until ON ended_sessions (until);
+"""
+
+#: columns added after the first release, for files made before them
+_ADDED_COLUMNS = {
+    "priority": "INTEGER NOT NULL DEFAULT 0",
+    "jobs": "TEXT NOT NULL DEFAULT ''",
+    "parent": "TEXT NOT NULL DEFAULT ''",
+}
+_ADMISSION_INDEXES = """
+CREATE INDEX IF NOT EXISTS queue_state_admission
+    ON queue_state (status, priority DESC, created, id);
+CREATE INDEX IF NOT EXISTS queue_state_jobs ON queue_state (jobs) WHERE jobs != '';
+CREATE INDEX IF NOT EXISTS queue_state_parent ON queue_state (parent, created DESC, id DESC)
+    WHERE parent != '';
+"""
+#: the readiness probe's proof that the file takes writes: one row, rewritten by every ping
+_HEARTBEAT_TABLE = """
+CREATE TABLE IF NOT EXISTS store_heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n INTEGER NOT NULL,
+    at TEXT NOT NULL
+)
+"""
+
+
+async def create_schema(writer: aiosqlite.Connection) -> None:
+    await writer.executescript(SCHEMA)
+    have = {row[1] for row in await writer.execute_fetchall("PRAGMA table_info(queue_state)")}
+    for column, definition in _ADDED_COLUMNS.items():
+        if column not in have:
+            await writer.execute(f"ALTER TABLE queue_state ADD COLUMN {column} {definition}")
+    await writer.executescript(_ADMISSION_INDEXES)
+    await writer.execute(_HEARTBEAT_TABLE)

@@ -1,0 +1,151 @@
+"""Every SQL statement the SQLite store runs but the schema (`bootstrap`). Values always travel
+as `?` parameters; the few texts assembled here (a list of `?`, a list page's filters) are
+assembled from fixed fragments, never from a value."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueStatus
+
+# SQLite's default limit on bound parameters is far above this; it keeps statements small.
+CHUNK: Final = 500
+
+
+def marks(n: int) -> str:
+    """`?,?,…` for `n` values."""
+    return ",".join("?" * n)
+
+
+# -- queues ------------------------------------------------------------------------------------
+INSERT_QUEUE: Final = (
+    "INSERT INTO queue_state (id, status, symbol, created, version, doc, priority, jobs, parent) "
+    "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)"
+)
+UPDATE_QUEUE: Final = (
+    "UPDATE queue_state SET status = ?, version = version + 1, doc = ?, priority = ?, "
+    "jobs = ? WHERE id = ?"
+)
+QUEUE_DOC: Final = "SELECT doc FROM queue_state WHERE id = ?"
+QUEUE_BY_KEY: Final = (
+    "SELECT q.doc FROM idempotency_key k JOIN queue_state q ON q.id = k.queue_id WHERE k.key = ?"
+)
+INSERT_KEY: Final = "INSERT INTO idempotency_key (key, queue_id) VALUES (?, ?)"
+# A (queue, seq) written twice would be a bug in the numbering: fail loudly, never overwrite.
+INSERT_EVENT: Final = "INSERT INTO queue_events (queue_id, seq, doc) VALUES (?, ?, ?)"
+EVENTS_OF: Final = (
+    "SELECT doc FROM queue_events WHERE queue_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
+COUNT_BY_STATUS: Final = "SELECT status, COUNT(*) FROM queue_state GROUP BY status"
+ACTIVE_MARKS: Final = marks(len(ACTIVE_QUEUE_STATUSES))
+LIST_ACTIVE: Final = f"SELECT doc FROM queue_state WHERE status IN ({ACTIVE_MARKS})"
+
+
+def docs_of(n: int) -> str:
+    return f"SELECT id, doc FROM queue_state WHERE id IN ({marks(n)})"
+
+
+def page(*, parent: bool, status: bool, symbol: bool, after: bool) -> str:
+    """A list page, newest first; its parameters in this order, then the limit."""
+    where = [
+        text
+        for wanted, text in (
+            (parent, "parent = ?"),
+            (status, "status = ?"),
+            (symbol, "symbol = ?"),
+            (after, "(created, id) < (?, ?)"),
+        )
+        if wanted
+    ]
+    sql = "SELECT doc, created, id FROM queue_state"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " ORDER BY created DESC, id DESC LIMIT ?"
+
+
+#: terminal statuses, the cutoff (created), the cutoff (finished_at), the limit
+_ENDED = tuple(s for s in QueueStatus if s.terminal)
+ENDED_BEFORE: Final = (
+    # created <= finished_at: the created index narrows, the document decides.
+    f"SELECT id FROM queue_state WHERE status IN ({marks(len(_ENDED))}) AND created < ? "
+    "AND json_extract(CAST(doc AS TEXT), '$.finished_at') < ? ORDER BY created LIMIT ?"
+)
+ENDED_STATUSES: Final = tuple(s.value for s in _ENDED)
+#: what retention deletes with a queue: its keys, its history, then the queue itself
+PER_QUEUE: Final = (
+    ("idempotency_key", "queue_id"),
+    ("queue_events", "queue_id"),
+    ("queue_state", "id"),
+)
+
+
+def delete_of(table: str, column: str, n: int) -> str:
+    return f"DELETE FROM {table} WHERE {column} IN ({marks(n)})"
+
+
+HEARTBEAT: Final = (
+    "INSERT INTO store_heartbeat (id, n, at) VALUES (1, 1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET n = n + 1, at = excluded.at"
+)
+
+# -- admission ---------------------------------------------------------------------------------
+#: a backfill's parent runs nothing itself: admission never counts it
+_IS_PARENT = "json_extract(CAST(doc AS TEXT), '$.backfill') IS NOT NULL"
+
+
+def running_by_parent(n: int) -> str:
+    """(parent, is a backfill's parent) of the queues in `n` running statuses."""
+    return f"SELECT parent, {_IS_PARENT} FROM queue_state WHERE status IN ({marks(n)})"
+
+
+# Admission order: priority, then oldest, then id. Nothing is written before the round ends,
+# so an OFFSET walks the same line.
+QUEUED_PAGE: Final = (
+    "SELECT doc FROM queue_state WHERE status = ? "
+    "ORDER BY priority DESC, created, id LIMIT ? OFFSET ?"
+)
+QUEUED_ORDER: Final = (
+    "SELECT id FROM queue_state WHERE status = ? ORDER BY priority DESC, created, id"
+)
+RUNNING_JOBS: Final = "SELECT jobs FROM queue_state WHERE jobs != ''"
+CHILDREN: Final = "SELECT doc FROM queue_state WHERE parent = ?"
+
+# -- schedules ---------------------------------------------------------------------------------
+SCHEDULE_INSERT: Final = "INSERT INTO schedules (name, doc) VALUES (?, ?) ON CONFLICT DO NOTHING"
+SCHEDULE: Final = "SELECT doc FROM schedules WHERE name = ?"
+SCHEDULES: Final = "SELECT doc FROM schedules ORDER BY name"
+SCHEDULE_UPDATE: Final = "UPDATE schedules SET doc = ? WHERE name = ?"
+SCHEDULE_DELETE: Final = "DELETE FROM schedules WHERE name = ?"
+RUNS_DELETE: Final = "DELETE FROM schedule_runs WHERE schedule = ?"
+RUN_INSERT: Final = (
+    "INSERT INTO schedule_runs (schedule, scheduled_for, doc) VALUES (?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+LAST_TICKS: Final = "SELECT schedule, MAX(scheduled_for) FROM schedule_runs GROUP BY schedule"
+# Newest first; a next page has an upper bound, the first none (no sentinel value).
+RUNS_OF: Final = (
+    "SELECT doc FROM schedule_runs WHERE schedule = ? ORDER BY scheduled_for DESC LIMIT ?"
+)
+RUNS_BEFORE: Final = (
+    "SELECT doc FROM schedule_runs WHERE schedule = ? AND scheduled_for < ? "
+    "ORDER BY scheduled_for DESC LIMIT ?"
+)
+ACTIVE_RUNS: Final = (
+    f"SELECT doc FROM queue_state WHERE status IN ({ACTIVE_MARKS}) "
+    "AND json_extract(CAST(doc AS TEXT), '$.schedule') = ?"
+)
+
+# -- API tokens and logged-out sessions --------------------------------------------------------
+_TOKEN_COLUMNS = "name, role, sha256, created_at, expires_at, last_used_at"
+TOKEN_INSERT: Final = (
+    "INSERT INTO api_tokens (name, role, sha256, created_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+TOKEN_BY_HASH: Final = f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE sha256 = ?"
+# BINARY collation: code-point order, as the ArangoDB store sorts its tokens.
+TOKENS: Final = f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY name"
+TOKEN_DELETE: Final = "DELETE FROM api_tokens WHERE name = ?"
+TOKEN_TOUCH: Final = "UPDATE api_tokens SET last_used_at = ? WHERE name = ?"
+SESSION_END: Final = "INSERT INTO ended_sessions (id, until) VALUES (?, ?) ON CONFLICT DO NOTHING"
+SESSIONS_PURGE: Final = "DELETE FROM ended_sessions WHERE until <= ?"
+SESSIONS_ENDED: Final = "SELECT id FROM ended_sessions WHERE until > ?"

@@ -1,0 +1,131 @@
+"""What the launcher says of a job (its watch, or the reconciler's listing) applied to the
+queue: a job that ended ends its step, a job no queue knows (or whose step already ended) is
+deleted, a retried one counts its attempt. Every change goes through the engine's one path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from queue_manager.domain import state
+from queue_manager.domain.models import QueueState, Step, StepStatus
+from queue_manager.domain.state import Outcome
+from queue_manager.job_contract import Reported
+from queue_manager.ports import Clock, JobPhase, JobStatus, ServiceMetrics, StateStore
+from queue_manager.services.engine import LAUNCHER, Engine
+
+log = structlog.get_logger(__name__)
+
+
+class JobEvents:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        store: StateStore,
+        metrics: ServiceMetrics,
+        clock: Clock,
+        finished_job_grace: timedelta = timedelta(seconds=30),
+    ) -> None:
+        """`finished_job_grace`: how long a job may keep running after its step reported
+        `finished` (FINISHED_JOB_GRACE_SECONDS)."""
+        self.engine = engine
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.finished_job_grace = finished_job_grace
+
+    async def on_job(
+        self, job: JobStatus, actor: str = LAUNCHER, queue: QueueState | None = None
+    ) -> bool:
+        """Applies what the launcher reports of a job; whether its queue changed.
+
+        `queue` is the job's queue as the caller read it after the job's status (the
+        reconciler's one snapshot of the active queues, instead of a read per job); without it
+        the queue is read here. Changes are made on the stored queue, so a snapshot that aged
+        only costs a change that does nothing.
+        """
+        if queue is None:
+            queue = await self.store.get(job.queue_id)
+        if (
+            queue is None
+            or job.step_index >= len(queue.steps)
+            or (queue.steps[job.step_index].job_name != job.name)
+        ):
+            if job.phase is JobPhase.ACTIVE:
+                log.warning("deleting a job no queue knows", job=job.name, queue_id=job.queue_id)
+                await self.engine.delete_job(job.name, job.queue_id, job.step_index)
+            return False
+        index = job.step_index
+        step = queue.steps[index]
+        stopping = queue.stop_requested_at is not None
+        now = self.clock.now
+        if job.phase is JobPhase.ACTIVE:
+            if state.ended_unfinished(step):
+                await self.engine.delete_job(job.name, queue.id, index)
+            elif self._finished_long_ago(step):
+                # The platform's loader serves HTTP forever after its last report.
+                log.info(
+                    "deleting the job of a finished step that still runs",
+                    job=job.name,
+                    queue_id=queue.id,
+                    step=index,
+                    grace_seconds=self.finished_job_grace.total_seconds(),
+                )
+                self.metrics.finished_job_ended(step.target.value)
+                await self.engine.delete_job(job.name, queue.id, index)
+            elif job.attempts > step.attempts:
+                _, outcome = await self.engine.apply(
+                    queue.id,
+                    lambda q: state.set_attempts(q, index, job.attempts, now()),
+                    actor=actor,
+                )
+                return outcome.changed
+            return False
+        # What the worker left as it exited stands in for final reports that never arrived
+        # (the service was down longer than the worker's delivery deadline): counts only grow.
+        records = job.records_written
+        if records is None or records <= step.records_written:
+            records = None
+        if step.status.terminal:
+            if records is None:
+                return False
+            _, outcome = await self.engine.apply(
+                queue.id, lambda q: state.job_records(q, index, records, now()), actor=actor
+            )
+            return outcome.changed
+        ending = _ending(job, index, stopping, now)
+
+        def change(q: QueueState) -> Outcome:
+            outcome = Outcome() if records is None else state.job_records(q, index, records, now())
+            outcome.merge(ending(q))
+            return outcome
+
+        _, outcome = await self.engine.apply(queue.id, change, actor=actor)
+        if outcome.changed:
+            await self.engine.advance(queue.id)
+        return outcome.changed
+
+    def _finished_long_ago(self, step: Step) -> bool:
+        return (
+            step.status is StepStatus.FINISHED
+            and step.finished_at is not None
+            and self.clock.now() - step.finished_at >= self.finished_job_grace
+        )
+
+
+def _ending(
+    job: JobStatus, index: int, stopping: bool, now: Callable[[], datetime]
+) -> Callable[[QueueState], Outcome]:
+    """How the step of a job that ended (not ACTIVE) ends with it."""
+    if stopping:
+        return lambda q: state.stop_step(q, index, None, now())
+    if job.phase is JobPhase.SUCCEEDED and job.outcome == Reported.INTERRUPTED:
+        # Stopped by someone else than us, as its `interrupted` report (lost) would have said.
+        return lambda q: state.stop_step(q, index, "interrupted", now())
+    if job.phase is JobPhase.SUCCEEDED:
+        return lambda q: state.finish_step(q, index, now())
+    reason = job.message or ("job vanished" if job.phase is JobPhase.GONE else "job failed")
+    return lambda q: state.fail_step(q, index, reason, now())
