@@ -29,6 +29,7 @@ from queue_manager.api import (
     queues,
     ui,
 )
+from queue_manager.api import rate_limits as rate_limits_api
 from queue_manager.api import schedules as schedules_api
 from queue_manager.api.container import AuthPolicy, Container
 from queue_manager.api.hub import Hub
@@ -51,6 +52,8 @@ from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
+from queue_manager.services.rate_limit_release import RateLimitRelease
+from queue_manager.services.rate_limits import RateLimits
 from queue_manager.services.reconciler import Reconciler
 from queue_manager.services.retention import Pruner
 from queue_manager.services.schedules import ScheduleService
@@ -270,6 +273,14 @@ def create_app(
     jobs = job_config(settings)
     limits = Limits(settings.max_running_queues, settings.max_running_jobs)
     stop_grace = timedelta(seconds=settings.stop_grace_seconds)
+    rate_limits = RateLimits(
+        store=store,
+        groups=settings.rate_limit_group_rules,
+        clock=clock,
+        metrics=metrics,
+        cache_seconds=settings.rate_limit_cache_seconds,
+        release_per_second=settings.rate_limit_release_per_second,
+    )
     engine = Engine(
         store=store,
         bus=bus,
@@ -280,6 +291,14 @@ def create_app(
         jobs=jobs,
         limits=limits,
         topics=adapters.topics,
+        rate_limits=rate_limits,
+    )
+    release = RateLimitRelease(
+        engine,
+        rate_limits,
+        store=store,
+        clock=clock,
+        period=settings.rate_limit_poll_seconds,
     )
     deadlines = StopDeadlines(engine, store=store, clock=clock)
     job_events = JobEvents(
@@ -308,6 +327,7 @@ def create_app(
         allowed_images=jobs.allowed_images,
         max_running_queues=limits.queues,
         loader_types=settings.loader_types,
+        retry_defaults=settings.retry_defaults,
     )
     backfills = BackfillService(
         queue_service, engine, store=store, bus=bus, clock=clock, stop_grace=stop_grace
@@ -368,6 +388,7 @@ def create_app(
         auth=auth_policy(settings, can_authenticate=identity.configured),
         identity=identity,
         sessions=Sessions(session_secret(settings), settings.auth_session_seconds, clock),
+        rate_limits=rate_limits,
     )
 
     @asynccontextmanager
@@ -391,6 +412,7 @@ def create_app(
         supervisor.start("reconciler", reconciler.run)
         supervisor.start("step-watch", step_watch.run)
         supervisor.start("scheduler", schedules.run)
+        supervisor.start("rate-limit-release", release.run)
         container.started = True
         # What exists now (modules, the app, clients) lives as long as the process: keep the
         # garbage collector from rescanning it each time a telemetry batch allocates thousands
@@ -426,7 +448,18 @@ def create_app(
     )
     app.state.container = container
     errors.install(app)
-    routers = (queues, schedules_api, history, logs, health, live, internal, auth_routes, ui)
+    routers = (
+        queues,
+        schedules_api,
+        history,
+        logs,
+        rate_limits_api,
+        health,
+        live,
+        internal,
+        auth_routes,
+        ui,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
     app.mount(ui.PREFIX, ui.files(settings.oidc_issuer), name="ui")

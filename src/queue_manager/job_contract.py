@@ -101,6 +101,8 @@ class Env:
     QM_WORKER_TOKEN: Final = "QM_WORKER_TOKEN"
     QM_EXIT_FILE: Final = "QM_EXIT_FILE"
     QM_JOB_NAME: Final = "QM_JOB_NAME"
+    #: the reference worker's `simulate` step parameter, as JSON (docs/pipelines.md)
+    QM_SIMULATE: Final = "QM_SIMULATE"
 
 
 #: never echoed in an error message or a log line
@@ -166,6 +168,11 @@ class Telemetry:
     FINISHED: Final = "finished"
     MESSAGE: Final = "message"
     ERROR_MESSAGE: Final = "error_message"
+    #: optional, on `error` (docs/worker-protocol.md): the worker's own class of the failure,
+    #: the HTTP status it got, and the Retry-After it was given (seconds)
+    ERROR_CLASS: Final = "error_class"
+    HTTP_STATUS: Final = "http_status"
+    RETRY_AFTER: Final = "retry_after"
     SENT_AT: Final = "sent_at"
     #: older workers' name for sent_at
     TIMESTAMP: Final = "timestamp"

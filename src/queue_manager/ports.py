@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Principal
 from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.rate_limits import Breaker
 from queue_manager.domain.schedules import Schedule, ScheduleRun
 from queue_manager.domain.telemetry import Source
 
@@ -186,6 +187,27 @@ class ScheduleStore(Protocol):
         ...
 
 
+# -- rate-limit groups -------------------------------------------------------------------------
+
+
+class RateLimitStore(Protocol):
+    """The rate-limit groups' breakers (docs/operations.md "Rate-limit groups"), beside the
+    queues so that every replica holds the same groups."""
+
+    async def breakers(self) -> list[Breaker]:
+        """Every breaker stored, open or closed, by group name."""
+        ...
+
+    async def trip_breaker(
+        self, group: str, change: Callable[[Breaker | None], Breaker | None]
+    ) -> tuple[Breaker | None, Breaker | None]:
+        """Apply `change` to the group's breaker as stored now (None: there is none) and store
+        what it returns (None: leave it as it is), compare-and-set: replicas tripping at once
+        write one after the other, each `change` seeing the write before it. Returns (before,
+        after): the breaker the stored write replaced, and the one stored afterwards."""
+        ...
+
+
 # -- command / telemetry bus ------------------------------------------------------------------
 
 
@@ -286,6 +308,9 @@ class JobSpec:
     #: env name -> (secret name, key): credentials never appear as literal values
     secret_env: dict[str, tuple[str, str]]
     max_retries: int
+    #: the step's `timeout` in seconds (None: none): the launcher ends the job after it and
+    #: reports it failed with `error_class` `timeout` (Kubernetes: `activeDeadlineSeconds`)
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +327,12 @@ class JobStatus:
     #: worker's delivery deadline.
     outcome: str | None = None
     records_written: int | None = None
+    #: the launcher's word on why (an `ErrorClass` value; docs/operations.md "Error classes"):
+    #: on a FAILED job `infrastructure` (OOMKilled, Evicted, node lost, killed by a signal),
+    #: `configuration` (image pull error, bad config: the job can never run), `timeout` (ran
+    #: past its `timeout`); on an ACTIVE job `pending`, `message` then saying why it has not
+    #: started (unschedulable: the scheduler's message). None: nothing known
+    error_class: str | None = None
 
 
 class Launcher(Protocol):
@@ -365,6 +396,10 @@ class ServiceMetrics(Protocol):
         """A worker reported a recoverable error (`error` with `finished: false`)."""
         ...
 
+    def step_retried(self, target: str, error_class: str) -> None:
+        """A step's attempt failed with `error_class` and its retry policy retries it."""
+        ...
+
     def connector_drained(self) -> None:
         """A connector drained its topic and ended `finished`."""
         ...
@@ -375,6 +410,15 @@ class ServiceMetrics(Protocol):
 
     def finished_job_ended(self, target: str) -> None:
         """A job still running after its step reported `finished` was deleted."""
+        ...
+
+    def step_stalled(self, target: str) -> None:
+        """A step was declared stalled (silent past `stall_after`, no `pong` within
+        `ping_timeout`) and its job deleted."""
+        ...
+
+    def rate_limit_open(self, group: str, is_open: bool) -> None:
+        """A rate-limit group's breaker is open (or closed) as last seen."""
         ...
 
 
@@ -433,6 +477,6 @@ class BearerVerifier(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(StateStore, TokenStore, SessionStore, ScheduleStore, Protocol):
-    """What a store adapter implements: the queues, the API tokens (and logged-out sessions)
-    and the schedules, in one database."""
+class Store(StateStore, TokenStore, SessionStore, ScheduleStore, RateLimitStore, Protocol):
+    """What a store adapter implements: the queues, the API tokens (and logged-out sessions),
+    the schedules and the rate-limit breakers, in one database."""

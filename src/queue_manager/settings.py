@@ -28,7 +28,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from queue_manager.domain.errors import Misconfigured
 from queue_manager.domain.planner import DEFAULT_LOADER_TYPES
+from queue_manager.domain.rate_limits import DEFAULT_GROUPS as DEFAULT_RATE_LIMIT_GROUPS
+from queue_manager.domain.rate_limits import RateLimitGroups
 from queue_manager.domain.requests import TYPE_PATTERN
+from queue_manager.domain.retry import RetryPolicy
 from queue_manager.job_contract import Target
 
 
@@ -183,9 +186,25 @@ class Settings(BaseSettings):
     step_watch_seconds: float = Field(default=1.0, gt=0, le=60)
     #: a step that reported `finished` whose job still runs after this long has its job deleted
     finished_job_grace_seconds: float = Field(default=30.0, ge=0, le=86400)
+    #: the retry policy of a step whose request has none, per target (docs/pipelines.md
+    #: "Retry"): a JSON object, e.g. `{"loader-producer": {"limit": 3}}`
+    retry_defaults: Annotated[dict[Target, RetryPolicy], NoDecode] = Field(default_factory=dict)
 
     #: how soon a schedule created or changed on one replica is seen by the others
     schedule_poll_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    #: rate-limit groups (docs/operations.md "Rate-limit groups"): a JSON object of group ->
+    #: `target:type-glob` patterns; unset: the loader's `api_*`/`rest_*` types are `exchange`
+    rate_limit_groups: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=lambda: {g: list(p) for g, p in DEFAULT_RATE_LIMIT_GROUPS.items()}
+    )
+    #: how many held steps a closed breaker lets launch per second
+    rate_limit_release_per_second: float = Field(default=2.0, gt=0, le=1000)
+    #: how old the breakers the launch path goes by may be (a breaker opened on another
+    #: replica holds this one's launches that much later at most)
+    rate_limit_cache_seconds: float = Field(default=0.5, ge=0, le=10)
+    #: how often each replica looks whether a breaker closed
+    rate_limit_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     # Access (docs/security.md)
     auth_mode: AuthMode = AuthMode.AUTO
@@ -243,6 +262,44 @@ class Settings(BaseSettings):
                 raise ValueError(rule)
             return {**DEFAULT_LOADER_TYPES, **pairs}
         return pairs
+
+    @field_validator("retry_defaults", mode="before")
+    @classmethod
+    def _retry_defaults(cls, value: Any) -> Any:
+        rule = _RULES["retry_defaults"]
+        if isinstance(value, str):
+            value = _json(value, dict, rule) if value.strip() else {}
+        if isinstance(value, dict):
+            unknown = [key for key in value if key not in Target._value2member_map_]
+            if unknown:
+                raise ValueError(f"{rule}; {', '.join(map(str, unknown))} is no target")
+            policies: dict[str, RetryPolicy] = {}
+            for key, policy in value.items():
+                try:
+                    policies[key] = RetryPolicy.model_validate(policy)
+                except ValidationError as exc:
+                    first = exc.errors(include_url=False)[0]
+                    where = ".".join([key, *(str(p) for p in first["loc"])])
+                    raise ValueError(f"{rule}; {where}: {first['msg']}") from None
+            return policies
+        return value
+
+    @field_validator("rate_limit_groups", mode="before")
+    @classmethod
+    def _rate_limit_groups(cls, value: Any) -> Any:
+        rule = _RULES["rate_limit_groups"]
+        if isinstance(value, str):
+            value = _json(value, dict, rule) if value.strip() else {}
+        if isinstance(value, dict):
+            try:
+                RateLimitGroups.parse(value)
+            except ValueError as exc:
+                raise ValueError(f"{rule}; {exc}") from None
+        return value
+
+    @property
+    def rate_limit_group_rules(self) -> RateLimitGroups:
+        return RateLimitGroups.parse(self.rate_limit_groups)
 
     @field_validator("oidc_role_map", mode="before")
     @classmethod
@@ -302,11 +359,10 @@ class Settings(BaseSettings):
         if value is None:
             return None
         rule = "must be the SQLite database's file (missing directories are created)"
+        # A directory is never a database file. A path that cannot be created yet is the store
+        # being unavailable, not a wrong setting: the service starts, says so and recovers.
         if value.is_dir():
             raise ValueError(f"{rule}; {value} is a directory")
-        above = next((parent for parent in value.parents if parent.exists()), None)
-        if above is not None and not above.is_dir():
-            raise ValueError(f"{rule}; {above} is not a directory")
         return value
 
     @field_validator("arango_url")
@@ -426,6 +482,14 @@ _RULES = {
         f"(shorthands: {', '.join(DEFAULT_LOADER_TYPES)}; types like api_candles_5m, ws_trades)"
     ),
     "oidc_role_map": "must be claim=role pairs (role: viewer, operator or admin)",
+    "rate_limit_groups": (
+        'must be a JSON object of group -> target:type patterns, e.g. {"exchange": '
+        '["loader-producer:api_*", "loader-producer:rest_*"]}'
+    ),
+    "retry_defaults": (
+        'must be a JSON object of target -> retry policy, e.g. {"loader-producer": {"limit": 3, '
+        '"on": ["rate_limited", "transient"]}}'
+    ),
 }
 
 

@@ -218,8 +218,8 @@ async def test_a_chunked_body_over_the_limit_is_a_413(client: httpx.AsyncClient)
             "POST",
             "/queues/backfill",
             {**BACKFILL, "time_range": "2024-01-01:2024-01-03", "colour": 1},
-            "chunk, max_parallel, microservices, priority, requests, symbol, symbols, "
-            "time_range, type",
+            "chunk, max_parallel, microservices, pending_timeout, ping_timeout, priority, "
+            "requests, retry, simulate, stall_after, symbol, symbols, time_range, timeout, type",
         ),
     ],
 )

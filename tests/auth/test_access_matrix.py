@@ -45,6 +45,7 @@ EXPECTED = {
     ("POST", "/schedules/{name}/resume"): OPERATOR,
     ("DELETE", "/schedules/{name}"): OPERATOR,
     ("GET", "/schedules/{name}/runs"): VIEWER,
+    ("GET", "/rate-limits"): VIEWER,
     ("GET", "/auth/me"): VIEWER,
     ("GET", "/auth/tokens"): ADMIN,
     ("POST", "/auth/tokens"): ADMIN,

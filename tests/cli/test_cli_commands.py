@@ -338,3 +338,28 @@ def test_events_of_an_unknown_queue_exit_1(server: Server) -> None:
     assert done.returncode == 1
     assert "no-such-queue" in done.stderr and "not found" in done.stderr.lower()
     assert_no_traceback(done)
+
+
+def test_show_tells_a_retrying_step_and_its_attempts(server: Server) -> None:
+    body = {
+        "symbol": "BTCUSDT",
+        "time_range": "2024-01-01:2024-01-03",
+        "type": "api",
+        "retry": {"limit": 1, "backoff": {"initial": 1, "jitter": 0}},
+        "simulate": {"fail_after": 1, "http_status": 429, "retry_after": 120},
+    }
+    answer = httpx.post(f"{server.url}/queues/start", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    queue_id = answer.json()["data"]["queue_id"]
+    wait_for(
+        lambda: queue_state(server, queue_id)["steps"][0]["status"] == "retrying",  # type: ignore[index]
+        20,
+    )
+
+    done = run_cli("show", queue_id, api_url=server.url)
+
+    assert done.returncode == 0, done.stderr
+    assert "retrying until" in done.stdout
+    assert "attempts" in done.stdout and "rate_limited" in done.stdout
+    assert "simulated HTTP 429" in done.stdout
+    httpx.post(f"{server.url}/queues/stop", params={"queue_id": queue_id, "force": "true"})

@@ -56,3 +56,9 @@ def test_the_sdk_example_runs_as_a_job_and_finishes_its_step(tmp_path: Path) -> 
     finally:
         service.stop()
         service.kill_workers()
+
+
+def test_the_documented_error_report_carries_its_retry_hints() -> None:
+    event = parse(_block("queue-events-error").text.encode(), Source.EVENTS)
+    assert (event.status, event.finished) == (Reported.ERROR, True)
+    assert (event.http_status, event.retry_after, event.error_class) == (429, 7.0, None)

@@ -89,7 +89,7 @@ def test_a_schedule_that_could_never_run_is_refused_naming_the_field(
         "cron": every_minute("bad-cron", cron="0 25 * * *"),
         "timezone": every_minute("bad-zone", timezone="Europe/Atlantis"),
         "template.window": every_minute("bad-window", template={"type": "api", "window": "2y"}),
-        "symbols": every_minute("bad-symbols", symbols=["BTC/USDT"]),
+        "symbols.0": every_minute("bad-symbols", symbols=["BTC/USDT"]),
         "concurrency_policy": every_minute("bad-policy", concurrency_policy="Sometimes"),
     }
     no_cron = every_minute("no-cron")

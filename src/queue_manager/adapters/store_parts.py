@@ -1,9 +1,10 @@
 """The one shape of every state store (issue 28): the parts it is made of.
 
 SQLite and ArangoDB are built from the same parts — a module of the same name in each package
-(`queues`, `admission`, `schedules`, `tokens`, `sessions`) — and `StoreParts` answers the
-`Store` port by asking the part in charge, so whoever knows one store knows where to look in the
-other. A store adds only what is its own: opening, closing and proving it can write (`ping`).
+(`queues`, `admission`, `schedules`, `tokens`, `sessions`, `rate_limits`) — and `StoreParts`
+answers the `Store` port by asking the part in charge, so whoever knows one store knows where to
+look in the other. A store adds only what is its own: opening, closing and proving it can write
+(`ping`).
 A new part (the retry scheduler, the coverage ledger) is one module in each package, one
 protocol and its delegations here.
 
@@ -21,8 +22,9 @@ from typing import Protocol
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken
 from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.rate_limits import Breaker
 from queue_manager.domain.schedules import Schedule, ScheduleRun
-from queue_manager.ports import Page, ScheduleStore, SessionStore, TokenStore
+from queue_manager.ports import Page, RateLimitStore, ScheduleStore, SessionStore, TokenStore
 
 #: the history events of a new queue, or of a change
 Events = Sequence[QueueEvent]
@@ -83,6 +85,7 @@ class StoreParts:
     schedules: ScheduleStore
     tokens: TokenStore
     sessions: SessionStore
+    rate_limits: RateLimitStore
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -196,3 +199,13 @@ class StoreParts:
 
     async def ended_sessions(self, now: datetime) -> set[str]:
         return await self.sessions.ended_sessions(now)
+
+    # -- rate-limit breakers --------------------------------------------------------------
+
+    async def breakers(self) -> list[Breaker]:
+        return await self.rate_limits.breakers()
+
+    async def trip_breaker(
+        self, group: str, change: Callable[[Breaker | None], Breaker | None]
+    ) -> tuple[Breaker | None, Breaker | None]:
+        return await self.rate_limits.trip_breaker(group, change)

@@ -15,6 +15,7 @@ from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.logs import StepLogs
 from queue_manager.services.queues import QueueService
+from queue_manager.services.rate_limits import RateLimits
 from queue_manager.services.schedules import ScheduleService
 from queue_manager.services.workers import WorkerReports
 from queue_manager.settings import Settings
@@ -43,6 +44,7 @@ class Container:
     auth: AuthPolicy
     identity: IdentityService
     sessions: Sessions
+    rate_limits: RateLimits
     started: bool = False
 
 

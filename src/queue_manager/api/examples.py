@@ -57,10 +57,42 @@ REALTIME: dict[str, Any] = {
     ],
 }
 
+#: a step that heals itself (docs/pipelines.md "Retry")
+RETRY: dict[str, Any] = {
+    "symbol": "BTCUSDT",
+    "time_range": "2024-01-01:2024-01-03",
+    "requests": [
+        {
+            "target": "loader-producer",
+            "type": "api_candles_5m",
+            "interval": "5m",
+            "retry": {
+                "limit": 3,
+                "backoff": {"initial": 2, "factor": 2, "max": 300, "jitter": 0.1},
+                "on": ["rate_limited", "transient", "infrastructure", "timeout", "stalled"],
+            },
+            "timeout": 3600,
+        },
+        {"target": "arango-connector", "type": "api_candles_5m"},
+    ],
+}
+
+#: the reference worker answered 429 on its first attempt: the step retries after 7 s
+SIMULATED_429: dict[str, Any] = {
+    **SINGLE,
+    "retry": {"limit": 2},
+    "simulate": {"fail_after": 2, "http_status": 429, "retry_after": 7},
+}
+
 START_EXAMPLES: dict[str, Any] = {
     "single": {"summary": "One loader-producer step", "value": SINGLE},
     "historical": {"summary": "Historical pipeline (batch)", "value": HISTORICAL},
     "realtime": {"summary": "Real-time pipeline (streaming)", "value": REALTIME},
+    "retry": {"summary": "A loader that retries rate limits and 5xx", "value": RETRY},
+    "simulated-429": {
+        "summary": "The reference worker gets a 429 once, and the step retries after 7 s",
+        "value": SIMULATED_429,
+    },
 }
 
 

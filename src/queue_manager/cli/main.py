@@ -21,7 +21,7 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
-from queue_manager.cli import events, logs, runs, schedules, tokens
+from queue_manager.cli import events, logs, rate_limits, runs, schedules, tokens
 from queue_manager.cli.client import (
     DEFAULT_API_URL,
     ApiClient,
@@ -30,6 +30,7 @@ from queue_manager.cli.client import (
     read_body,
 )
 from queue_manager.cli.render import (
+    attempts_table,
     make_console,
     printable,
     queue_summary,
@@ -45,7 +46,7 @@ app = typer.Typer(
     name="queue-manager",
     help="Control plane of the StreamForge market-data platform: run the service "
     "(serve) or drive a running one (start, stop, retry, resubmit, list, show, watch, logs,"
-    " events, backfill, schedule, token).",
+    " events, backfill, schedule, token, rate-limits).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -298,6 +299,10 @@ def show(
     console.print()
     steps = [s for s in queue.get("steps") or [] if isinstance(s, dict)]
     console.print(steps_table(steps))
+    attempts = attempts_table(steps)
+    if attempts is not None:
+        console.print()
+        console.print(attempts)
 
 
 @app.command()
@@ -357,6 +362,7 @@ app.command()(runs.retry)
 app.command()(runs.resubmit)
 app.command()(logs.logs)
 app.command()(events.events)
+app.command("rate-limits")(rate_limits.rate_limits)
 app.command()(schedules.backfill)
 app.add_typer(tokens.app)
 app.add_typer(schedules.app)

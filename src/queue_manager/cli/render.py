@@ -27,6 +27,7 @@ STATUS_STYLES = {
     "stopped": "yellow",
     "skipped": "dim",
     "error": "bold red",
+    "retrying": "bold magenta",
 }
 
 
@@ -182,6 +183,7 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
     table.add_column("target", no_wrap=True)
     table.add_column("type", no_wrap=True)
     table.add_column("status", no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("records_written", justify="right", no_wrap=True)
     table.add_column("job_name", no_wrap=True)
     table.add_column("error_message / waiting / warnings", style="red")
@@ -190,10 +192,47 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
             _text(step.get("index")),
             _text(step.get("target")),
             _text(step.get("type")),
-            status_text(step.get("status")),
+            _step_status(step),
+            _text(step.get("attempts", 0)),
             _text(step.get("records_written", 0)),
             _text(step.get("job_name")),
             _text(step.get("error_message") or step.get("waiting") or _warnings(step)),
+        )
+    return table
+
+
+def _step_status(step: dict[str, Any]) -> Text:
+    text = status_text(step.get("status"))
+    if step.get("status") == "retrying" and step.get("retry_at"):
+        text.append(f" until {format_time(step['retry_at'])}")
+    return text
+
+
+def attempts_table(steps: Iterable[dict[str, Any]]) -> Table | None:
+    """Each attempt of the steps that failed at least once (docs/pipelines.md "Retry"): when it
+    ran, how it ended and when the next one starts; None when every step ran once cleanly."""
+    rows = [
+        (step, attempt)
+        for step in steps
+        if any(isinstance(a, dict) and a.get("class") for a in step.get("attempts_log") or [])
+        for attempt in step.get("attempts_log") or []
+        if isinstance(attempt, dict)
+    ]
+    if not rows:
+        return None
+    table = Table(header_style="bold", show_edge=False, pad_edge=False, title="attempts")
+    for name in ("step", "attempt", "started_at", "ended_at", "class", "retry_at"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("reason", style="red")
+    for step, attempt in rows:
+        table.add_row(
+            _text(step.get("index")),
+            _text(attempt.get("attempt")),
+            format_time(attempt.get("started_at")),
+            format_time(attempt.get("ended_at")) if attempt.get("ended_at") else "running",
+            _text(attempt.get("class") or ""),
+            format_time(attempt.get("retry_at")) if attempt.get("retry_at") else "",
+            _text(attempt.get("reason") or ""),
         )
     return table
 

@@ -27,6 +27,8 @@ class EventKind(StrEnum):
     ADMISSION = "admission"
     #: what a schedule did about a run: started it, skipped a tick because of it, replaced it
     SCHEDULE = "schedule"
+    #: a rate-limited failure of one of its steps opened its rate-limit group's breaker
+    RATE_LIMIT = "rate_limit"
 
 
 class QueueEvent(BaseModel):

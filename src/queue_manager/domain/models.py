@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from queue_manager.domain.retry import Attempt, ErrorClass, RetryPolicy
+
 # Re-exported: the domain names targets the way the job contract does.
 from queue_manager.job_contract import Target as Target
 
@@ -25,6 +27,8 @@ class StepStatus(StrEnum):
     ERROR = "error"
     STOPPED = "stopped"
     SKIPPED = "skipped"
+    #: failed, and waits for `retry_at` to run again (its retry policy, docs/pipelines.md)
+    RETRYING = "retrying"
 
     @property
     def terminal(self) -> bool:
@@ -46,6 +50,8 @@ _TERMINAL_STEP = frozenset(
 _RUNNING_STEP = frozenset({StepStatus.LAUNCHING, StepStatus.STARTED, StepStatus.LOADING})
 _STEP_RANK = {
     StepStatus.PENDING: 0,
+    # Waits like a pending step: only a relaunch (back to pending) or an end moves it.
+    StepStatus.RETRYING: 0,
     StepStatus.LAUNCHING: 1,
     StepStatus.STARTED: 2,
     StepStatus.LOADING: 3,
@@ -91,6 +97,9 @@ class Ending(BaseModel):
     message: str | None = None
     sent_at: datetime | None = None
     received_at: datetime
+    #: of an `error`: its class and the exchange's Retry-After (docs/operations.md)
+    error_class: ErrorClass | None = None
+    retry_after: float | None = None
 
 
 class Step(BaseModel):
@@ -127,6 +136,25 @@ class Step(BaseModel):
     warning_stamps: list[datetime] = Field(default_factory=list)
     #: a terminal report received and not yet applied (TELEMETRY_REORDER_SECONDS)
     ending: Ending | None = None
+    #: runs that heal themselves (docs/pipelines.md "Retry"): the policy, and the limits of a run
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    pending_timeout: float | None = None
+    stall_after: float | None = None
+    ping_timeout: float | None = None
+    #: while `retrying`: when the next attempt starts
+    retry_at: datetime | None = None
+    #: the class of its latest failed attempt (None: none failed)
+    error_class: ErrorClass | None = None
+    #: retries its policy made since the queue was started (or last retried by hand)
+    retries: int = 0
+    #: one entry per attempt (launch), the latest last
+    attempts_log: list[Attempt] = Field(default_factory=list)
+    #: stall detection (`stall_after`, docs/operations.md "Timeouts"): when its worker was last
+    #: heard from (kept only for a step with `stall_after`), and when it was sent a `ping` no
+    #: `pong` (nor any report) has answered yet
+    last_seen: datetime | None = None
+    pinged_at: datetime | None = None
 
 
 class Backfill(BaseModel):

@@ -16,7 +16,14 @@ from typing import Final
 from queue_manager.domain import naming
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.models import QueueState, Step, StepStatus, Target
-from queue_manager.domain.requests import PipelineCreate, QueueCreate, StepRequest
+from queue_manager.domain.requests import (
+    REFERENCE_WORKER_IMAGE,
+    PipelineCreate,
+    QueueCreate,
+    StepRequest,
+    is_reference_image,
+)
+from queue_manager.domain.retry import RetryPolicy
 from queue_manager.job_contract import PARAMETER_ENV, missing_parameters
 
 
@@ -39,19 +46,26 @@ def plan(
     request: QueueCreate | PipelineCreate,
     queue_id: str,
     loader_types: Mapping[str, str] = DEFAULT_LOADER_TYPES,
+    retry_defaults: Mapping[Target, RetryPolicy] | None = None,
 ) -> QueueState:
     """The queue a request makes. The single form's shorthand (`api`, `ws`, `rest`) stays the
     queue's `type`; its loader step runs the full data type `loader_types` maps it to, and its
-    topic and collection are named after that type."""
+    topic and collection are named after that type. A step whose request has no `retry` gets
+    its target's policy from `retry_defaults` (RETRY_DEFAULTS)."""
     start, end = request.dates
     if isinstance(request, QueueCreate):
         step_type = loader_types.get(request.type, request.type)
-        steps_in = [StepRequest(target=Target.LOADER, type=step_type)]
+        run_fields = request.model_dump(include=set(_RUN_FIELDS), exclude_unset=True)
+        steps_in = [StepRequest(target=Target.LOADER, type=step_type, **run_fields)]
     else:
         steps_in = request.requests
     _check_required(steps_in)
+    _check_simulate(steps_in)
 
     steps = [_step(queue_id, request.symbol, i, r, start, end) for i, r in enumerate(steps_in)]
+    for step in steps:
+        if step.retry is None and retry_defaults and step.target in retry_defaults:
+            step.retry = retry_defaults[step.target].model_copy(deep=True)
     _link(steps, steps_in)
     first = steps[0]
     return QueueState(
@@ -83,6 +97,25 @@ def _check_required(steps_in: list[StepRequest]) -> None:
         raise InvalidRequest(errors)
 
 
+#: what a step request says of its run besides its parameters (requests.RunFields)
+_RUN_FIELDS = ("retry", "timeout", "pending_timeout", "stall_after", "ping_timeout", "simulate")
+
+
+def _check_simulate(steps_in: list[StepRequest]) -> None:
+    """`simulate` is the reference worker's: a step naming another image is refused."""
+    errors = [
+        {
+            "field": f"requests.{i}.simulate",
+            "message": f"only the reference worker ({REFERENCE_WORKER_IMAGE}) simulates "
+            f"failures; image {req.image!r} is not it: leave simulate or image out",
+        }
+        for i, req in enumerate(steps_in)
+        if req.simulate is not None and req.image is not None and not is_reference_image(req.image)
+    ]
+    if errors:
+        raise InvalidRequest(errors)
+
+
 def _given(req: StepRequest) -> Callable[[str], bool]:
     return lambda name: getattr(req, name) not in (None, [])
 
@@ -100,6 +133,8 @@ def _step(
         collection = naming.default_collection(symbol, req.type, start, end)  # type: ignore[arg-type]
     if collection is not None:
         params["collection_name"] = collection
+    if req.simulate is not None:
+        params["simulate"] = req.simulate.model_dump(exclude_none=True)
     topic = (
         naming.data_topic(queue_id, req.type)
         if req.target in (Target.LOADER, Target.CONNECTOR)
@@ -117,6 +152,11 @@ def _step(
         collection_name=collection,
         max_retries=req.max_retries,
         image=req.image,
+        retry=req.retry,
+        timeout=req.timeout,
+        pending_timeout=req.pending_timeout,
+        stall_after=req.stall_after,
+        ping_timeout=req.ping_timeout,
     )
 
 

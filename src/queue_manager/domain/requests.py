@@ -24,6 +24,7 @@ from pydantic import (
 
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.models import QueueState, Target
+from queue_manager.domain.retry import RetryPolicy
 from queue_manager.job_contract import TIME_RANGE_FORMAT, parse_time_range
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -105,7 +106,85 @@ class StartFields(BaseModel):
         return parse_time_range(self.time_range)
 
 
-class QueueCreate(StartFields):
+#: the image that runs the reference worker (`python -m queue_manager.worker.reference`): the
+#: service's own, under any registry and tag. Only it understands `simulate`.
+REFERENCE_WORKER_IMAGE = "streamforge/queue-manager"
+
+
+def is_reference_image(image: str) -> bool:
+    """`streamforge/queue-manager`, with or without a registry, tag or digest."""
+    name = image.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    return name == REFERENCE_WORKER_IMAGE or name.endswith("/" + REFERENCE_WORKER_IMAGE)
+
+
+class Simulate(BaseModel):
+    """The reference worker misbehaving on purpose (docs/pipelines.md "Simulating failures").
+    N counts progress (`loading`) reports; it misbehaves on its first `attempts` attempts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_after: int | None = Field(
+        default=None, ge=0, le=100_000, description="report `error` after N reports, and exit 1"
+    )
+    http_status: int | None = Field(
+        default=None, ge=100, le=599, description="the HTTP status the failure reports"
+    )
+    retry_after: float | None = Field(
+        default=None, ge=0, le=86400, description="the Retry-After the failure reports, seconds"
+    )
+    crash_after: int | None = Field(
+        default=None, ge=0, le=100_000, description="exit after N reports without a word"
+    )
+    exit_code: int | None = Field(
+        default=None, ge=1, le=255, description="the exit code of a crash (default 1)"
+    )
+    hang_after: int | None = Field(
+        default=None, ge=0, le=100_000, description="go silent after N reports: alive, no pong"
+    )
+    report_every: float | None = Field(
+        default=None, gt=0, le=3600, description="slow but alive: a report every S seconds"
+    )
+    attempts: int = Field(default=1, ge=1, le=100, description="misbehave on the first K attempts")
+
+
+class RunFields(BaseModel):
+    """How a step's run heals itself (docs/pipelines.md "Retry", docs/operations.md
+    "Timeouts"): the same fields on a pipeline's step and on the single form."""
+
+    retry: RetryPolicy | None = Field(
+        default=None,
+        description="Retry policy: `limit` retries, `backoff`, and the error classes (`on`) "
+        "that retry. Unset: RETRY_DEFAULTS for the target, else no retry.",
+        examples=[
+            {
+                "limit": 3,
+                "backoff": {"initial": 2, "factor": 2, "max": 300, "jitter": 0.1},
+                "on": ["rate_limited", "transient", "infrastructure", "timeout", "stalled"],
+            }
+        ],
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, le=30 * 86400, description="longest run time of an attempt, seconds"
+    )
+    pending_timeout: float | None = Field(
+        default=None, gt=0, le=86400, description="longest wait for an attempt to start, seconds"
+    )
+    stall_after: float | None = Field(
+        default=None, gt=0, le=86400, description="silence after which the worker is pinged"
+    )
+    ping_timeout: float | None = Field(
+        default=None, gt=0, le=3600, description="how long a pinged worker has to answer"
+    )
+    simulate: Simulate | None = Field(
+        default=None,
+        description="The reference worker misbehaves on purpose (demos and tests); refused on "
+        "a step whose `image` is not the reference worker's.",
+    )
+
+
+class QueueCreate(RunFields, StartFields):
     """Single form: one loader-producer step."""
 
     type: str = Field(
@@ -124,7 +203,7 @@ class QueueCreate(StartFields):
         raise ValueError("must be api, ws, rest or a data type starting with api_, ws_ or rest_")
 
 
-class StepRequest(BaseModel):
+class StepRequest(RunFields):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     target: Target
@@ -140,7 +219,13 @@ class StepRequest(BaseModel):
     inference_interval: str | None = Field(default=None, pattern=INTERVAL_PATTERN)
     source: CollectionName | None = None
     depends_on: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None, max_length=64)
-    max_retries: int = Field(default=0, ge=0, le=10)
+    max_retries: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Immediate restarts of the job whatever the cause (the Kubernetes Job's "
+        "backoffLimit, or the local launcher's restart): see `retry` for retries by class.",
+    )
     image: str | None = Field(default=None, max_length=256)
 
 

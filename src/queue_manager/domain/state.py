@@ -9,7 +9,7 @@ the queue fast, and the queue status is derived from its steps.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,7 +28,22 @@ from queue_manager.domain.models import (
     Target,
 )
 from queue_manager.domain.planner import ready_steps
+from queue_manager.domain.retry import Attempt, ErrorClass, classify_report, retry_after_in
 from queue_manager.domain.telemetry import Reported, TelemetryEvent, step_status
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A step's attempt failed (`fail_step`): what the engine acts on once it is stored."""
+
+    step: int
+    error_class: ErrorClass
+    reason: str
+    retry_after: float | None
+    #: the job of the failed attempt
+    job: str
+    #: set when its retry policy retries it: when the next attempt starts
+    retry_at: datetime | None = None
 
 
 @dataclass
@@ -41,6 +56,8 @@ class Outcome:
     kill: set[int] = field(default_factory=set)
     #: the history of this change, stored with it
     events: list[QueueEvent] = field(default_factory=list)
+    #: attempts that failed in this change (a retried one's job must go)
+    failures: list[Failure] = field(default_factory=list)
 
     def touch(self, step: Step) -> None:
         self.changed = True
@@ -52,6 +69,7 @@ class Outcome:
         self.steps |= other.steps
         self.kill |= other.kill
         self.events += other.events
+        self.failures += other.failures
 
     def record(
         self,
@@ -80,8 +98,40 @@ def _advance(step: Step, status: StepStatus, now: datetime, out: Outcome) -> boo
         step.started_at = now
     if status.terminal and step.finished_at is None:
         step.finished_at = now
+    if status.terminal:
+        _close_attempt(step, now, step.error_class if status is StepStatus.ERROR else None)
     out.touch(step)
     return True
+
+
+#: the most attempts a step's `attempts_log` keeps (the latest)
+MAX_ATTEMPTS_LOG = 100
+
+
+def _open_attempt(step: Step, now: datetime) -> None:
+    """A launch: the step's next attempt begins."""
+    log = step.attempts_log
+    if log and log[-1].ended_at is None:
+        return  # launched again before it ended (the reconciler's relaunch): the same attempt
+    log.append(Attempt(attempt=log[-1].attempt + 1 if log else 1, started_at=now))
+    del log[:-MAX_ATTEMPTS_LOG]
+
+
+def _close_attempt(
+    step: Step,
+    now: datetime,
+    error_class: ErrorClass | None,
+    reason: str | None = None,
+    retry_at: datetime | None = None,
+) -> None:
+    log = step.attempts_log
+    if not log or log[-1].ended_at is not None:
+        return
+    attempt = log[-1]
+    attempt.ended_at = now
+    attempt.error_class = error_class
+    attempt.reason = reason if reason is not None else step.error_message
+    attempt.retry_at = retry_at
 
 
 def _grow(step: Step, records: int | None, last_ts: datetime | None, out: Outcome) -> None:
@@ -210,7 +260,9 @@ def _release(queue: QueueState, step: Step, now: datetime, out: Outcome) -> None
     step.ending = None
     out.touch(step)
     if ending.status is StepStatus.ERROR:
-        _fail(queue, step, ending.message or "worker reported an error", now, out)
+        message = ending.message or "worker reported an error"
+        error_class = ending.error_class or ErrorClass.ERROR
+        _fail(queue, step, message, now, out, error_class, ending.retry_after)
     elif ending.status is StepStatus.STOPPED:
         if _advance(step, StepStatus.STOPPED, now, out) and queue.stop_requested_at is None:
             step.error_message = ending.message or "interrupted"
@@ -257,8 +309,18 @@ def _fold_progress(events: Sequence[TelemetryEvent]) -> list[TelemetryEvent]:
     return folded
 
 
+def _heard(step: Step, now: datetime, out: Outcome) -> None:
+    """Any report of a step's worker, a `pong` too, says it is alive (domain/stalls.py):
+    kept only for a step with `stall_after`, or one that was pinged."""
+    if step.status.terminal or (step.stall_after is None and step.pinged_at is None):
+        return
+    step.last_seen, step.pinged_at = now, None
+    out.touch(step)
+
+
 def _apply(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) -> Outcome:
     out = Outcome()
+    _heard(step, now, out)
     status = step_status(event.status)
     _grow(step, event.records_written, event.last_loaded_timestamp, out)
     if status is StepStatus.ERROR:
@@ -301,6 +363,12 @@ def _hold_ending(
         sent_at=event.sent_at,
         received_at=held.received_at if held is not None else now,
     )
+    if status is StepStatus.ERROR:
+        # docs/operations.md "Error classes": the worker's own word first, then its message.
+        step.ending.error_class = classify_report(event.error_class, event.http_status, message)
+        step.ending.retry_after = (
+            event.retry_after if event.retry_after is not None else retry_after_in(message)
+        )
     out.touch(step)
 
 
@@ -324,10 +392,24 @@ def _warn(step: Step, message: str, sent_at: datetime, now: datetime, out: Outco
     out.record(EventKind.STEP_WARNING, now, step=step.index, to="warning", message=message)
 
 
-def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outcome) -> None:
-    if step.status.terminal:
-        return
+def _fail(
+    queue: QueueState,
+    step: Step,
+    message: str,
+    now: datetime,
+    out: Outcome,
+    error_class: ErrorClass = ErrorClass.ERROR,
+    retry_after: float | None = None,
+) -> None:
+    if step.status.terminal or step.status is StepStatus.RETRYING:
+        return  # an attempt ends once: a later word on it (its job's end) changes nothing
+    failure = Failure(step.index, error_class, message, retry_after, step.job_name)
     step.error_message = message
+    step.error_class = error_class
+    if _retries(queue, step, error_class):
+        _retry_later(queue, step, failure, now, out)
+        return
+    out.failures.append(failure)
     _advance(step, StepStatus.ERROR, now, out)
     if queue.stop_requested_at is not None or queue.status.terminal:
         return
@@ -336,16 +418,123 @@ def _fail(queue: QueueState, step: Step, message: str, now: datetime, out: Outco
     for other in queue.steps:
         if other.status is StepStatus.PENDING:
             _advance(other, StepStatus.SKIPPED, now, out)
+        elif other.status is StepStatus.RETRYING:
+            other.error_message = f"stopped: step {step.index} failed; its retry is cancelled"
+            other.retry_at = None
+            _advance(other, StepStatus.STOPPED, now, out)
         elif other.status.running:
             other.error_message = f"stopped: step {step.index} failed"
             _advance(other, StepStatus.STOPPED, now, out)
             out.kill.add(other.index)
 
 
-def fail_step(queue: QueueState, index: int, message: str, now: datetime) -> Outcome:
+def _retries(queue: QueueState, step: Step, error_class: ErrorClass) -> bool:
+    """Does the step's policy retry this failure now (docs/pipelines.md "Retry")? Never while
+    its queue stops or has ended, nor past the runs a step may have (naming.MAX_RUN)."""
+    return (
+        step.retry is not None
+        and step.retry.retries(error_class, step.retries)
+        and queue.stop_requested_at is None
+        and not queue.status.terminal
+        and step.run < naming.MAX_RUN
+    )
+
+
+def _retry_later(
+    queue: QueueState, step: Step, failure: Failure, now: datetime, out: Outcome
+) -> None:
+    """The attempt failed and its policy retries it: the step waits `retrying` until
+    `retry_at` (never before the exchange's Retry-After), then `relaunch_due` runs it again.
+    The failed attempt's run ends here: its job goes and its worker's credential with it (the
+    next attempt is a new run, a new job name and producer id), so a late word of the failed
+    attempt matches no step."""
+    assert step.retry is not None
+    number = step.retries + 1
+    retry_at = step.retry.next_at(now, number, failure.retry_after)
+    out.failures.append(
+        Failure(
+            failure.step,
+            failure.error_class,
+            failure.reason,
+            failure.retry_after,
+            failure.job,
+            retry_at,
+        )
+    )
+    _close_attempt(step, now, failure.error_class, failure.reason, retry_at)
+    wait = (retry_at - now).total_seconds()
+    # One event per transition, as every status change (the history's chains stay whole).
+    out.record(
+        EventKind.STEP_STATUS,
+        now,
+        step=step.index,
+        from_=step.status,
+        to=StepStatus.RETRYING,
+        message=f"{failure.error_class.value}: {failure.reason}; retry {number} of "
+        f"{step.retry.limit} at {retry_at.isoformat()} (in {wait:.1f} s)",
+    )
+    step.status = StepStatus.RETRYING
+    step.retries = number
+    step.retry_at = retry_at
+    step.ending = None
+    step.waiting = None
+    step.run += 1
+    step.job_name = naming.job_name(queue.id, step.index, step.target, step.run)
+    step.telemetry_id = naming.telemetry_id(queue.id, step.index, step.target, step.run)
+    out.transitioned = True
+    out.touch(step)
+
+
+def fail_step(
+    queue: QueueState,
+    index: int,
+    message: str,
+    now: datetime,
+    error_class: ErrorClass = ErrorClass.ERROR,
+    retry_after: float | None = None,
+) -> Outcome:
+    """An attempt of the step failed: it is retried as its policy says (`retrying` until its
+    `retry_at`), or the step fails, and with it the queue (fail-fast)."""
     out = Outcome()
-    _fail(queue, queue.steps[index], message, now, out)
+    _fail(queue, queue.steps[index], message, now, out, error_class, retry_after)
     return settle(queue, now, out)
+
+
+def relaunch_due(queue: QueueState, now: datetime) -> Outcome:
+    """Every `retrying` step whose `retry_at` has come goes back to `pending`, for the usual
+    launch path to launch (and the rate-limit group, MAX_RUNNING_JOBS, to hold if they must).
+    Stored with a compare-and-set like every change: one replica does it, once."""
+    out = Outcome()
+    if queue.stop_requested_at is not None or queue.status.terminal:
+        return out
+    for step in queue.steps:
+        if step.status is not StepStatus.RETRYING:
+            continue
+        if step.retry_at is not None and step.retry_at > now:
+            continue
+        limit = step.retry.limit if step.retry is not None else step.retries
+        out.record(
+            EventKind.STEP_STATUS,
+            now,
+            step=step.index,
+            from_=step.status,
+            to=StepStatus.PENDING,
+            message=f"retry {step.retries} of {limit}: attempt {step.attempts + 1} launches",
+        )
+        step.status = StepStatus.PENDING
+        step.retry_at = None
+        step.attempts += 1
+        step.started_at = step.finished_at = step.launched_at = None
+        step.error_message = None
+        out.transitioned = True
+        out.touch(step)
+    return settle(queue, now, out)
+
+
+def next_retry(queue: QueueState) -> datetime | None:
+    """When the earliest `retrying` step of the queue is due, if any."""
+    due = [s.retry_at for s in queue.steps if s.status is StepStatus.RETRYING and s.retry_at]
+    return min(due) if due else None
 
 
 def finish_step(queue: QueueState, index: int, now: datetime) -> Outcome:
@@ -380,6 +569,9 @@ def stop_step(queue: QueueState, index: int, message: str | None, now: datetime)
     step = queue.steps[index]
     if _advance(step, StepStatus.STOPPED, now, out) and message:
         step.error_message = message
+        if step.attempts_log and step.attempts_log[-1].ended_at == now:
+            step.attempts_log[-1].reason = message
+    step.retry_at = None
     return settle(queue, now, out)
 
 
@@ -405,12 +597,14 @@ def claim_ready(
     now: datetime,
     limits: Mapping[Target, int] | None = None,
     running: Mapping[Target, int] | None = None,
+    gate: Callable[[Step], str | None] | None = None,
 ) -> tuple[Outcome, list[Step]]:
     """Mark every step that may launch now as `launching`; the caller launches exactly those.
 
-    A step whose target already runs `limits[target]` jobs (`running`, across all queues) stays
-    `pending` with the reason in `waiting`. Loops because a connector becomes ready the moment
-    its loader is claimed.
+    A step whose target already runs `limits[target]` jobs (`running`, across all queues), or
+    that `gate` holds (its rate-limit group is open: `gate` says why), stays `pending` with the
+    reason in `waiting`. Loops because a connector becomes ready the moment its loader is
+    claimed.
     """
     out = Outcome()
     claimed: list[Step] = []
@@ -421,6 +615,11 @@ def claim_ready(
         if not ready:
             break
         for step in ready:
+            reason = gate(step) if gate is not None else None
+            if reason is not None:
+                held.add(step.index)
+                _wait(step, reason, now, out)
+                continue
             if step.target in free:
                 if free[step.target] <= 0:
                     held.add(step.index)
@@ -430,6 +629,7 @@ def claim_ready(
             _advance(step, StepStatus.LAUNCHING, now, out)
             step.attempts = max(step.attempts, 1)
             step.launched_at = now
+            _open_attempt(step, now)
             step.waiting = None
             claimed.append(step)
         settle(queue, now, out)
@@ -438,6 +638,10 @@ def claim_ready(
 
 def _hold(step: Step, limit: int, now: datetime, out: Outcome) -> None:
     reason = f"waiting for a {step.target.value} slot: MAX_RUNNING_JOBS allows {limit} at once"
+    _wait(step, reason, now, out)
+
+
+def _wait(step: Step, reason: str, now: datetime, out: Outcome) -> None:
     if step.waiting == reason:
         return  # said once in the history, not at every attempt
     step.waiting = reason
@@ -485,7 +689,8 @@ def request_stop(
         f"{grace.total_seconds():g} s",
     )
     for step in queue.steps:
-        if step.status is StepStatus.PENDING:
+        if step.status in (StepStatus.PENDING, StepStatus.RETRYING):
+            step.retry_at = None
             _advance(step, StepStatus.STOPPED, now, out)
     return settle(queue, now, out)
 
@@ -539,6 +744,9 @@ def retry(
         step.error_message = None
         step.ending = None
         step.started_at = step.finished_at = step.launched_at = None
+        # A retry by hand starts the step's retry policy afresh.
+        step.retries = 0
+        step.retry_at = None
         out.touch(step)
     queue.retries += 1
     queue.error_message = None
@@ -591,7 +799,8 @@ def derive_status(queue: QueueState) -> QueueStatus:
         return QueueStatus.ERROR if StepStatus.ERROR in statuses else QueueStatus.STOPPED
     if queue.queued_at is not None:
         return QueueStatus.QUEUED
-    if all(s is StepStatus.PENDING for s in statuses):
+    if all(s is StepStatus.PENDING for s in statuses) and not any(s.retries for s in queue.steps):
+        # (a step relaunched by its retry policy ran already: its queue stays loading)
         return QueueStatus.PENDING
     return QueueStatus.LOADING
 

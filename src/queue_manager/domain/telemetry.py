@@ -4,6 +4,7 @@ came in."""
 from __future__ import annotations
 
 import functools
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,7 +12,14 @@ from typing import Annotated, Any
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from queue_manager.domain.models import StepStatus
 from queue_manager.job_contract import CONTROL_TELEMETRY_TYPE, Telemetry
@@ -20,6 +28,9 @@ from queue_manager.job_contract import Reported as Reported  # the domain reads 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_TEXT = 2000
 MAX_RECORDS = 10**15
+#: the longest Retry-After taken from a worker: a 418 ban lasts up to 3 days
+MAX_RETRY_AFTER = 7 * 86400.0
+MAX_ERROR_CLASS = 32
 QUEUE_ID_PATTERN = r"^[A-Za-z0-9\-]+$"
 
 
@@ -66,6 +77,10 @@ class TelemetryEvent(
     error_message: str | None = None
     sent_at: datetime | None = None
     step_type: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    #: optional on `error` (docs/worker-protocol.md, docs/operations.md "Error classes")
+    error_class: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_CLASS)] | None = None
+    http_status: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
+    retry_after: Annotated[float, msgspec.Meta(ge=0, le=MAX_RETRY_AFTER)] | None = None
 
 
 class _Event(BaseModel):
@@ -83,6 +98,9 @@ class _Event(BaseModel):
     error_message: str | None = None
     sent_at: datetime | None = None
     step_type: str | None = Field(default=None, max_length=64)
+    error_class: str | None = Field(default=None, max_length=MAX_ERROR_CLASS)
+    http_status: int | None = Field(default=None, ge=100, le=599)
+    retry_after: float | None = Field(default=None, ge=0, le=MAX_RETRY_AFTER)
 
     @field_validator("message", "error_message", mode="before")
     @classmethod
@@ -90,6 +108,22 @@ class _Event(BaseModel):
         if isinstance(value, str):
             return value[:MAX_TEXT]
         return value
+
+    @field_validator("error_class", "http_status", "retry_after", mode="before")
+    @classmethod
+    def _optional(cls, value: Any, info: ValidationInfo) -> Any:
+        """Optional hints: one that makes no sense is dropped, never the report it came with."""
+        if info.field_name == "error_class":
+            return value[:MAX_ERROR_CLASS] if isinstance(value, str) else None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(number) or isinstance(value, bool):
+            return None
+        if info.field_name == "http_status":
+            return int(number) if 100 <= number <= 599 else None
+        return min(number, MAX_RETRY_AFTER) if number >= 0 else None
 
     @field_validator("sent_at", "last_loaded_timestamp", mode="after")
     @classmethod
@@ -140,7 +174,7 @@ def _fast(raw: bytes) -> TelemetryEvent | None:
     if event.producer and (event.producer[0].isspace() or event.producer[-1].isspace()):
         return None
     if event.message is not None or event.error_message is not None or event.step_type:
-        for text in (event.message, event.error_message, event.step_type):
+        for text in (event.message, event.error_message, event.step_type, event.error_class):
             if text and (text[0].isspace() or text[-1].isspace() or len(text) > MAX_TEXT):
                 return None
     if event.sent_at.tzinfo is None:
@@ -194,6 +228,9 @@ def parse(raw: bytes | dict[str, Any], source: Source) -> TelemetryEvent:
             "error_message": data.get(t.ERROR_MESSAGE),
             "sent_at": data.get(t.SENT_AT) or data.get(t.FINISHED_AT) or data.get(t.TIMESTAMP),
             "last_loaded_timestamp": data.get(t.LAST_LOADED_TIMESTAMP),
+            "error_class": data.get(t.ERROR_CLASS),
+            "http_status": data.get(t.HTTP_STATUS),
+            "retry_after": data.get(t.RETRY_AFTER),
         }
     else:
         status = data.get(t.EVENT) if data.get(t.EVENT) is not None else data.get(t.STATUS)
@@ -210,6 +247,9 @@ def parse(raw: bytes | dict[str, Any], source: Source) -> TelemetryEvent:
             "error_message": data.get(t.ERROR_MESSAGE),
             "sent_at": data.get(t.SENT_AT) or data.get(t.TIMESTAMP),
             "step_type": data.get(t.TYPE),
+            "error_class": data.get(t.ERROR_CLASS),
+            "http_status": data.get(t.HTTP_STATUS),
+            "retry_after": data.get(t.RETRY_AFTER),
         }
     try:
         valid = _Event.model_validate({k: v for k, v in fields.items() if v is not None})

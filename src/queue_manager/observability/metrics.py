@@ -78,6 +78,25 @@ class Metrics:
             ["target"],
             registry=r,
         )
+        self.steps_stalled_total = Counter(
+            "queue_manager_steps_stalled",
+            "Steps declared stalled: no report for `stall_after` and no `pong` within "
+            "`ping_timeout`; their jobs were deleted.",
+            ["target"],
+            registry=r,
+        )
+        self.rate_limit_open_groups = Gauge(
+            "queue_manager_rate_limit_open",
+            "1 while the rate-limit group's breaker is open (its steps do not launch), else 0.",
+            ["group"],
+            registry=r,
+        )
+        self.retries_total = Counter(
+            "queue_manager_retries",
+            "Failed attempts a step's retry policy retries, by the failure's error class.",
+            ["target", "class"],
+            registry=r,
+        )
         self.websocket_clients = Gauge(
             "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
         )
@@ -137,6 +156,9 @@ class Metrics:
     def step_warning(self, target: str) -> None:
         self.step_warnings_total.labels(target=target).inc()
 
+    def step_retried(self, target: str, error_class: str) -> None:
+        self.retries_total.labels(target=target, **{"class": error_class}).inc()
+
     def connector_drained(self) -> None:
         self.connectors_drained_total.inc()
 
@@ -145,6 +167,12 @@ class Metrics:
 
     def finished_job_ended(self, target: str) -> None:
         self.finished_jobs_ended_total.labels(target=target).inc()
+
+    def step_stalled(self, target: str) -> None:
+        self.steps_stalled_total.labels(target=target).inc()
+
+    def rate_limit_open(self, group: str, is_open: bool) -> None:
+        self.rate_limit_open_groups.labels(group=group).set(1 if is_open else 0)
 
     def set_queue_counts(self, counts: dict[str, int]) -> None:
         for status in QueueStatus:

@@ -23,7 +23,8 @@ from queue_manager.domain import backfill, history, naming, state
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus, StepStatus, Target
-from queue_manager.domain.state import Outcome
+from queue_manager.domain.retry import ErrorClass
+from queue_manager.domain.state import Failure, Outcome
 from queue_manager.domain.updates import updates_for
 from queue_manager.job_contract import CommandName
 from queue_manager.ports import (
@@ -37,6 +38,7 @@ from queue_manager.ports import (
     StateStore,
 )
 from queue_manager.services.job_specs import JobConfig, job_spec
+from queue_manager.services.rate_limits import RateLimits
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +70,10 @@ class Engine:
         jobs: JobConfig,
         limits: Limits | None = None,
         topics: DataTopics | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
-        """`topics`: the workers' data topics (Kafka); None: there are none (in-process bus)."""
+        """`topics`: the workers' data topics (Kafka); None: there are none (in-process bus).
+        `rate_limits`: the rate-limit groups whose open breakers hold their steps."""
         self.store = store
         self.bus = bus
         self.launcher = launcher
@@ -79,6 +83,7 @@ class Engine:
         self.jobs = jobs
         self.limits = limits or Limits()
         self.topics = topics
+        self.rate_limits = rate_limits
 
     async def apply(
         self, queue_id: str, change: Callable[[QueueState], Outcome], *, actor: str
@@ -114,6 +119,8 @@ class Engine:
                     self.metrics.step_warning(queue.steps[event.step].target.value)
         if outcome.kill:
             await self.kill(queue, outcome.kill)
+        for failure in outcome.failures:
+            await self._failed(queue, failure)
         if queue.parent is not None:
             moves = [e.to for e in outcome.events if e.kind is EventKind.QUEUE_STATUS and e.to]
             for status in moves:
@@ -147,6 +154,31 @@ class Engine:
         if parent is not None and outcome.changed:
             self.publish(parent, set())
 
+    async def _failed(self, queue: QueueState, failure: Failure) -> None:
+        """An attempt failed (stored): a retried one's job goes now (the next attempt is another
+        job); a rate-limited one opens its rate-limit group."""
+        step = queue.steps[failure.step]
+        if failure.retry_at is not None:
+            self.metrics.step_retried(step.target.value, failure.error_class.value)
+            log.info(
+                "step retrying",
+                queue_id=queue.id,
+                step=failure.step,
+                error_class=failure.error_class.value,
+                retry_at=failure.retry_at.isoformat(),
+                reason=failure.reason,
+            )
+            await self.delete_job(failure.job, queue.id, failure.step)
+        if failure.error_class is ErrorClass.RATE_LIMITED and self.rate_limits is not None:
+            await self.rate_limits.trip(
+                step.target.value,
+                step.type,
+                failure.retry_after,
+                failure.reason,
+                queue_id=queue.id,
+                step=failure.step,
+            )
+
     def _frees_a_slot(self, queue: QueueState, outcome: Outcome) -> bool:
         """Did this change end a running queue or a job of a limited target?"""
         limits = self.limits
@@ -156,7 +188,10 @@ class Engine:
                 if event.to is not None and QueueStatus(event.to).terminal:
                     return True
             elif event.kind is EventKind.STEP_STATUS and limits.jobs and event.step is not None:
-                ended = event.to is not None and StepStatus(event.to).terminal
+                # A step retrying later has no job until then.
+                ended = event.to is not None and (
+                    StepStatus(event.to).terminal or event.to == StepStatus.RETRYING
+                )
                 if ended and queue.steps[event.step].target in limits.jobs:
                     return True
         return False
@@ -171,10 +206,12 @@ class Engine:
         claimed: list[int] = []
         limits = self.limits.jobs
         outcomes: dict[str, Outcome] = {}
+        # An open rate-limit group holds its steps (read at most once per cache period).
+        gate = await self.rate_limits.gate(queue_id) if self.rate_limits is not None else None
 
         def claim(queue: QueueState, running: Mapping[str, int]) -> Outcome:
             counts = {Target(t): n for t, n in running.items()}
-            outcome, steps = state.claim_ready(queue, self.clock.now(), limits, counts)
+            outcome, steps = state.claim_ready(queue, self.clock.now(), limits, counts, gate)
             claimed[:] = [s.index for s in steps]
             return outcome
 

@@ -11,6 +11,7 @@ import structlog
 
 from queue_manager.domain import state
 from queue_manager.domain.models import QueueState, Step, StepStatus
+from queue_manager.domain.retry import ErrorClass, classify_report, retry_after_in
 from queue_manager.domain.state import Outcome
 from queue_manager.job_contract import Reported
 from queue_manager.ports import Clock, JobPhase, JobStatus, ServiceMetrics, StateStore
@@ -76,6 +77,8 @@ class JobEvents:
                 )
                 self.metrics.finished_job_ended(step.target.value)
                 await self.engine.delete_job(job.name, queue.id, index)
+            elif (reason := self._never_started(step, job)) is not None:
+                return await self._pending_too_long(job, queue.id, index, reason, actor)
             elif job.attempts > step.attempts:
                 _, outcome = await self.engine.apply(
                     queue.id,
@@ -104,9 +107,47 @@ class JobEvents:
             return outcome
 
         _, outcome = await self.engine.apply(queue.id, change, actor=actor)
+        if outcome.changed and job.error_class in _NEVER_RAN:
+            # Failed by what its pod says (an image that cannot be pulled): the Job itself
+            # would wait forever.
+            await self.engine.delete_job(job.name, queue.id, index)
         if outcome.changed:
             await self.engine.advance(queue.id)
         return outcome.changed
+
+    def _never_started(self, step: Step, job: JobStatus) -> str | None:
+        """Why a step launched and never started is failed now: launched longer than its
+        `pending_timeout` ago and no report from its worker (docs/operations.md "Timeouts").
+        Looked at on every word of the launcher on the job: its watch, and each reconcile pass
+        (RECONCILE_SECONDS), which is how soon after the time-out it fails."""
+        limit = step.pending_timeout
+        if limit is None or step.status is not StepStatus.LAUNCHING or step.launched_at is None:
+            return None
+        if (self.clock.now() - step.launched_at).total_seconds() < limit:
+            return None
+        why = (
+            job.message
+            if job.error_class == ErrorClass.PENDING and job.message
+            else "the job's worker never reported"
+        )
+        return f"pending: not started within {limit:g} s of its launch: {why}"
+
+    async def _pending_too_long(
+        self, job: JobStatus, queue_id: str, index: int, reason: str, actor: str
+    ) -> bool:
+        stored, outcome = await self.engine.apply(
+            queue_id,
+            lambda q: state.fail_step(q, index, reason, self.clock.now(), ErrorClass.PENDING),
+            actor=actor,
+        )
+        if stored is None or not outcome.changed:
+            return False
+        log.warning(
+            "step never started", job=job.name, queue_id=queue_id, step=index, reason=reason
+        )
+        await self.engine.delete_job(job.name, queue_id, index)
+        await self.engine.advance(queue_id)
+        return True
 
     def _finished_long_ago(self, step: Step) -> bool:
         return (
@@ -128,4 +169,21 @@ def _ending(
     if job.phase is JobPhase.SUCCEEDED:
         return lambda q: state.finish_step(q, index, now())
     reason = job.message or ("job vanished" if job.phase is JobPhase.GONE else "job failed")
-    return lambda q: state.fail_step(q, index, reason, now())
+    error_class, retry_after = failure_class(job, reason)
+    return lambda q: state.fail_step(q, index, reason, now(), error_class, retry_after)
+
+
+def failure_class(job: JobStatus, reason: str) -> tuple[ErrorClass, float | None]:
+    """The class of a failed job (docs/operations.md "Error classes"): the launcher's word
+    (OOMKilled, image pull error...), else what its message says, as a worker's `error` report
+    is read (the exit file's error message: a 429 the worker's report did not get through)."""
+    if job.error_class:
+        try:
+            return ErrorClass(job.error_class), retry_after_in(reason)
+        except ValueError:
+            pass
+    return classify_report(None, None, reason), retry_after_in(reason)
+
+
+#: launcher classes of a job whose pod never ran: it is deleted once its step failed
+_NEVER_RAN = frozenset({ErrorClass.CONFIGURATION.value, ErrorClass.PENDING.value})

@@ -3,6 +3,7 @@ credentials by reference."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from queue_manager.domain.errors import LaunchFailed
@@ -56,6 +57,9 @@ def job_spec(queue: QueueState, step: Step, config: JobConfig) -> JobSpec:
         if value is None or name == "collection_name":
             continue
         env[var] = ",".join(value) if isinstance(value, list) else str(value)
+    if step.params.get("simulate"):
+        # The reference worker's misbehaviour on purpose (docs/pipelines.md).
+        env[Env.QM_SIMULATE] = json.dumps(step.params["simulate"], separators=(",", ":"))
     return JobSpec(
         name=step.job_name,
         queue_id=queue.id,
@@ -65,4 +69,5 @@ def job_spec(queue: QueueState, step: Step, config: JobConfig) -> JobSpec:
         env=env,
         secret_env=dict(config.secret_env),
         max_retries=step.max_retries,
+        timeout=step.timeout,
     )

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from queue_manager.domain import history, planner, state
 from queue_manager.domain.errors import Conflict, InvalidRequest, QueueNotFound
 from queue_manager.domain.history import EventKind, QueueEvent
-from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.models import QueueState, QueueStatus, Target
 from queue_manager.domain.requests import (
     PipelineCreate,
     QueueCreate,
@@ -22,6 +22,7 @@ from queue_manager.domain.requests import (
     parse_request,
     same_request,
 )
+from queue_manager.domain.retry import RetryPolicy
 from queue_manager.job_contract import CommandName
 from queue_manager.ports import Bus, Clock, Command, Page, ServiceMetrics, StateStore
 from queue_manager.services.engine import Engine
@@ -47,10 +48,11 @@ class QueueService:
         allowed_images: frozenset[str] = frozenset(),
         max_running_queues: int | None = None,
         loader_types: Mapping[str, str] = planner.DEFAULT_LOADER_TYPES,
+        retry_defaults: Mapping[Target, RetryPolicy] | None = None,
     ) -> None:
         """`allowed_images`: ALLOWED_IMAGES; `max_running_queues`: MAX_RUNNING_QUEUES (every
         queue then waits for admission); `loader_types`: the loader's data type for each
-        single-form shorthand (LOADER_TYPES)."""
+        single-form shorthand (LOADER_TYPES); `retry_defaults`: RETRY_DEFAULTS."""
         self.engine = engine
         self.deadlines = deadlines
         self.store = store
@@ -61,6 +63,7 @@ class QueueService:
         self.allowed_images = allowed_images
         self.max_running_queues = max_running_queues
         self.loader_types = loader_types
+        self.retry_defaults = retry_defaults or {}
 
     async def start(
         self,
@@ -97,7 +100,7 @@ class QueueService:
         without MAX_RUNNING_QUEUES (a backfill's child). Every queue a client, a schedule or a
         backfill starts is made here: what the service's settings forbid is refused here."""
         self.check_images(request)
-        queue = planner.plan(request, str(uuid.uuid4()), self.loader_types)
+        queue = planner.plan(request, str(uuid.uuid4()), self.loader_types, self.retry_defaults)
         # The service's clock, not the model's default (the system's): one time for everything.
         queue.created_at = queue.updated_at = self.clock.now()
         for name, value in fields.items():

@@ -2,9 +2,12 @@
 STEP_WATCH_SECONDS on every replica (each change is an idempotent store update):
 
 - a terminal report held for the reorder window is applied once the window has passed;
+- a step `retrying` whose `retry_at` has come is relaunched (docs/pipelines.md "Retry");
 - a connector whose producers all finished is drained once its consumer group has consumed to
   the end of its topic and neither its lag nor its records moved for the quiet period: its step
-  ends `finished` and its job is deleted, since the platform's connector never ends by itself.
+  ends `finished` and its job is deleted, since the platform's connector never ends by itself;
+- a running step silent past its `stall_after` is sent `ping`; unanswered within its
+  `ping_timeout`, it fails as `stalled` and its job is deleted (domain/stalls.py).
 
 The quiet period is timed in memory: a replica that restarts, or another one, times it again
 from its own first look, which only delays the drain.
@@ -13,16 +16,19 @@ from its own first look, which only delays the drain.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 
 import structlog
 
-from queue_manager.domain import naming, state
+from queue_manager.domain import naming, stalls, state
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import QueueState, Step, StepStatus, Target
 from queue_manager.domain.planner import ready_steps
+from queue_manager.domain.stalls import Verdict
 from queue_manager.domain.state import Outcome
-from queue_manager.ports import Clock, DataTopics, ServiceMetrics, StateStore
+from queue_manager.job_contract import CommandName
+from queue_manager.ports import Clock, Command, DataTopics, ServiceMetrics, StateStore
 from queue_manager.services.engine import RECONCILER, Engine
 
 log = structlog.get_logger(__name__)
@@ -68,6 +74,8 @@ class StepWatch:
     async def tick(self) -> None:
         queues = await self.store.list_active()
         await self.release_held(queues)
+        await self.relaunch_due(queues)
+        await self.watch_stalls(queues)
         if self.topics is not None:
             await self.drain(queues, self.topics)
 
@@ -88,6 +96,76 @@ class StepWatch:
         results = await self.engine.apply_many(dict.fromkeys(due, release), actor="telemetry")
         for queue_id, (queue, outcome) in results.items():
             if queue is not None and outcome.transitioned and ready_steps(queue):
+                await self.engine.advance(queue_id)
+
+    async def watch_stalls(self, queues: list[QueueState]) -> None:
+        """Ping the running steps silent past their `stall_after`; fail as `stalled` those
+        that answered no ping within `ping_timeout` and delete their jobs (domain/stalls.py)."""
+        at = self.clock.now()
+        for queue in queues:
+            for step in queue.steps:
+                found = stalls.verdict(queue, step, at)
+                if found is Verdict.PING:
+                    await self.ping(queue.id, step.index)
+                elif found is Verdict.STALLED:
+                    await self.stalled(queue.id, step.index)
+
+    async def ping(self, queue_id: str, index: int) -> None:
+        stored, outcome = await self.engine.apply(
+            queue_id, lambda q: stalls.ping_sent(q, index, self.clock.now()), actor=RECONCILER
+        )
+        if stored is None or not outcome.changed:
+            return
+        # Kafka workers hear it on queue-control; HTTP workers are told when they poll
+        # (services/workers.py) while the ping is unanswered.
+        command = Command(
+            queue_id=queue_id,
+            command=CommandName.PING,
+            command_id=str(uuid.uuid4()),
+            sent_at=self.clock.now().isoformat(),
+            payload={"producer": stored.steps[index].telemetry_id},
+        )
+        await self.engine.bus.send_command(command)
+        log.info("silent step pinged", queue_id=queue_id, step=index, command_id=command.command_id)
+
+    async def stalled(self, queue_id: str, index: int) -> bool:
+        stored, outcome = await self.engine.apply(
+            queue_id, lambda q: stalls.stalled(q, index, self.clock.now()), actor=RECONCILER
+        )
+        if stored is None or not outcome.changed:
+            return False
+        step = stored.steps[index]
+        self.metrics.step_stalled(step.target.value)
+        log.warning("step stalled", queue_id=queue_id, step=index, reason=step.error_message)
+        await self.engine.delete_job(step.job_name, queue_id, index)
+        await self.engine.advance(queue_id)
+        return True
+
+    async def relaunch_due(self, queues: list[QueueState]) -> None:
+        """Steps `retrying` whose `retry_at` has come go back to `pending` and launch by the
+        usual path (which an open rate-limit group or MAX_RUNNING_JOBS may still hold). The
+        wait is stored: a restarted replica, or another one, relaunches it at its time; the
+        compare-and-set of the store lets one of them do it, once."""
+        at = self.clock.now()
+        due = [
+            queue.id
+            for queue in queues
+            if (when := state.next_retry(queue)) is not None and when <= at
+        ]
+        if not due:
+            return
+
+        def relaunch(queue: QueueState) -> Outcome:
+            return state.relaunch_due(queue, self.clock.now())
+
+        results = await self.engine.apply_many(dict.fromkeys(due, relaunch), actor=RECONCILER)
+        for queue_id, (queue, outcome) in results.items():
+            if queue is not None and outcome.transitioned:
+                log.info(
+                    "retrying steps relaunched",
+                    queue_id=queue_id,
+                    steps=sorted(outcome.steps),
+                )
                 await self.engine.advance(queue_id)
 
     async def drain(self, queues: list[QueueState], topics: DataTopics) -> None:

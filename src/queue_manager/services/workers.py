@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from queue_manager.domain.errors import QueueNotFound
+from queue_manager.domain.stalls import pinged
 from queue_manager.domain.state import run_over, worker_must_stop
 from queue_manager.job_contract import CommandField, CommandName
 from queue_manager.ports import Bus, StateStore
@@ -33,12 +34,18 @@ class WorkerReports:
         queue = await self._store.get(queue_id)
         if queue is None:
             raise QueueNotFound(queue_id)
-        if not worker_must_stop(queue, queue.step_by_producer(producer)):
+        step = queue.step_by_producer(producer)
+        if not worker_must_stop(queue, step):
+            # A silent step's worker is pinged until it answers (domain/stalls.py).
+            if step is not None and pinged(step) is not None:
+                return [_command(queue.id, CommandName.PING)]
             return []
-        return [
-            {
-                CommandField.QUEUE_ID: queue.id,
-                CommandField.COMMAND: CommandName.STOP.value,
-                CommandField.PAYLOAD: {},
-            }
-        ]
+        return [_command(queue.id, CommandName.STOP)]
+
+
+def _command(queue_id: str, name: CommandName) -> dict[str, Any]:
+    return {
+        CommandField.QUEUE_ID: queue_id,
+        CommandField.COMMAND: name.value,
+        CommandField.PAYLOAD: {},
+    }

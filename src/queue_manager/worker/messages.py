@@ -30,13 +30,27 @@ def telemetry(
         t.PRODUCER: env.telemetry_producer_id,
         t.RECORDS_WRITTEN: records_written,
         t.LAST_LOADED_TIMESTAMP: last_loaded.isoformat() if last_loaded is not None else None,
-        t.FINISHED: event == Reported.FINISHED,
+        # An SDK `error` ends the worker: `finished: true`, the shape of a step-ending error
+        # (`false` would make it a recoverable one, docs/worker-protocol.md).
+        t.FINISHED: event in (Reported.FINISHED, Reported.ERROR),
         t.MESSAGE: message,
         t.ERROR_MESSAGE: error_message,
         t.SENT_AT: datetime.now(UTC).isoformat(),
         t.SYMBOL: env.symbol,
         t.TYPE: env.step_type,
     }
+
+
+def error_hints(
+    *,
+    error_class: str | None = None,
+    http_status: int | None = None,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """The optional fields of an `error` report (docs/worker-protocol.md), those given."""
+    t = Telemetry
+    hints = {t.ERROR_CLASS: error_class, t.HTTP_STATUS: http_status, t.RETRY_AFTER: retry_after}
+    return {key: value for key, value in hints.items() if value is not None}
 
 
 def write_exit_file(

@@ -14,9 +14,10 @@ import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import structlog
 
@@ -31,6 +32,7 @@ from queue_manager.job_contract import (
 )
 from queue_manager.worker.env import WorkerEnv, WorkerEnvError
 from queue_manager.worker.sdk import Outcome, Worker, make_transport
+from queue_manager.worker.simulate import SimulateError, Simulation
 
 DEFAULT_DURATION = 6.0
 DEFAULT_TICK = 0.5
@@ -105,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
             "TELEMETRY_PRODUCER_ID are required; QM_URL + QM_WORKER_TOKEN select HTTP reporting "
             "(embedded mode), else KAFKA_BOOTSTRAP_SERVERS (+ KAFKA_USER, KAFKA_PASSWORD, CA_PATH) "
             "selects Kafka; QM_EXIT_FILE receives the outcome. QM_WORKER_DURATION, QM_WORKER_TICK, "
-            "QM_WORKER_FAIL_AFTER, QM_WORKER_RECORDS_PER_TICK give defaults to the options. "
+            "QM_WORKER_FAIL_AFTER, QM_WORKER_RECORDS_PER_TICK give defaults to the options; "
+            "QM_SIMULATE (the step's `simulate`, JSON: docs/pipelines.md) makes it fail, "
+            "crash, hang or report slowly on purpose. "
             "Exit codes: 0 finished or interrupted, 1 error, 2 bad arguments or environment."
         ),
     )
@@ -190,7 +194,38 @@ def _describe_work(options: Options, env: WorkerEnv, records: int) -> str:
     )
 
 
-async def simulate(worker: Worker, options: Options) -> Outcome:
+async def _misbehave(worker: Worker, simulation: Simulation | None, reports: int) -> bool:
+    """The step's `simulate` (docs/pipelines.md) after `reports` progress reports: True when it
+    reported its failure (the worker ends in error); a crash never returns."""
+    if simulation is None:
+        return False
+    if simulation.crash_after is not None and reports >= simulation.crash_after:
+        log.warning("simulated crash", reports=reports, exit_code=simulation.exit_code)
+        sys.stderr.flush()
+        os._exit(simulation.exit_code)  # no report, no exit file: as a crash leaves it
+    if simulation.fail_after is not None and reports >= simulation.fail_after:
+        message, hints = simulation.failure(reports)
+        await worker.error(message, **hints)
+        return True
+    if simulation.hang_after is not None and reports >= simulation.hang_after:
+        _hang(reports)
+    return False
+
+
+def _hang(reports: int) -> NoReturn:
+    """`hang_after`: alive and silent, as a worker stuck in a call that never returns. The event
+    loop is blocked, so nothing is reported, no `ping` is answered and no `stop` is heard;
+    SIGTERM is taken by the loop's handler, which never runs: only SIGKILL (the launcher's,
+    LOCAL_KILL_TIMEOUT_SECONDS after its SIGTERM, or Kubernetes' after the pod's grace) ends it."""
+    log.warning("simulated hang: silent, answering nothing", reports=reports)
+    sys.stderr.flush()
+    while True:
+        time.sleep(3600)
+
+
+async def simulate(
+    worker: Worker, options: Options, simulation: Simulation | None = None
+) -> Outcome:
     env = worker.env
     missing = missing_parameters(options.target, env)
     if missing:
@@ -204,14 +239,20 @@ async def simulate(worker: Worker, options: Options) -> Outcome:
     if options.fail_after == 0:
         await worker.error(f"simulated failure of {options.target} before any progress")
         return Outcome.ERROR
+    if await _misbehave(worker, simulation, 0):
+        return Outcome.ERROR
+    # `report_every`: slow but alive, the same reports further apart (pings are answered).
+    every = simulation.report_every if simulation and simulation.report_every else options.tick
     tick = 0
-    while not await worker.wait_stop(options.tick):
+    while not await worker.wait_stop(every):
         tick += 1
         records = tick * options.records_per_tick
         loaded_up_to = start + (end - start) * min(1.0, tick / total_ticks)
         await worker.loading(records, loaded_up_to, _describe_work(options, env, records))
         if options.fail_after is not None and tick >= options.fail_after:
             await worker.error(f"simulated failure of {options.target} after {tick} ticks")
+            return Outcome.ERROR
+        if await _misbehave(worker, simulation, tick):
             return Outcome.ERROR
         if not streaming and tick >= total_ticks:
             await worker.finished(records, loaded_up_to, _describe_work(options, env, records))
@@ -220,9 +261,9 @@ async def simulate(worker: Worker, options: Options) -> Outcome:
     return Outcome.INTERRUPTED
 
 
-async def run(options: Options, env: WorkerEnv) -> int:
+async def run(options: Options, env: WorkerEnv, simulation: Simulation | None = None) -> int:
     async with Worker(env, make_transport(env)) as worker:
-        await simulate(worker, options)
+        await simulate(worker, options, simulation)
     outcome = worker.outcome or Outcome.ERROR
     return outcome.exit_code
 
@@ -251,9 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         env = WorkerEnv.load()
-    except WorkerEnvError as exc:
+        simulation = Simulation.from_env(os.environ)
+    except (WorkerEnvError, SimulateError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    return asyncio.run(run(options, env))
+    if simulation is not None:
+        log.info("simulating", **{k: v for k, v in vars(simulation).items() if v is not None})
+    return asyncio.run(run(options, env, simulation))
 
 
 if __name__ == "__main__":

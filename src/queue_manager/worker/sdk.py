@@ -183,9 +183,24 @@ class Worker:
         message: str,
         records_written: int | None = None,
         last_loaded_timestamp: datetime | None = None,
+        *,
+        error_class: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
     ) -> bool:
+        """Report the end in error. The optional hints tell the service how to retry
+        (docs/worker-protocol.md): `error_class` (one of docs/operations.md "Error classes"),
+        the `http_status` the exchange answered, its `retry_after` in seconds."""
         return await self._terminal(
-            Outcome.ERROR, records_written, last_loaded_timestamp, error_message=message
+            Outcome.ERROR,
+            records_written,
+            last_loaded_timestamp,
+            error_message=message,
+            hints={
+                "error_class": error_class,
+                "http_status": http_status,
+                "retry_after": retry_after,
+            },
         )
 
     async def interrupted(self, message: str | None = None) -> bool:
@@ -242,6 +257,7 @@ class Worker:
         *,
         message: str | None = None,
         error_message: str | None = None,
+        hints: dict[str, Any] | None = None,
     ) -> bool:
         if self._ended(outcome.value):
             return False
@@ -250,6 +266,7 @@ class Worker:
         self._error_message = error_message
         self._pending_progress = None
         body = self._body(outcome.value, message=message, error_message=error_message)
+        body.update(messages.error_hints(**(hints or {})))
         return await self._deliver(body, give_up_on_stop=False)
 
     def _body(

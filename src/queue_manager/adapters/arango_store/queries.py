@@ -32,6 +32,8 @@ RUNS_COLLECTION: Final = "queue_schedule_runs"
 #: one document per logged-out browser session, `_key` = the session id, `until` = when it
 #: would have ended by itself (epoch seconds)
 ENDED_SESSIONS_COLLECTION: Final = "ended_sessions"
+#: one document per rate-limit group's breaker, `_key` = the group's name
+RATE_LIMITS_COLLECTION: Final = "queue_rate_limits"
 
 #: every collection, in the order bootstrap creates them
 COLLECTIONS: Final = (
@@ -44,6 +46,7 @@ COLLECTIONS: Final = (
     RUNS_COLLECTION,
     ENDED_SESSIONS_COLLECTION,
     TOKEN_HASHES_COLLECTION,
+    RATE_LIMITS_COLLECTION,
 )
 
 
@@ -418,6 +421,14 @@ def sessions_ended(now: float) -> tuple[str, dict[str, Any]]:
 
 def sessions_purge(now: float) -> tuple[str, dict[str, Any]]:
     return SESSIONS_PURGE, {"@coll": ENDED_SESSIONS_COLLECTION, "now": now}
+
+
+# -- rate-limit breakers -----------------------------------------------------------------------
+BREAKERS: Final = "FOR d IN @@coll RETURN d"
+
+
+def breakers() -> tuple[str, dict[str, Any]]:
+    return BREAKERS, {"@coll": RATE_LIMITS_COLLECTION}
 
 
 # -- schedules ---------------------------------------------------------------------------------

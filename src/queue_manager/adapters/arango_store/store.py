@@ -29,6 +29,7 @@ from queue_manager.adapters.arango_store.errors import (
     server_codes,
 )
 from queue_manager.adapters.arango_store.queues import Queues
+from queue_manager.adapters.arango_store.rate_limits import RateLimits
 from queue_manager.adapters.arango_store.schedules import Schedules
 from queue_manager.adapters.arango_store.sessions import Sessions
 from queue_manager.adapters.arango_store.tokens import Tokens
@@ -69,6 +70,7 @@ class ArangoStore(StoreParts):
         self.schedules = Schedules(self._db)
         self.tokens = Tokens(self._db)
         self.sessions = Sessions(self._db)
+        self.rate_limits = RateLimits(self._db)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArangoStore:

@@ -9,6 +9,7 @@ One adapter in several modules, none of which another adapter imports:
 
 * `launcher`: `KubeLauncher`, the `Launcher` port;
 * `manifests`: the Job built for a step, and a Job read back as a `JobStatus`;
+* `pods`: what a Job's pods say that the Job does not (image pull errors, unschedulable, lost);
 * `config`: settings to Job template, and which cluster credentials to use;
 * `rate_limit`: the client-side QPS/burst limit every request passes;
 * `watch`: list, then watch, re-listing on 410 Gone, errors and silence;

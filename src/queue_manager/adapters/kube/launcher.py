@@ -7,7 +7,11 @@
   the connection answers (connection errors, 5xx, 401, 429) is `DependencyUnavailable` and the
   reconciler launches again later. Any other error is a bug: it is not caught here.
 * `delete` uses `propagationPolicy=Background` so the Job's pods go too; 404 is a success.
-* `list_jobs` lists the Jobs labelled `app.kubernetes.io/managed-by=queue-manager`.
+* `list_jobs` lists the Jobs labelled `app.kubernetes.io/managed-by=queue-manager`, and their
+  pods (one more list call) for what the Jobs do not say (`pods.py`): an image pull error or a
+  container that cannot be configured fails the Job at once (`error_class` configuration), an
+  unschedulable pod is `pending` with the scheduler's message, a lost pod (OOMKilled, Evicted,
+  node lost) classes a failed Job `infrastructure`; `activeDeadlineSeconds` passed is `timeout`.
 * `watch`: see `watch.py`.
 * Every HTTP request, including the watch's own reconnections, first takes a token from a
   client-side token bucket (`kube_qps`/`kube_burst`, `rate_limit.py`).
@@ -25,6 +29,7 @@ import httpx2
 import structlog
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import CascadeType
 
 from queue_manager.adapters.kube import watch as job_watch
@@ -38,9 +43,10 @@ from queue_manager.adapters.kube.config import (
 from queue_manager.adapters.kube.errors import DEPENDENCY, REFUSED, unavailable
 from queue_manager.adapters.kube.logs import pod_logs
 from queue_manager.adapters.kube.manifests import SELECTOR, JobTemplate, build_job, job_status
+from queue_manager.adapters.kube.pods import PodWord, job_of, with_pods, words_by_job
 from queue_manager.adapters.kube.rate_limit import TokenBucket
 from queue_manager.domain.errors import DependencyUnavailable, LaunchFailed
-from queue_manager.ports import JobSpec, JobStatus
+from queue_manager.ports import JobPhase, JobSpec, JobStatus
 from queue_manager.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -196,6 +202,7 @@ class KubeLauncher:
             version: str | None = listing.resourceVersion
         except httpx2.HTTPError as exc:  # ApiError included
             raise unavailable("list jobs", exc) from exc
+        words = await self._pod_words() if jobs else {}
         statuses = []
         for job in jobs:
             status = job_status(job)
@@ -203,10 +210,27 @@ class KubeLauncher:
                 name = job.metadata.name if job.metadata is not None else None
                 log.warning("skipping a managed job without queue/step labels", job=name)
                 continue
-            statuses.append(status)
+            statuses.append(with_pods(status, words.get(status.name)))
         return statuses, version
 
-    def _events(self, version: str | None) -> AsyncIterator[tuple[str, JobStatus]]:
-        return job_watch.job_events(
+    async def _pod_words(self, job_name: str | None = None) -> dict[str, PodWord]:
+        """What our Jobs' pods (or one Job's) say that the Jobs do not: one list call."""
+        try:
+            pods = [
+                pod
+                async for pod in self.client.list(Pod, namespace=self.namespace, labels=SELECTOR)
+                if job_name is None or job_of(pod) == job_name
+            ]
+        except httpx2.HTTPError as exc:  # ApiError included
+            raise unavailable("list pods", exc) from exc
+        return words_by_job(pods)
+
+    async def _events(self, version: str | None) -> AsyncIterator[tuple[str, JobStatus]]:
+        """The Job watch's events, a failed Job's told with how its pod was lost."""
+        async for kind, status in job_watch.job_events(
             self.client, self.namespace, version, self._watch_timeout, self._watch_silence
-        )
+        ):
+            if status.phase is JobPhase.FAILED and status.error_class is None:
+                words = await self._pod_words(status.name)
+                status = with_pods(status, words.get(status.name))
+            yield kind, status

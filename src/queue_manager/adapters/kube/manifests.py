@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,7 +24,9 @@ from lightkube.models.core_v1 import (
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 
+from queue_manager.adapters.kube.pods import deadline_exceeded
 from queue_manager.domain.errors import LaunchFailed
+from queue_manager.domain.retry import ErrorClass
 from queue_manager.ports import JobPhase, JobSpec, JobStatus
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -114,7 +117,7 @@ def build_job(spec: JobSpec, template: JobTemplate, namespace: str | None = None
         spec=KubeJobSpec(
             backoffLimit=max(spec.max_retries, 0),
             ttlSecondsAfterFinished=template.ttl_seconds_after_finished,
-            activeDeadlineSeconds=template.active_deadline_seconds,
+            activeDeadlineSeconds=active_deadline(spec, template),
             template=PodTemplateSpec(
                 metadata=ObjectMeta(labels=dict(labels)),
                 spec=PodSpec(
@@ -130,6 +133,14 @@ def build_job(spec: JobSpec, template: JobTemplate, namespace: str | None = None
     )
 
 
+def active_deadline(spec: JobSpec, template: JobTemplate) -> int | None:
+    """The Job's `activeDeadlineSeconds`: the step's `timeout` (whole seconds, at least 1),
+    else the template's (K8S_JOB_ACTIVE_DEADLINE_SECONDS)."""
+    if spec.timeout is not None:
+        return max(math.ceil(spec.timeout), 1)
+    return template.active_deadline_seconds
+
+
 def job_status(job: Job) -> JobStatus | None:
     """Our view of a Job; None for a Job whose labels are not ours (it is skipped)."""
     meta = job.metadata
@@ -140,6 +151,7 @@ def job_status(job: Job) -> JobStatus | None:
     if not name or not queue_id or not step.isdigit():
         return None
     phase, message = JobPhase.ACTIVE, None
+    error_class: str | None = None
     failed = 0
     status = job.status
     if status is not None:
@@ -155,6 +167,9 @@ def job_status(job: Job) -> JobStatus | None:
                 detail = condition.message or ""
                 phase = JobPhase.FAILED
                 message = f"job failed: {reason}" + (f": {detail}" if detail else "")
+                timed_out = deadline_exceeded(job)
+                if timed_out is not None:
+                    error_class, message = ErrorClass.TIMEOUT.value, timed_out
                 break
     backoff = job.spec.backoffLimit if job.spec is not None else None
     attempts = failed + 1
@@ -167,6 +182,7 @@ def job_status(job: Job) -> JobStatus | None:
         phase=phase,
         attempts=max(attempts, 1),
         message=message,
+        error_class=error_class,
     )
 
 

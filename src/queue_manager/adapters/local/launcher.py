@@ -20,6 +20,7 @@ from queue_manager.adapters.local import procfs
 from queue_manager.adapters.local.logs import read_log
 from queue_manager.adapters.local.records import JobRecord, JobsDir, ended_without_us
 from queue_manager.domain.errors import DependencyUnavailable
+from queue_manager.domain.retry import ErrorClass
 from queue_manager.job_contract import Env
 from queue_manager.ports import JobPhase, JobSpec, JobStatus
 
@@ -85,6 +86,7 @@ class LocalLauncher:
             if record.phase is not JobPhase.ACTIVE:
                 continue
             if self._adopt(record):
+                self._arm_deadline(record)
                 log.info(
                     "adopted running worker",
                     job=record.name,
@@ -123,6 +125,7 @@ class LocalLauncher:
                 env=dict(spec.env),
                 max_retries=spec.max_retries,
                 secret_names=sorted(spec.secret_env),
+                timeout=spec.timeout,
             )
             try:
                 await self._start_process(record)
@@ -252,6 +255,45 @@ class LocalLauncher:
         )
         self._children[record.name] = proc
         self._spawn_task(self._reap(record, proc))
+        if record.timeout is not None and record.deadline is None:
+            # From the first start, as Kubernetes' activeDeadlineSeconds counts (restarts too).
+            record.deadline = time.time() + record.timeout
+            self._write_quietly(record)
+            self._arm_deadline(record)
+
+    def _arm_deadline(self, record: JobRecord) -> None:
+        if record.deadline is not None:
+            self._spawn_task(self._expire(record, record.deadline))
+
+    async def _expire(self, record: JobRecord, deadline: float) -> None:
+        """The step's `timeout` passed: the worker is killed at once (SIGKILL, so it reports
+        no `interrupted` that would end the step before the launcher's word does) and the job
+        fails with `error_class` timeout, whatever its retries."""
+        await asyncio.sleep(max(deadline - time.time(), 0.0))
+        if record.deleting or record.phase is not JobPhase.ACTIVE:
+            return
+        if self._records.get(record.name) is not record:
+            return
+        assert record.timeout is not None
+        record.error_class = ErrorClass.TIMEOUT.value
+        record.message = f"timed out: ran longer than its timeout of {record.timeout:g} s"
+        log.warning(
+            "worker ran past its timeout, killing",
+            job=record.name,
+            pid=record.pid,
+            timeout=record.timeout,
+            queue_id=record.queue_id,
+            step=record.step_index,
+        )
+        self._signal(record, signal.SIGKILL)
+        if record.name not in self._children and record.name not in self._adopted:
+            await self._ended(record, JobPhase.FAILED, record.message)
+
+    def _write_quietly(self, record: JobRecord) -> None:
+        try:
+            self._dir.write(record)
+        except OSError:
+            log.exception("job record not written", job=record.name)
 
     async def _reap(self, record: JobRecord, proc: asyncio.subprocess.Process) -> None:
         try:
@@ -259,10 +301,13 @@ class LocalLauncher:
         finally:
             if self._children.get(record.name) is proc:
                 del self._children[record.name]
-        if code == 0:
+        if record.error_class == ErrorClass.TIMEOUT:
+            await self._ended(record, JobPhase.FAILED, record.message, ErrorClass.TIMEOUT)
+        elif code == 0:
             await self._ended(record, JobPhase.SUCCEEDED, None)
         elif code < 0:
-            await self._failed(record, f"worker killed by signal {-code}")
+            # Not by us (a delete reaps nothing): the OOM killer's SIGKILL, or an operator's.
+            await self._failed(record, _killed_by(-code), ErrorClass.INFRASTRUCTURE)
         else:
             await self._failed(record, f"worker exited with code {code}")
 
@@ -298,13 +343,19 @@ class LocalLauncher:
 
     def _ended_without_parent(self, record: JobRecord) -> None:
         phase, message = ended_without_us(self._dir.exit_outcome(record.name))
-        if phase is JobPhase.FAILED:
+        if record.error_class == ErrorClass.TIMEOUT:
+            self._spawn_task(
+                self._ended(record, JobPhase.FAILED, record.message, ErrorClass.TIMEOUT)
+            )
+        elif phase is JobPhase.FAILED:
             assert message is not None
             self._spawn_task(self._failed(record, message))
         else:
             self._spawn_task(self._ended(record, phase, message))
 
-    async def _failed(self, record: JobRecord, message: str) -> None:
+    async def _failed(
+        self, record: JobRecord, message: str, error_class: ErrorClass | None = None
+    ) -> None:
         if record.deleting:
             return
         if record.attempts <= record.max_retries:
@@ -324,13 +375,20 @@ class LocalLauncher:
                 return
             await self._events.put(record.status())
             return
-        await self._ended(record, JobPhase.FAILED, message)
+        await self._ended(record, JobPhase.FAILED, message, error_class)
 
-    async def _ended(self, record: JobRecord, phase: JobPhase, message: str | None) -> None:
+    async def _ended(
+        self,
+        record: JobRecord,
+        phase: JobPhase,
+        message: str | None,
+        error_class: ErrorClass | None = None,
+    ) -> None:
         if record.deleting:
             return
         record.phase = phase
         record.message = message
+        record.error_class = error_class.value if error_class is not None else None
         record.ended_at = time.time()
         # Its worker's last word, in the job's status from now on (and on disk with it).
         record.outcome, record.records_written = self._dir.exit_report(record.name)
@@ -367,3 +425,12 @@ class LocalLauncher:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _killed_by(number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = str(number)
+    hint = " (out of memory? the OOM killer sends SIGKILL)" if number == signal.SIGKILL else ""
+    return f"worker killed by signal {name}{hint}"

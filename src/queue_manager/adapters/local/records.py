@@ -40,6 +40,12 @@ class JobRecord:
     #: the service process that started the worker (`procfs.identity`): while it runs, it and
     #: no other replica tells how the worker ended
     owner: str = ""
+    #: the step's `timeout`: seconds from the first start until the worker is killed, and
+    #: that moment (epoch seconds) once started
+    timeout: float | None = None
+    deadline: float | None = None
+    #: why it failed, as `JobStatus.error_class` (`timeout`, `infrastructure`)
+    error_class: str | None = None
     #: being deleted by this process; never written
     deleting: bool = False
 
@@ -53,6 +59,7 @@ class JobRecord:
             message=self.message,
             outcome=self.outcome,
             records_written=self.records_written,
+            error_class=self.error_class,
         )
 
 

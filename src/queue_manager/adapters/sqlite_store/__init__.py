@@ -2,9 +2,10 @@
 
 The same parts as the ArangoDB store (`adapters.store_parts`), module for module: `queues`
 (documents, history, idempotency keys, listings), `admission` (admit, claim, the backfill
-recount), `schedules`, `tokens`, `sessions`; beside them `store` (the store: open, close, ping),
-`connection` (the file and its connections), `bootstrap` (the schema), `queries` (every other
-SQL text) and `documents` (how each record is held).
+recount), `schedules`, `tokens`, `sessions`, `rate_limits` (the rate-limit breakers); beside
+them `store` (the store: open, close, ping), `connection` (the file and its connections),
+`bootstrap` (the schema), `queries` (every other SQL text) and `documents` (how each record is
+held).
 """
 
 from queue_manager.adapters.sqlite_store.store import SQLiteStore

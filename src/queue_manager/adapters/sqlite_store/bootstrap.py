@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS ended_sessions (
     until REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ended_sessions_until ON ended_sessions (until);
+CREATE TABLE IF NOT EXISTS rate_limits (
+    grp TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+) WITHOUT ROWID;
 """
 
 #: columns added after the first release, for files made before them

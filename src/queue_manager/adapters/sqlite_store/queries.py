@@ -135,6 +135,14 @@ ACTIVE_RUNS: Final = (
     "AND json_extract(CAST(doc AS TEXT), '$.schedule') = ?"
 )
 
+# -- rate-limit breakers -----------------------------------------------------------------------
+BREAKERS: Final = "SELECT doc FROM rate_limits ORDER BY grp"
+BREAKER: Final = "SELECT doc FROM rate_limits WHERE grp = ?"
+BREAKER_PUT: Final = (
+    "INSERT INTO rate_limits (grp, doc) VALUES (?, ?) "
+    "ON CONFLICT (grp) DO UPDATE SET doc = excluded.doc"
+)
+
 # -- API tokens and logged-out sessions --------------------------------------------------------
 _TOKEN_COLUMNS = "name, role, sha256, created_at, expires_at, last_used_at"
 TOKEN_INSERT: Final = (

@@ -19,6 +19,7 @@ from queue_manager.adapters.sqlite_store import queries
 from queue_manager.adapters.sqlite_store.admission import Admission
 from queue_manager.adapters.sqlite_store.connection import Access, Rows, SqliteFile
 from queue_manager.adapters.sqlite_store.queues import Queues
+from queue_manager.adapters.sqlite_store.rate_limits import RateLimits
 from queue_manager.adapters.sqlite_store.schedules import Schedules
 from queue_manager.adapters.sqlite_store.sessions import Sessions
 from queue_manager.adapters.sqlite_store.tokens import Tokens
@@ -39,6 +40,7 @@ class SQLiteStore(StoreParts):
         self.schedules = Schedules(db)
         self.tokens = Tokens(db)
         self.sessions = Sessions(db)
+        self.rate_limits = RateLimits(db)
 
     async def open(self) -> None:
         await self._file.open()

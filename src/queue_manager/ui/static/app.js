@@ -6,6 +6,7 @@ import { ApiError, get, post, setCsrf } from "./api.js";
 import { el } from "./format.js";
 import { onConnection } from "./live.js";
 import { completeSignIn } from "./oidc.js";
+import { watchRateLimits } from "./ratelimits.js";
 import * as login from "./views/login.js";
 import * as queue from "./views/queue.js";
 import * as queues from "./views/queues.js";
@@ -146,6 +147,7 @@ async function boot() {
     }
   }
   await whoAmI().catch(() => undefined);
+  watchRateLimits();
   window.addEventListener("hashchange", route);
   window.addEventListener("qm:unauthenticated", async () => {
     await whoAmI().catch(() => undefined);

@@ -126,7 +126,10 @@ export class Dag {
           ? `loaded up to ${step.last_loaded_timestamp}`
           : "nothing loaded yet";
       }
-      const attempts = `attempt ${step.attempts} of ${step.max_retries + 1}` + (step.run ? ` · run ${step.run}` : "");
+      // Retries by its policy are attempts (docs/pipelines.md "Retry"); max_retries restarts are
+      // immediate restarts of one attempt's job.
+      const most = step.retry ? step.retry.limit + 1 : step.max_retries + 1;
+      const attempts = `attempt ${Math.max(step.attempts, 1)} of ${most}` + (step.run ? ` · run ${step.run}` : "");
       set("attempts", parts.attempts, attempts);
       set("error", parts.error, step.error_message || "");
       button.setAttribute(

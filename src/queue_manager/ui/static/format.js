@@ -73,6 +73,15 @@ export const QUEUE_STATUSES = ["queued", "pending", "loading", "finished", "stop
 export const ENDED_QUEUE = new Set(["finished", "stopped", "error"]);
 export const ended = (queue) => ENDED_QUEUE.has(queue.status);
 export const RUNNING_STEP = new Set(["launching", "started", "loading"]);
+/** Neither running nor ended: a step that failed and waits for its `retry_at`. */
+export const RETRYING_STEP = "retrying";
+
+/** "in 6s" until `iso`, "due now" once it has come. */
+export function countdown(iso, now = Date.now()) {
+  const at = ms(iso);
+  if (Number.isNaN(at)) return "—";
+  return at > now ? `in ${span(Math.ceil((at - now) / 1000))}` : "due now";
+}
 export const ENDED_STEP = new Set(["finished", "error", "stopped", "skipped"]);
 
 /** A status badge: text and colour (never colour alone). */

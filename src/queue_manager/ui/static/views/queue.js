@@ -5,7 +5,7 @@ import { ApiError, get, openLog, post } from "../api.js";
 import { Dag } from "../dag.js";
 import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
-import { badge, count, duration, el, ended, ms, RUNNING_STEP, time, visible } from "../format.js";
+import { badge, count, countdown, duration, el, ended, ms, RUNNING_STEP, time, visible } from "../format.js";
 import { applyUpdate, LiveFeed } from "../live.js";
 import * as backfill from "./backfill.js";
 
@@ -46,7 +46,10 @@ class QueueView {
       onResync: () => this.refresh(true),
     });
     this.fallback = window.setTimeout(() => this.queue || this.refresh(true), 1000);
-    this.clock = window.setInterval(() => schedule("detail-clock", () => this.drawHead()), 1000);
+    this.clock = window.setInterval(() => schedule("detail-clock", () => {
+      this.drawHead();
+      this.drawStep(); // a retrying step's countdown
+    }), 1000);
   }
 
   // -- state ---------------------------------------------------------------------------------
@@ -87,8 +90,9 @@ class QueueView {
   defaultStep() {
     const steps = this.queue.steps;
     const failed = steps.find((s) => s.status === "error");
+    const retrying = steps.find((s) => s.status === "retrying");
     const running = steps.find((s) => RUNNING_STEP.has(s.status));
-    return (failed || running || steps[0]).index;
+    return (failed || retrying || running || steps[0]).index;
   }
 
   /** Socket messages patch the model; a status change also re-reads the rest (attempts...). */
@@ -279,15 +283,27 @@ class QueueView {
       ["Job", step.job_name],
     ];
     if (step.warnings) facts.push(["Warnings", `${count(step.warnings)} (the worker went on)`]);
-    const key = JSON.stringify(facts) + step.error_message + step.last_warning;
+    if (step.retry) {
+      const on = (step.retry.on || []).join(", ") || "nothing";
+      facts.push(["Retry policy", `${step.retries || 0} of ${step.retry.limit} retries used · on ${on}`]);
+    }
+    const retrying = step.status === "retrying" && step.retry_at;
+    const wait = retrying ? countdown(step.retry_at) : "";
+    const log = step.attempts_log || [];
+    const key = JSON.stringify(facts) + step.error_message + step.last_warning + wait + JSON.stringify(log);
     if (key === this.stepKey) return;
     this.stepKey = key;
     this.stepFacts.replaceChildren(
       el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
+      retrying
+        ? el("p", { class: "retrying", role: "status", dataset: { retryAt: step.retry_at } },
+            badge("retrying"), ` attempt ${step.attempts + 1} ${wait} (at ${time(step.retry_at)})`)
+        : "",
       step.error_message ? el("p", { class: "alert", role: "alert" }, step.error_message) : "",
       step.warnings && step.last_warning
         ? el("p", { class: "warning", role: "status" }, `Latest warning: ${step.last_warning}`)
         : "",
+      log.length > 1 || log.some((a) => a.class) ? attemptsTable(log) : "",
     );
   }
 
@@ -406,6 +422,32 @@ class QueueView {
     cancel("detail-clock");
     cancel("log");
   }
+}
+
+/** A step's attempts (docs/pipelines.md "Retry"): when each ran, how it ended, the next one's time. */
+function attemptsTable(log) {
+  const head = ["Attempt", "Started", "Ended", "Class", "Reason", "Next attempt at"];
+  return el(
+    "table",
+    { class: "attempts", "aria-label": "Attempts" },
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
+    el(
+      "tbody",
+      {},
+      log.map((a) =>
+        el(
+          "tr",
+          { dataset: { attempt: String(a.attempt), class: a.class || "" } },
+          el("td", {}, `#${a.attempt}`),
+          el("td", {}, time(a.started_at)),
+          el("td", {}, a.ended_at ? time(a.ended_at) : "running"),
+          el("td", {}, a.class ? el("span", { class: `badge c-${a.class}` }, a.class) : a.ended_at ? "—" : ""),
+          el("td", { class: "reason" }, a.reason || ""),
+          el("td", {}, a.retry_at ? time(a.retry_at) : ""),
+        ),
+      ),
+    ),
+  );
 }
 
 export function mount(container, ctx, queueId) {
