@@ -310,3 +310,32 @@ def test_a_held_error_report_keeps_its_class_through_the_reorder_window() -> Non
     state.release_endings(queue, T0 + timedelta(seconds=2), 2.0)
     assert step.status is StepStatus.RETRYING
     assert step.retry_at == T0 + timedelta(seconds=32)  # from the message: 30 s after release
+
+
+def test_a_held_error_report_decides_when_its_job_fails_first() -> None:
+    """On Kafka the worker's `error` (a 429) waits for the reorder window; its job's exit code
+    seen meanwhile does not hide its class: the report ends the attempt, retried after it."""
+    queue = _queue({"limit": 1, "backoff": FAST})
+    step = queue.steps[0]
+    raw = {
+        "event": "error",
+        "queue_id": queue.id,
+        "producer": step.telemetry_id,
+        "finished": True,
+        "http_status": 429,
+        "retry_after": 5,
+        "error_message": "HTTP 429 Too Many Requests",
+    }
+    state.apply_telemetry(queue, step, parse(raw, Source.EVENTS), T0, window=2.0)
+    assert step.ending is not None
+    out = state.fail_step(queue, 0, "worker exited with code 1", T0 + timedelta(seconds=1))
+    assert step.status is StepStatus.RETRYING and step.error_class is ErrorClass.RATE_LIMITED
+    assert step.retry_at == T0 + timedelta(seconds=6) and step.ending is None
+    assert [f.error_class for f in out.failures] == [ErrorClass.RATE_LIMITED]
+    # A launcher's own class still wins over the held report.
+    queue = _queue({"limit": 1, "backoff": FAST, "on": ["rate_limited"]})
+    step = queue.steps[0]
+    raw["producer"] = step.telemetry_id
+    state.apply_telemetry(queue, step, parse(raw, Source.EVENTS), T0, window=2.0)
+    state.fail_step(queue, 0, "OOMKilled", T0, ErrorClass.INFRASTRUCTURE)
+    assert step.status is StepStatus.ERROR and step.error_class is ErrorClass.INFRASTRUCTURE

@@ -494,9 +494,18 @@ def fail_step(
     retry_after: float | None = None,
 ) -> Outcome:
     """An attempt of the step failed: it is retried as its policy says (`retrying` until its
-    `retry_at`), or the step fails, and with it the queue (fail-fast)."""
+    `retry_at`), or the step fails, and with it the queue (fail-fast).
+
+    A failure of no particular class (its job's exit code) while the step holds its worker's
+    own `error` report for the reorder window is that report's: the report ends the attempt
+    now, with its class and Retry-After (docs/operations.md "Error classes")."""
     out = Outcome()
-    _fail(queue, queue.steps[index], message, now, out, error_class, retry_after)
+    step = queue.steps[index]
+    held = step.ending
+    if error_class is ErrorClass.ERROR and held is not None and held.status is StepStatus.ERROR:
+        _release(queue, step, now, out)
+        return settle(queue, now, out)
+    _fail(queue, step, message, now, out, error_class, retry_after)
     return settle(queue, now, out)
 
 
