@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# where `make run` serves: `make run PORT=8080 HOST=0.0.0.0`, or HOST/PORT in the environment
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install run test test-unit lint clean
 
@@ -15,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/queue-manager serve --host 127.0.0.1 --port 8000
+	$(VENV)/bin/queue-manager serve --host '$(HOST)' --port '$(PORT)'
 
 test: $(STAMP) ui-deps
 	$(PY) -m pytest -q -rs -p no:cacheprovider --durations=15

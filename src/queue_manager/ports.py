@@ -127,8 +127,10 @@ class StateStore(Protocol):
         limit: int,
         cursor: str | None,
         parent: str | None = None,
+        id_prefix: str | None = None,
     ) -> Page:
-        """Newest first; with `parent`, only that backfill's children."""
+        """Newest first; with `parent`, only that backfill's children; with `id_prefix`, only
+        the queues whose id starts with it."""
         ...
 
     async def delete_ended(self, before: datetime, limit: int) -> list[str]:

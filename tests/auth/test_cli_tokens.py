@@ -33,6 +33,7 @@ def test_a_team_bootstraps_and_uses_tokens_through_the_cli(tmp_path: Path) -> No
         ci = created.stdout.strip()
         assert ci.startswith("qm_") and len(created.stdout.splitlines()) == 1
         assert "shown only now" in created.stderr
+        assert "not enforced" not in created.stderr  # auth is on here
 
         started = run_cli(
             "--token", ci, "start", "--file", str(EXAMPLES / "single.json"), api_url=server.url

@@ -363,3 +363,17 @@ def test_show_tells_a_retrying_step_and_its_attempts(server: Server) -> None:
     assert "attempts" in done.stdout and "rate_limited" in done.stdout
     assert "simulated HTTP 429" in done.stdout
     httpx.post(f"{server.url}/queues/stop", params={"queue_id": queue_id, "force": "true"})
+
+
+def test_token_create_with_auth_off_says_it_is_not_enforced(server: Server) -> None:
+    """The service of these tests runs open (loopback, no AUTH_TOKENS_FILE): a token is stored
+    and printed, and the CLI says in words that no request needs it (issue 32)."""
+    done = run_cli("token", "create", "ci-unenforced", "--role", "operator", api_url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("qm_") and len(done.stdout.splitlines()) == 1
+    warning, *_ = done.stderr.splitlines()
+    assert warning == (
+        f"warning: auth is disabled on {server.url}: the token is stored but not enforced, "
+        "every request is let in without one until auth is configured (docs/security.md)"
+    )
+    assert "shown only now" in done.stderr

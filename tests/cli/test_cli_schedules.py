@@ -53,6 +53,22 @@ def test_a_bad_schedule_exits_1_naming_the_field(server: Server) -> None:
     assert "cron" in done.stderr and "5 fields" in done.stderr
 
 
+def test_a_bad_schedule_name_is_refused_in_words(server: Server) -> None:
+    done = run_cli(
+        "schedule", "create", "Nightly_Candles", "--cron", "15 0 * * *", "--symbol", "BTCUSDT",
+        "--type", "api", "--window", "1d",
+        api_url=server.url,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: Invalid request",
+        "  name: must be 1 to 63 lowercase letters, digits or '-', starting and ending with a "
+        "letter or digit, e.g. nightly-candles",
+    ]
+    shown = run_cli("schedule", "show", "Nightly_Candles", api_url=server.url)
+    assert shown.returncode == 1 and "lowercase letters, digits or '-'" in shown.stderr
+
+
 def test_backfill_prints_the_parent_and_list_shows_its_children(
     server: Server, tmp_path: Path
 ) -> None:

@@ -207,7 +207,19 @@ def test_serve_rejects_an_impossible_port(tmp_path: Path) -> None:
 
 def test_a_refused_connection_is_one_clear_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
-    for args in (("list",), ("show", "x"), ("stop", "x"), ("watch", "x"), ("watch",)):
+    # a short id (six characters or more) is looked up first: that call meets the refusal
+    short = "223746ea"
+    full = "223746ea-0000-4000-8000-000000000001"
+    for args in (
+        ("list",),
+        ("show", short),
+        ("stop", short),
+        ("watch", short),
+        ("show", full),
+        ("stop", full),
+        ("watch", full),
+        ("watch",),
+    ):
         done = run_cli(*args, api_url=url, timeout=30)
         assert done.returncode == 1, args
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

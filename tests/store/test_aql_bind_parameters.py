@@ -197,8 +197,8 @@ def _assembled() -> dict[str, str]:
 
 def test_assembled_queries_keep_the_rules() -> None:
     texts = _assembled()
-    # sixteen distinct list queries (parent x status x symbol x cursor), plus the others
-    assert len(set(queries.PAGE_QUERIES.values())) == 16
+    # 32 distinct list queries (parent x status x symbol x cursor x id prefix), plus the others
+    assert len(set(queries.PAGE_QUERIES.values())) == 32
     assert {"LIST_ACTIVE", "COUNT_BY_STATUS"} <= set(texts)
     for where, text in texts.items():
         assert text_violations(text, where) == []
@@ -215,22 +215,31 @@ def _placeholders(query: str) -> set[str]:
     return {m.group(0)[1:] for m in re.finditer(r"@@?\w+", query)}
 
 
+@pytest.mark.parametrize("id_prefix", [None, "223746ea"])
 @pytest.mark.parametrize("parent", [None, "parent-id"])
 @pytest.mark.parametrize("status", [None, "loading"])
 @pytest.mark.parametrize("symbol", [None, "BTCUSDT"])
 @pytest.mark.parametrize("after", [None, ("2024-06-01T00:00:00.000000Z", "some-id")])
 def test_page_binds_exactly_what_its_query_names(
-    parent: str | None, status: str | None, symbol: str | None, after: tuple[str, str] | None
+    parent: str | None,
+    status: str | None,
+    symbol: str | None,
+    after: tuple[str, str] | None,
+    id_prefix: str | None,
 ) -> None:
-    query, bind = queries.page(status=status, symbol=symbol, limit=6, after=after, parent=parent)
+    query, bind = queries.page(
+        status=status, symbol=symbol, limit=6, after=after, parent=parent, id_prefix=id_prefix
+    )
     assert _placeholders(query) == set(bind), query
     assert bind["@coll"] == queries.QUEUE_COLLECTION
     assert bind["limit"] == 6
     assert (bind.get("status"), bind.get("symbol"), bind.get("parent")) == (status, symbol, parent)
-    assert ("@status" in query, "@symbol" in query, "@parent" in query) == (
+    assert bind.get("id_prefix") == id_prefix
+    assert ("@status" in query, "@symbol" in query, "@parent" in query, "@id_prefix" in query) == (
         status is not None,
         symbol is not None,
         parent is not None,
+        id_prefix is not None,
     )
     if after is not None:
         assert (bind["created"], bind["key"]) == after

@@ -188,6 +188,29 @@ async def test_page_filters_with_cursor(store: StateStore, limit: int) -> None:
     assert none.items == [] and none.next_cursor is None
 
 
+async def test_page_by_id_prefix(store: StateStore) -> None:
+    """`id_prefix` keeps exactly the queues whose id starts with it (the CLI's short ids)."""
+    ids = [
+        "223746ea-0000-4000-8000-000000000001",
+        "223746ea-0000-4000-8000-000000000002",
+        "223746eb-0000-4000-8000-000000000003",
+        "22374700-0000-4000-8000-000000000004",
+    ]
+    for n, qid in enumerate(ids):
+        await store.insert(make_queue(created_at=BASE + timedelta(seconds=n), queue_id=qid), None)
+
+    async def matching(prefix: str, status: QueueStatus | None = None) -> list[str]:
+        page = await store.page(status=status, symbol=None, limit=10, cursor=None, id_prefix=prefix)
+        return [q.id for q in page.items]
+
+    assert await matching("223746ea") == [ids[1], ids[0]]  # newest first
+    assert await matching("223746eb") == [ids[2]]
+    assert await matching("223746") == [ids[2], ids[1], ids[0]]
+    assert await matching(ids[3]) == [ids[3]]
+    assert await matching("223746ef") == []
+    assert await matching("223746ea", status=QueueStatus.LOADING) == []
+
+
 async def test_page_breaks_ties_of_the_same_instant(store: StateStore) -> None:
     same = [make_queue(created_at=BASE) for _ in range(9)]
     for q in same:

@@ -7,12 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from queue_manager.domain import cron
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.schedules import (
+    NAME_RULE,
     Catchup,
     Schedule,
+    ScheduleCreate,
     plan_ticks,
     run_requests,
     window_range,
@@ -117,6 +120,22 @@ def test_an_unknown_timezone_is_refused() -> None:
 )
 def test_a_window_is_the_time_before_the_ticks_date(window: str, day: date, expected: str) -> None:
     assert window_range(window, day) == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["Nightly", "nightly_candles", "-nightly", "nightly-", "", "a" * 64, "nightly candles"]
+)
+def test_a_bad_schedule_name_is_refused_in_words_not_as_a_regex(name: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ScheduleCreate.model_validate({"name": name})
+    (error,) = [e for e in refused.value.errors() if e["loc"] == ("name",)]
+    assert error["msg"] == f"Value error, {NAME_RULE}"
+    assert "[" not in NAME_RULE and "lowercase letters, digits or '-'" in NAME_RULE
+
+
+@pytest.mark.parametrize("name", ["n", "7", "nightly-candles", "btc-5m-2024", "a" * 63])
+def test_a_good_schedule_name_is_taken(name: str) -> None:
+    assert ScheduleCreate.model_validate({"name": name}).name == name
 
 
 def schedule(**fields: object) -> Schedule:

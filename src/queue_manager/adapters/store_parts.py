@@ -48,6 +48,7 @@ class Listing:
     symbol: str | None
     parent: str | None
     cursor: str | None
+    id_prefix: str | None = None
 
 
 class QueueRecords(Protocol):
@@ -114,8 +115,10 @@ class StoreParts:
         limit: int,
         cursor: str | None,
         parent: str | None = None,
+        id_prefix: str | None = None,
     ) -> Page:
-        return await self.queues.page(Listing(status, symbol, parent, cursor), limit)
+        listing = Listing(status, symbol, parent, cursor, id_prefix)
+        return await self.queues.page(listing, limit)
 
     async def delete_ended(self, before: datetime, limit: int) -> list[str]:
         return await self.queues.delete_ended(before, limit)

@@ -76,6 +76,10 @@ class TokenInfo(BaseModel):
 
 class TokenCreated(TokenInfo):
     token: str = Field(description="Shown once; only its SHA-256 is stored")
+    enforced: bool = Field(
+        description="False while auth is disabled on this service: the token is stored, but "
+        "every request is let in without one"
+    )
 
 
 def _me(principal: Principal, csrf: str | None = None) -> dict[str, Any]:
@@ -146,7 +150,9 @@ async def create_token(
 ) -> Response:
     expires_in = parse_duration(body.expires) if body.expires else None
     token, secret = await services.identity.create(body.name, body.role, expires_in)
-    data = TokenCreated(**TokenInfo.of(token).model_dump(), token=secret)
+    data = TokenCreated(
+        **TokenInfo.of(token).model_dump(), token=secret, enforced=services.auth.enabled
+    )
     return success("Token created", data.model_dump(mode="json"))
 
 

@@ -16,7 +16,7 @@ from queue_manager.domain.backfill import BackfillBody
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.identity import Principal, Role
 from queue_manager.domain.models import QueueState, QueueStatus
-from queue_manager.domain.requests import StartRequest, Symbol
+from queue_manager.domain.requests import IdPrefix, StartRequest, Symbol
 
 router = APIRouter(prefix="/queues", tags=["queues"])
 
@@ -139,9 +139,21 @@ async def list_queues(
     parent: Annotated[
         str | None, Query(min_length=1, max_length=64, description="A backfill's children")
     ] = None,
+    id_prefix: Annotated[
+        IdPrefix | None,
+        Query(
+            description="Only the queues whose id starts with this: 6 to 64 letters, digits "
+            "or '-', e.g. the short id the dashboard and the CLI show"
+        ),
+    ] = None,
 ) -> Response:
     page = await services.queues.page(
-        status=status, symbol=symbol, limit=limit, cursor=cursor, parent=parent
+        status=status,
+        symbol=symbol,
+        limit=limit,
+        cursor=cursor,
+        parent=parent,
+        id_prefix=id_prefix,
     )
     data: list[Any] = [q.model_dump(mode="json") for q in page.items]
     positions = await services.queues.positions(page.items)

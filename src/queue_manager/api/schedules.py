@@ -15,9 +15,9 @@ from queue_manager.api.envelope import Envelope, error_responses, success
 from queue_manager.api.examples import SCHEDULE_EXAMPLES, SCHEDULE_PATCH_EXAMPLES
 from queue_manager.domain.identity import Principal, Role
 from queue_manager.domain.schedules import (
-    NAME_PATTERN,
     Schedule,
     ScheduleCreate,
+    ScheduleName,
     ScheduleRun,
     ScheduleUpdate,
 )
@@ -25,7 +25,7 @@ from queue_manager.domain.schedules import (
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 
 Services = Annotated[Container, Depends(get_container)]
-Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)]
+Name = Annotated[ScheduleName, Path()]
 Reader = Annotated[Principal, Depends(require(Role.VIEWER, "read schedules"))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR, "change schedules"))]
 

@@ -8,7 +8,9 @@ and never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +22,12 @@ import httpx
 from queue_manager import __version__
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+#: the shortest id prefix a command accepts for a queue id (docs/api.md, `id_prefix`)
+MIN_ID_PREFIX = 6
+#: how many candidates an ambiguous prefix lists
+_CANDIDATES = 10
+#: what the list's `id_prefix` takes; any other text is no prefix, only an id to ask about
+_PREFIX_CHARS = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 class CliError(Exception):
@@ -204,12 +212,55 @@ class ApiClient:
         next_cursor = envelope.get("next_cursor")
         return items, str(next_cursor) if next_cursor else None
 
+    async def resolve(self, queue_id: str) -> str:
+        """The full id of the queue `queue_id` names: a full id as it is, else the one queue
+        whose id starts with it (six characters or more). No match leaves it as given, for the
+        service to answer 404; more than one lists them. Text that cannot start an id (a '/', a
+        space) is left as given too."""
+        if _is_full_id(queue_id) or not _PREFIX_CHARS.fullmatch(queue_id):
+            return queue_id
+        if len(queue_id) < MIN_ID_PREFIX:
+            raise CliError(
+                f"queue id {queue_id!r} is too short: give the full id or its first "
+                f"{MIN_ID_PREFIX} characters or more",
+                code=2,
+            )
+        envelope = await self.request(
+            "GET", "/queues", params={"id_prefix": queue_id, "limit": _CANDIDATES}
+        )
+        data = envelope.get("data")
+        found = [q for q in data if isinstance(q, dict)] if isinstance(data, list) else []
+        if not found:
+            return queue_id
+        if len(found) == 1:
+            return str(found[0].get("id", queue_id))
+        more = " or more" if envelope.get("next_cursor") else ""
+        raise CliError(
+            f"queue id {queue_id!r} is ambiguous: {len(found)}{more} queues start with it; "
+            "give more characters",
+            [
+                f"{q.get('id')}  {q.get('status')}  {q.get('symbol')}  {q.get('created_at')}"
+                for q in found
+            ],
+        )
+
     async def get(self, queue_id: str) -> dict[str, Any]:
         envelope = await self.request("GET", f"/queues/{quote(queue_id, safe='')}")
         data = envelope.get("data")
         if not isinstance(data, dict):
             raise CliError(f"the service answered without the state of queue {queue_id}")
         return data
+
+
+def _is_full_id(text: str) -> bool:
+    """A queue id as the service makes them (a UUID in its usual 36-character form)."""
+    if len(text) != 36:
+        return False
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_body(path: Path, what: str) -> dict[str, Any]:

@@ -23,7 +23,9 @@ _ENDED = frozenset({"finished", "stopped", "error"})
 
 def events(
     ctx: typer.Context,
-    queue_id: Annotated[str, typer.Argument(help="The queue.")],
+    queue_id: Annotated[
+        str, typer.Argument(help="The queue (its id or the id's first 6+ characters).")
+    ],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events until the queue ends.")
     ] = False,
@@ -53,7 +55,8 @@ def events(
     async def call() -> None:
         api: ApiClient
         async with ctx.obj.client() as api:
-            path = f"/queues/{quote(queue_id, safe='')}/events"
+            full_id = await api.resolve(queue_id)
+            path = f"/queues/{quote(full_id, safe='')}/events"
             last = 0
             ended = False
 
@@ -79,7 +82,7 @@ def events(
                 return
             await follow_socket(
                 api.api_url,
-                ws_url(api.api_url, queue_id),
+                ws_url(api.api_url, full_id),
                 on_open=fetch_new,
                 on_update=on_update,
                 notice=lambda text: notices.print(Text(printable(text), style="yellow")),

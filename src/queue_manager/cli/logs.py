@@ -20,7 +20,9 @@ from queue_manager.cli.render import printable
 
 def logs(
     ctx: typer.Context,
-    queue_id: Annotated[str, typer.Argument(help="The queue.")],
+    queue_id: Annotated[
+        str, typer.Argument(help="The queue (its id or the id's first 6+ characters).")
+    ],
     step: Annotated[int, typer.Argument(min=0, max=63, help="The step's index.")],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the step ends.")
@@ -41,7 +43,7 @@ def logs(
     async def call() -> None:
         async with ctx.obj.client() as api:
             http: httpx.AsyncClient = api.http
-            path = f"/queues/{queue_id}/steps/{step}/logs"
+            path = f"/queues/{await api.resolve(queue_id)}/steps/{step}/logs"
             try:
                 async with http.stream("GET", path, params=params, timeout=None) as answer:
                     if answer.is_error:

@@ -217,7 +217,9 @@ def start(
 @app.command()
 def stop(
     ctx: typer.Context,
-    queue_id: Annotated[str, typer.Argument(help="The queue to stop.")],
+    queue_id: Annotated[
+        str, typer.Argument(help="The queue to stop (its id or the id's first 6+ characters).")
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Delete the jobs now, without the grace period.")
     ] = False,
@@ -227,7 +229,7 @@ def stop(
 
     async def call() -> dict[str, Any]:
         async with options.client() as api:
-            return await api.stop(queue_id, force=force)
+            return await api.stop(await api.resolve(queue_id), force=force)
 
     data = _run(call())
     line = Text(f"Queue {printable(data.get('queue_id', queue_id))} → ")
@@ -280,7 +282,9 @@ def list_queues(
 @app.command()
 def show(
     ctx: typer.Context,
-    queue_id: Annotated[str, typer.Argument(help="The queue to show.")],
+    queue_id: Annotated[
+        str, typer.Argument(help="The queue to show (its id or the id's first 6+ characters).")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full state as JSON.")] = False,
 ) -> None:
     """Show one queue and its steps."""
@@ -288,7 +292,7 @@ def show(
 
     async def call() -> dict[str, Any]:
         async with options.client() as api:
-            return await api.get(queue_id)
+            return await api.get(await api.resolve(queue_id))
 
     queue = _run(call())
     if as_json:
@@ -309,7 +313,11 @@ def show(
 def watch(
     ctx: typer.Context,
     queue_id: Annotated[
-        str | None, typer.Argument(help="The queue to follow; without it, every queue.")
+        str | None,
+        typer.Argument(
+            help="The queue to follow (its id or the id's first 6+ characters); "
+            "without it, every queue."
+        ),
     ] = None,
     plain: Annotated[
         bool,
@@ -349,8 +357,9 @@ def watch(
 
     async def follow() -> QueueView:
         async with options.client() as api:
+            full_id = await api.resolve(queue_id)
             with display:
-                return await live.watch_queue(api, queue_id, display)
+                return await live.watch_queue(api, full_id, display)
 
     view = _run(follow())
     out.print(view.final_line())

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from queue_manager.cli.render import make_console, printable, status_text
 
-QueueId = Annotated[str, typer.Argument(help="The queue.")]
+QueueId = Annotated[str, typer.Argument(help="The queue (its id or the id's first 6+ characters).")]
 
 
 def retry(
@@ -25,7 +25,8 @@ def retry(
 
     async def call() -> dict[str, Any]:
         async with ctx.obj.client() as api:
-            envelope = await api.request("POST", f"/queues/{queue_id}/retry", params=params)
+            full_id = await api.resolve(queue_id)
+            envelope = await api.request("POST", f"/queues/{full_id}/retry", params=params)
         data: dict[str, Any] = envelope["data"]
         return data
 
@@ -40,7 +41,8 @@ def resubmit(ctx: typer.Context, queue_id: QueueId) -> None:
 
     async def call() -> dict[str, Any]:
         async with ctx.obj.client() as api:
-            envelope = await api.request("POST", f"/queues/{queue_id}/resubmit")
+            full_id = await api.resolve(queue_id)
+            envelope = await api.request("POST", f"/queues/{full_id}/resubmit")
         data: dict[str, Any] = envelope["data"]
         return data
 

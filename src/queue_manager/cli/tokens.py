@@ -45,6 +45,11 @@ def _run(ctx: typer.Context, coro: Coroutine[Any, Any, Any]) -> Any:
     return run(coro)
 
 
+def _client_url(ctx: typer.Context) -> str:
+    url: str = ctx.obj.api_url
+    return url
+
+
 def _name(value: str) -> str:
     if not valid_token_name(value):
         raise typer.BadParameter(f"{value!r}: must be {TOKEN_NAME_RULE}")
@@ -76,6 +81,13 @@ def create(
     data = _run(ctx, call())
     err = make_console(stderr=True)
     expiry = format_time(data.get("expires_at")) if data.get("expires_at") else "never"
+    if data.get("enforced") is False:
+        typer.echo(
+            f"warning: auth is disabled on {printable(_client_url(ctx))}: the token is stored "
+            "but not enforced, every request is let in without one until auth is configured "
+            "(docs/security.md)",
+            err=True,
+        )
     err.print(
         f"token {printable(data['name'])} ({printable(data['role'])}, expires {expiry}); "
         "shown only now:"

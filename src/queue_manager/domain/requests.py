@@ -72,6 +72,24 @@ def no_repeats(symbols: list[str]) -> list[str]:
     return symbols
 
 
+ID_PREFIX_RE = re.compile(r"^[A-Za-z0-9-]{6,64}$")
+ID_PREFIX_RULE = "must be 6 to 64 letters, digits or '-': the first characters of a queue id"
+
+
+def _id_prefix_rule(value: str) -> str:
+    if not ID_PREFIX_RE.match(value):
+        raise ValueError(ID_PREFIX_RULE)
+    return value
+
+
+#: the start of a queue id (the list's `id_prefix`): refused in words, not as a regex
+IdPrefix = Annotated[
+    str,
+    AfterValidator(_id_prefix_rule),
+    WithJsonSchema({"type": "string", "pattern": ID_PREFIX_RE.pattern, "examples": ["223746ea"]}),
+]
+
+
 #: one or more symbols, none repeated
 Symbols = Annotated[list[Symbol], Field(min_length=1), AfterValidator(no_repeats)]
 

@@ -9,15 +9,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -33,6 +35,12 @@ from queue_manager.domain.requests import (
 )
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_NAME_RE = re.compile(NAME_PATTERN)
+#: NAME_PATTERN in words: what a refused name is told
+NAME_RULE = (
+    "must be 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or "
+    "digit, e.g. nightly-candles"
+)
 WINDOW_RE = re.compile(r"^([1-9][0-9]{0,2})(d|w|M)$")
 #: `{date}` is the tick's date in the schedule's timezone; `{date-1d}`, `{date+2d}` shift it
 DATE_TOKEN_RE = re.compile(r"\{date(?:([+-])([0-9]{1,4})d)?\}")
@@ -40,6 +48,29 @@ DATE_TOKEN_RE = re.compile(r"\{date(?:([+-])([0-9]{1,4})d)?\}")
 MAX_TICKS_PER_PASS = 1000
 #: a tick handled this late (by the scheduler's clock) still counts as on time
 ON_TIME = timedelta(seconds=60)
+
+
+def _name_rule(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(NAME_RULE)
+    return value
+
+
+#: a schedule's name (a DNS label: it names the runs' jobs), refused in words, not as a regex
+ScheduleName = Annotated[
+    str,
+    AfterValidator(_name_rule),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": NAME_PATTERN,
+            "maxLength": 63,
+            "description": "1 to 63 lowercase letters, digits or '-', starting and ending with "
+            "a letter or digit.",
+            "examples": ["nightly-candles"],
+        }
+    ),
+]
 
 
 class ConcurrencyPolicy(StrEnum):
@@ -134,7 +165,7 @@ class _Fields(BaseModel):
 
 
 class ScheduleCreate(_Fields):
-    name: str = Field(pattern=NAME_PATTERN, max_length=63, examples=["nightly-candles"])
+    name: ScheduleName
     paused: bool = False
 
     def build(self, actor: str | None, now: datetime) -> Schedule:

@@ -267,9 +267,15 @@ class QueueService:
         limit: int,
         cursor: str | None,
         parent: str | None = None,
+        id_prefix: str | None = None,
     ) -> Page:
         return await self.store.page(
-            status=status, symbol=symbol, limit=limit, cursor=cursor, parent=parent
+            status=status,
+            symbol=symbol,
+            limit=limit,
+            cursor=cursor,
+            parent=parent,
+            id_prefix=id_prefix,
         )
 
 

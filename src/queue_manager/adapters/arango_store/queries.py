@@ -94,6 +94,7 @@ _SCAN: Final = "FOR d IN @@coll"
 _BY_STATUS: Final = "  FILTER d.status == @status"
 _BY_SYMBOL: Final = "  FILTER d.symbol == @symbol"
 _BY_PARENT: Final = "  FILTER d.parent == @parent"
+_BY_ID_PREFIX: Final = "  FILTER STARTS_WITH(d._key, @id_prefix)"
 # `created <= @created` is the index range; the second condition drops the rows of the same
 # instant already returned (ties broken by `_key`), so no OFFSET is needed.
 _AFTER_CURSOR: Final = (
@@ -102,8 +103,12 @@ _AFTER_CURSOR: Final = (
 _NEWEST_FIRST: Final = "  SORT d.created DESC, d._key DESC\n  LIMIT @limit\n  RETURN d"
 
 
-def _page_query(by_status: bool, by_symbol: bool, by_parent: bool, after_cursor: bool) -> str:
+def _page_query(
+    by_status: bool, by_symbol: bool, by_parent: bool, after_cursor: bool, by_id_prefix: bool
+) -> str:
     parts = [_SCAN]
+    if by_id_prefix:
+        parts.append(_BY_ID_PREFIX)
     if by_parent:
         parts.append(_BY_PARENT)
     if by_status:
@@ -116,13 +121,14 @@ def _page_query(by_status: bool, by_symbol: bool, by_parent: bool, after_cursor:
     return "\n".join(parts)
 
 
-#: (filter by status, by symbol, by parent, after a cursor) -> query
-PAGE_QUERIES: Final[Mapping[tuple[bool, bool, bool, bool], str]] = {
-    (status, symbol, parent, after): _page_query(status, symbol, parent, after)
+#: (filter by status, by symbol, by parent, after a cursor, by id prefix) -> query
+PAGE_QUERIES: Final[Mapping[tuple[bool, bool, bool, bool, bool], str]] = {
+    (status, symbol, parent, after, prefix): _page_query(status, symbol, parent, after, prefix)
     for status in (False, True)
     for symbol in (False, True)
     for parent in (False, True)
     for after in (False, True)
+    for prefix in (False, True)
 }
 
 
@@ -133,6 +139,7 @@ def page(
     limit: int,
     after: tuple[str, str] | None,
     parent: str | None = None,
+    id_prefix: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The list query and its bind parameters; `after` is the last row's (created, _key)."""
     bind: dict[str, Any] = {"@coll": QUEUE_COLLECTION, "limit": limit}
@@ -142,9 +149,17 @@ def page(
         bind["symbol"] = symbol
     if parent is not None:
         bind["parent"] = parent
+    if id_prefix is not None:
+        bind["id_prefix"] = id_prefix
     if after is not None:
         bind["created"], bind["key"] = after
-    flags = (status is not None, symbol is not None, parent is not None, after is not None)
+    flags = (
+        status is not None,
+        symbol is not None,
+        parent is not None,
+        after is not None,
+        id_prefix is not None,
+    )
     query = PAGE_QUERIES[flags]
     return query, bind
 

@@ -172,6 +172,7 @@ class Queues:
             limit=limit + 1,
             after=cursors.decode(listing.cursor) if listing.cursor is not None else None,
             parent=listing.parent,
+            id_prefix=listing.id_prefix,
         )
         found = await self._db.query("list queues", query)
         items = [documents.load(row) for row in found[:limit]]

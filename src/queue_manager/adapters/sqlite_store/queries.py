@@ -45,11 +45,22 @@ def docs_of(n: int) -> str:
     return f"SELECT id, doc FROM queue_state WHERE id IN ({marks(n)})"
 
 
-def page(*, parent: bool, status: bool, symbol: bool, after: bool) -> str:
-    """A list page, newest first; its parameters in this order, then the limit."""
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """[low, high) holding exactly the strings that start with `prefix`: high is the prefix
+    with its last character's successor. `prefix` is ASCII (the API takes letters, digits and
+    '-'), so the successor is a character too."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def page(*, parent: bool, status: bool, symbol: bool, after: bool, id_prefix: bool = False) -> str:
+    """A list page, newest first; its parameters in this order, then the limit.
+
+    An id prefix is the primary key's range [prefix, its successor): exact under SQLite's
+    binary comparison, and read from the index."""
     where = [
         text
         for wanted, text in (
+            (id_prefix, "id >= ? AND id < ?"),
             (parent, "parent = ?"),
             (status, "status = ?"),
             (symbol, "symbol = ?"),

@@ -88,10 +88,14 @@ class Queues:
 
     async def page(self, listing: Listing, limit: int) -> Page:
         status = listing.status.value if listing.status is not None else None
-        args: list[Any] = [v for v in (listing.parent, status, listing.symbol) if v is not None]
+        args: list[Any] = []
+        if listing.id_prefix is not None:
+            args += queries.prefix_range(listing.id_prefix)
+        args += [v for v in (listing.parent, status, listing.symbol) if v is not None]
         if listing.cursor is not None:
             args += cursors.decode(listing.cursor)
         sql = queries.page(
+            id_prefix=listing.id_prefix is not None,
             parent=listing.parent is not None,
             status=status is not None,
             symbol=listing.symbol is not None,
