@@ -185,8 +185,9 @@ def steps_table(steps: Iterable[dict[str, Any]]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("records_written", justify="right", no_wrap=True)
-    table.add_column("job_name", no_wrap=True)
-    table.add_column("error_message / waiting / warnings", style="red")
+    # A job name is 50+ characters: folded, so the notes beside it keep room to be read.
+    table.add_column("job_name", overflow="fold", min_width=20, ratio=1)
+    table.add_column("notes", style="red", min_width=20, ratio=1)
     for step in steps:
         table.add_row(
             _text(step.get("index")),
