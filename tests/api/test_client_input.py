@@ -300,3 +300,14 @@ async def test_an_idempotency_key_of_a_start_is_not_replayed_for_a_backfill_or_a
         await client.post("/queues/start", json=single, headers={"Idempotency-Key": "b"})
     )
     assert "backfill" in found["idempotency-key"]
+
+
+async def test_an_idempotency_key_with_spaces_or_non_ascii_is_refused_naming_it(
+    client: httpx.AsyncClient, single: dict[str, Any]
+) -> None:
+    for key in ("two words", "clé".encode("latin-1")):
+        for path, body in (("/queues/start", single), ("/queues/backfill", BACKFILL)):
+            answer = await client.post(path, json=body, headers={"Idempotency-Key": key})
+            assert answer.status_code == 422, (path, key, answer.text)
+            assert "idempotency-key" in errors(answer), answer.text
+    assert await queue_count(client) == 0

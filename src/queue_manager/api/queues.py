@@ -19,6 +19,8 @@ from queue_manager.domain.models import QueueState, QueueStatus
 from queue_manager.domain.requests import IdPrefix, StartRequest, Symbol
 
 router = APIRouter(prefix="/queues", tags=["queues"])
+#: visible ASCII: what an HTTP header carries as sent (a control character never reaches us)
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 
 Services = Annotated[Container, Depends(get_container)]
 QueueId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -63,6 +65,7 @@ async def start_queue(
         str | None,
         Header(
             max_length=200,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Retrying with the same key returns the same queue_id, launching nothing",
         ),
     ] = None,
@@ -90,6 +93,7 @@ async def start_backfill(
         str | None,
         Header(
             max_length=200,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Retrying with the same key returns the same parent, creating nothing",
         ),
     ] = None,
