@@ -3,18 +3,17 @@ each group, whether its breaker is open, until when and why."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, error_responses, success
 from queue_manager.domain.identity import Principal, Role
+from queue_manager.services.rate_limits import GroupState
 
 router = APIRouter(tags=["rate limits"])
 
@@ -38,21 +37,8 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
-class RateLimitGroup(BaseModel):
-    """One rate-limit group. `until`, `reason` and `queue_id` (the queue whose failure opened
-    it) are null while it is closed; `opened_at` and `strikes` (openings within a day of each
-    other: what escalates a wait nobody named) are the last opening's."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
-
-    group: str
-    open: bool
-    until: datetime | None
-    reason: str | None
-    patterns: list[str]
-    opened_at: datetime | None = None
-    strikes: int = 0
-    queue_id: str | None = None
+class RateLimitGroup(GroupState):
+    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [_EXAMPLE]})
 
 
 @router.get(
@@ -63,5 +49,5 @@ class RateLimitGroup(BaseModel):
 )
 async def rate_limits(_: Reader, services: Services) -> Response:
     states = await services.rate_limits.states()
-    shown = [RateLimitGroup(**asdict(state)).model_dump(mode="json") for state in states]
+    shown = [state.model_dump(mode="json") for state in states]
     return success("Rate limits", shown)

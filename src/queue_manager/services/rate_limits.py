@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import structlog
+from pydantic import BaseModel, ConfigDict
 
 from queue_manager.domain import history
 from queue_manager.domain import rate_limits as rules
@@ -36,9 +36,12 @@ class BreakerStore(StateStore, RateLimitStore, Protocol):
     """What the rate limits use of the store: the breakers, and the queues for the history."""
 
 
-@dataclass(frozen=True)
-class GroupState:
-    """A group as GET /rate-limits shows it."""
+class GroupState(BaseModel):
+    """A group as GET /rate-limits shows it. `until`, `reason` and `queue_id` (the queue whose
+    failure opened it) are null while it is closed; `opened_at` and `strikes` (openings within a
+    day of each other: what escalates a wait nobody named) are the last opening's."""
+
+    model_config = ConfigDict(frozen=True)
 
     group: str
     open: bool
