@@ -160,10 +160,13 @@ def _step_ended(queue: QueueState) -> list[QueueEvent]:
 
 async def test_two_stores_admit_at_once_from_a_fresh_database(backend: Backend) -> None:
     """Storage never used: both stores set it up at once, then their first decisions race for
-    the lock documents that do not exist yet (issue 29: one of them used to fail)."""
+    the lock documents that do not exist yet (issue 29: one of them used to fail; an SQLite file
+    new to four stores at once refused one of them as locked)."""
     fresh = backend.fresh()
     try:
-        stores = await asyncio.gather(fresh.open(), fresh.open())
+        async with asyncio.TaskGroup() as both:  # one failing must not leave the other open
+            opening = [both.create_task(fresh.open()) for _ in range(4)]
+        stores = [task.result() for task in opening]
         for i in range(6):
             await queued(stores[0], seconds=i)
         results = await asyncio.gather(*(stores[i % 2].admit(3, admit) for i in range(8)))

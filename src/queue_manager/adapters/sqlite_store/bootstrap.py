@@ -1,6 +1,8 @@
 """What the SQLite store makes sure exists before it serves: its tables and indexes, on a new
 file or on one made by an older release (columns added since are added in place). Safe when
-several processes open the file at once: every statement is `IF NOT EXISTS`."""
+several processes open the file at once: it is all one IMMEDIATE transaction, so a second process
+finds the first one's tables and columns made (two adding one column would fail), and every
+statement is `IF NOT EXISTS` besides."""
 
 from __future__ import annotations
 
@@ -85,10 +87,23 @@ CREATE TABLE IF NOT EXISTS store_heartbeat (
 
 
 async def create_schema(writer: aiosqlite.Connection) -> None:
-    await writer.executescript(SCHEMA)
-    have = {row[1] for row in await writer.execute_fetchall("PRAGMA table_info(queue_state)")}
-    for column, definition in _ADDED_COLUMNS.items():
-        if column not in have:
-            await writer.execute(f"ALTER TABLE queue_state ADD COLUMN {column} {definition}")
-    await writer.executescript(_ADMISSION_INDEXES)
-    await writer.execute(_HEARTBEAT_TABLE)
+    await writer.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _statements(SCHEMA):
+            await writer.execute(statement)
+        have = {row[1] for row in await writer.execute_fetchall("PRAGMA table_info(queue_state)")}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in have:
+                await writer.execute(f"ALTER TABLE queue_state ADD COLUMN {column} {definition}")
+        for statement in [*_statements(_ADMISSION_INDEXES), _HEARTBEAT_TABLE]:
+            await writer.execute(statement)
+        await writer.execute("COMMIT")
+    except BaseException:
+        if writer.in_transaction:
+            await writer.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a script of ours (none has a `;` inside it)."""
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -23,6 +23,7 @@ from typing import Any
 
 import aiosqlite
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from queue_manager.adapters.sqlite_store.bootstrap import create_schema
 from queue_manager.domain.errors import DependencyUnavailable
@@ -66,9 +67,24 @@ class SqliteFile:
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            # Switching a new file to WAL while another process does the same can be refused
+            # at once with "database is locked", without waiting on the busy timeout (SQLite
+            # will not wait where both could): try again for as long as that timeout.
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_locked),
+                stop=stop_after_delay(self._busy_timeout_ms / 1000),
+                wait=wait_random_exponential(multiplier=0.002, max=0.1),
+                reraise=True,
+            ):
+                with attempt:
+                    await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            # an unclosed connection keeps its thread, and the process, alive
+            await conn.close()
+            raise
         return conn
 
     async def _connect_all(self) -> None:
@@ -182,6 +198,10 @@ class SqliteFile:
             return self._point.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise DependencyUnavailable("store", str(exc)) from exc
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def _file_at(path: Path) -> tuple[int, int] | None:
