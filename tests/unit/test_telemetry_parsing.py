@@ -111,3 +111,32 @@ def test_the_fast_path_means_what_the_full_rules_mean(shape: dict[str, object]) 
     except Rejected as exc:
         fast = exc.reason
     assert fast == full
+
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        (7, 7.0),
+        ("7", 7.0),
+        (10**12, 7 * 86400.0),  # far future: capped at a week, never an overflow
+        (-1, None),
+        ("soon", None),
+        (float("nan"), None),
+        (True, None),
+        ({"seconds": 7}, None),
+    ],
+)
+def test_a_retry_after_hint_is_capped_or_dropped_and_never_costs_the_report(
+    hint: object, expected: float | None
+) -> None:
+    """Workers' optional error hints are advice: a nonsense one is dropped, the report applies,
+    whether it comes as bytes from the bus or as an object over HTTP."""
+    report = {"event": "error", "queue_id": "q-1", "error_message": "429", "retry_after": hint}
+    shapes: list[bytes | dict[str, object]] = [report]
+    if hint == hint:  # NaN has no JSON form
+        shapes.append(orjson.dumps(report))
+    for raw in shapes:
+        event = parse(raw, Source.EVENTS)
+        assert step_status(event.status) is StepStatus.ERROR
+        assert event.retry_after == expected
