@@ -32,6 +32,7 @@ MODULES = {
     "p9": "bench.p9_history",
     "p10": "bench.p10_admission",
     "p11": "bench.p11_dashboard",
+    "p12": "bench.p12_coverage",
     "p13": "bench.p13_rate_limit",
 }
 

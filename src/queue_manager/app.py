@@ -20,17 +20,21 @@ from queue_manager import __version__
 from queue_manager.adapters.system_clock import SystemClock
 from queue_manager.api import (
     auth_routes,
+    collections,
+    coverage,
     errors,
     health,
     history,
     internal,
     live,
     logs,
+    plans,
     queues,
     ui,
 )
 from queue_manager.api import rate_limits as rate_limits_api
 from queue_manager.api import schedules as schedules_api
+from queue_manager.api import stats as stats_api
 from queue_manager.api.container import AuthPolicy, Container
 from queue_manager.api.hub import Hub
 from queue_manager.api.middleware import BodyLimit, HTTPMetrics
@@ -44,6 +48,8 @@ from queue_manager.observability import logging as qm_logging
 from queue_manager.observability.metrics import Metrics
 from queue_manager.ports import BearerVerifier, Bus, Clock, DataTopics, Launcher, Store
 from queue_manager.services.backfills import BackfillService
+from queue_manager.services.catalog import CatalogService
+from queue_manager.services.coverage import CoverageService, read_gaps_file
 from queue_manager.services.engine import Engine, Limits
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
@@ -51,6 +57,8 @@ from queue_manager.services.job_events import JobEvents
 from queue_manager.services.job_specs import JobConfig
 from queue_manager.services.live import UpdateRelay
 from queue_manager.services.logs import StepLogs
+from queue_manager.services.overview import OverviewService
+from queue_manager.services.plans import PlanService
 from queue_manager.services.queues import QueueService
 from queue_manager.services.rate_limit_release import RateLimitRelease
 from queue_manager.services.rate_limits import RateLimits
@@ -374,12 +382,25 @@ def create_app(
             keep=timedelta(days=settings.retention_days),
             period=settings.retention_sweep_seconds,
         )
+    catalog = CatalogService(store)
+    gaps_file = settings.expected_gaps_file
+    coverage_service = CoverageService(
+        store,
+        backfills,
+        clock=clock,
+        file_gaps=read_gaps_file(gaps_file) if gaps_file is not None else (),
+        count_cells=metrics.set_coverage_counts,
+        metrics_period=settings.coverage_metrics_seconds,
+    )
     container = Container(
         settings=settings,
         queues=queue_service,
         backfills=backfills,
         schedules=schedules,
         workers=WorkerReports(store, bus),
+        catalog=catalog,
+        plans=PlanService(queue_service, catalog),
+        coverage=coverage_service,
         health=Health(store, bus, launcher),
         logs=StepLogs(store, launcher),
         hub=hub,
@@ -389,6 +410,7 @@ def create_app(
         identity=identity,
         sessions=Sessions(session_secret(settings), settings.auth_session_seconds, clock),
         rate_limits=rate_limits,
+        overview=OverviewService(store, clock),
     )
 
     @asynccontextmanager
@@ -413,6 +435,10 @@ def create_app(
         supervisor.start("step-watch", step_watch.run)
         supervisor.start("scheduler", schedules.run)
         supervisor.start("rate-limit-release", release.run)
+        # The ledger of queues stored by a release without it (docs/coverage.md): in the
+        # background, so readiness does not wait for it.
+        supervisor.start("coverage-derivation", coverage_service.run_derivation)
+        supervisor.start("coverage-metrics", coverage_service.run_metrics)
         container.started = True
         # What exists now (modules, the app, clients) lives as long as the process: keep the
         # garbage collector from rescanning it each time a telemetry batch allocates thousands
@@ -449,11 +475,15 @@ def create_app(
     app.state.container = container
     errors.install(app)
     routers = (
+        plans,
         queues,
+        collections,
+        coverage,
         schedules_api,
         history,
         logs,
         rate_limits_api,
+        stats_api,
         health,
         live,
         internal,

@@ -173,6 +173,9 @@ class Telemetry:
     ERROR_CLASS: Final = "error_class"
     HTTP_STATUS: Final = "http_status"
     RETRY_AFTER: Final = "retry_after"
+    #: optional: the exact coverage of the step so far (docs/worker-protocol.md), an object
+    #: {"loaded": [{"from", "to"}...], "gaps": [{"from", "to"}...]} of ISO instants
+    COVERAGE: Final = "coverage"
     SENT_AT: Final = "sent_at"
     #: older workers' name for sent_at
     TIMESTAMP: Final = "timestamp"

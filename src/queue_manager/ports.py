@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
+from queue_manager.domain.catalog import CollectionEntry, CollectionInfo
+from queue_manager.domain.coverage import Cell, ExpectedGap
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Principal
 from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.overview import RunStats
 from queue_manager.domain.rate_limits import Breaker
 from queue_manager.domain.schedules import Schedule, ScheduleRun
 from queue_manager.domain.telemetry import Source
@@ -128,9 +131,13 @@ class StateStore(Protocol):
         cursor: str | None,
         parent: str | None = None,
         id_prefix: str | None = None,
+        top_level: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> Page:
         """Newest first; with `parent`, only that backfill's children; with `id_prefix`, only
-        the queues whose id starts with it."""
+        the queues whose id starts with it; `top_level`: no backfill's child; `created_from`
+        (inclusive) and `created_to` (exclusive): only queues created in that range."""
         ...
 
     async def delete_ended(self, before: datetime, limit: int) -> list[str]:
@@ -208,6 +215,96 @@ class RateLimitStore(Protocol):
         write one after the other, each `change` seeing the write before it. Returns (before,
         after): the breaker the stored write replaced, and the one stored afterwards."""
         ...
+
+
+# -- the overview ------------------------------------------------------------------------------
+
+
+class StatsStore(Protocol):
+    """Counts over a window of queues for the overview (docs/api.md "GET /stats/overview"):
+    grouped in the store over the queues created since then, never read one by one."""
+
+    async def run_stats(self, since: datetime) -> RunStats:
+        """Of the queues created at or after `since` (a backfill's parent excluded): runs by
+        creation hour and status, and the finished/failed tallies by step target and by
+        symbol (domain/overview.py says what counts)."""
+        ...
+
+
+# -- the catalog of collections ----------------------------------------------------------------
+
+
+class CatalogStore(Protocol):
+    """The collections steps wrote, their producers and consumers (docs/pipelines.md "The
+    catalog"). Written by `update_many`, in the transaction of the change that ended a
+    producing or consuming step (domain/catalog.py says which)."""
+
+    async def collections(
+        self, prefix: str | None, *, after: str | None, limit: int
+    ) -> list[CollectionEntry]:
+        """By name, those starting with `prefix`, after the name `after`."""
+        ...
+
+    async def collection(self, name: str, *, consumers: int) -> CollectionInfo | None:
+        """One collection with its latest `consumers`, newest first."""
+        ...
+
+    async def known_collections(self, names: Collection[str]) -> set[str]:
+        """Which of `names` the catalog holds."""
+        ...
+
+    async def collection_names(self, limit: int) -> list[str]:
+        """Up to `limit` names, by name (what a refused input's suggestions are taken from)."""
+        ...
+
+
+# -- the coverage ledger ------------------------------------------------------------------------
+
+
+class CoverageStore(Protocol):
+    """The coverage ledger (docs/coverage.md): cells (symbol, type, UTC day) written by the
+    store in the transaction of every queue write that changes them (domain/coverage.py says
+    which), and the expected-gap calendar set over the API."""
+
+    async def coverage_cells(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[Cell]:
+        """The stored cells of those symbols and types, days first..last, by type, symbol, day."""
+        ...
+
+    async def coverage_settled(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[tuple[str, str, date, date]]:
+        """(symbol, type, first day, last day): the runs of days complete or running, which a
+        fill never runs again."""
+        ...
+
+    async def coverage_symbols(self, type_: str, limit: int) -> list[str]:
+        """Up to `limit` symbols with cells of `type_`, by name."""
+        ...
+
+    async def coverage_counts(self) -> dict[tuple[str, str], int]:
+        """Cells by (type, state)."""
+        ...
+
+    async def derive_coverage(self, after: str | None, limit: int) -> str | None:
+        """Write the cells of up to `limit` stored queues (by id, after `after`) that the ledger
+        does not hold yet, in one transaction; the last id read, None when none was left."""
+        ...
+
+    async def coverage_derived(self) -> bool:
+        """Whether the ledger was derived from the stored queues (the upgrade, once)."""
+        ...
+
+    async def mark_coverage_derived(self) -> None: ...
+
+    async def expected_gaps(self) -> list[ExpectedGap]: ...
+
+    async def put_expected_gap(self, gap: ExpectedGap) -> bool:
+        """Stores (or replaces) a gap by name; True when it is new."""
+        ...
+
+    async def delete_expected_gap(self, name: str) -> bool: ...
 
 
 # -- command / telemetry bus ------------------------------------------------------------------
@@ -479,6 +576,16 @@ class BearerVerifier(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(StateStore, TokenStore, SessionStore, ScheduleStore, RateLimitStore, Protocol):
+class Store(
+    StateStore,
+    TokenStore,
+    SessionStore,
+    ScheduleStore,
+    RateLimitStore,
+    StatsStore,
+    CatalogStore,
+    CoverageStore,
+    Protocol,
+):
     """What a store adapter implements: the queues, the API tokens (and logged-out sessions),
     the schedules and the rate-limit breakers, in one database."""

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     #: delete queues that ended more than this many days ago (with their keys); unset: keep all
     retention_days: float | None = Field(default=None, gt=0)
     retention_sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
+    #: the coverage ledger (docs/coverage.md): a JSON file of known outages, shown as
+    #: `expected_gap` and never filled; and how often the cells-per-state gauges are counted
+    expected_gaps_file: Path | None = None
+    coverage_metrics_seconds: float = Field(default=60.0, gt=0, le=86400)
     #: admission (docs/operations.md): queues running at once, all replicas together; unset: any
     max_running_queues: int | None = Field(default=None, ge=1)
     #: jobs of a target running at once, e.g. `gnn-trainer=2,graph-builder=4`

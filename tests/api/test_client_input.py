@@ -100,6 +100,20 @@ async def test_a_backfill_up_to_the_last_representable_day_is_cut(
     await client.post(f"/queues/stop?queue_id={parent}&force=true")
 
 
+@pytest.mark.parametrize("time_range", ["9999-12-31:9999-12-31", "0001-01-01:0001-01-02"])
+async def test_a_queue_at_either_end_of_the_calendar_starts_and_stops(
+    client: httpx.AsyncClient, time_range: str
+) -> None:
+    """Its coverage cells are computed as it is stored: the day after the last date a date can
+    hold was an overflow, a 500 (found by the stateful contract test)."""
+    body = {"symbol": "SOLFDUSD", "type": "api", "time_range": time_range}
+    answer = await client.post("/queues/start", json=body)
+    assert answer.status_code == 200, answer.text
+    queue_id = answer.json()["data"]["queue_id"]
+    stopped = await client.post(f"/queues/stop?queue_id={queue_id}&force=true")
+    assert stopped.status_code == 200, stopped.text
+
+
 async def test_a_backfill_of_centuries_by_day_is_refused_at_once(
     client: httpx.AsyncClient,
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -209,6 +210,48 @@ async def test_page_by_id_prefix(store: StateStore) -> None:
     assert await matching(ids[3]) == [ids[3]]
     assert await matching("223746ef") == []
     assert await matching("223746ea", status=QueueStatus.LOADING) == []
+
+
+async def test_page_top_level_and_created_range_with_cursor(store: StateStore) -> None:
+    """`top_level` leaves out a backfill's children; `created_from` (inclusive) and
+    `created_to` (exclusive) keep the queues created in that range; both walk with a cursor."""
+    queues = []
+    for i in range(12):
+        queue = make_queue(created_at=BASE + timedelta(minutes=i))
+        queue.parent = queues[0].id if i % 3 == 2 else None
+        queues.append(queue)
+        await store.insert(queue, None)
+    newest_first = list(reversed(queues))
+
+    async def walk(limit: int, **filters: Any) -> list[str]:
+        ids: list[str] = []
+        cursor = None
+        while True:
+            page = await store.page(status=None, symbol=None, limit=limit, cursor=cursor, **filters)
+            ids += [q.id for q in page.items]
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    top = [q.id for q in newest_first if q.parent is None]
+    assert 0 < len(top) < len(queues)
+    assert await walk(3, top_level=True) == top
+    start, end = BASE + timedelta(minutes=3), BASE + timedelta(minutes=8)
+    in_range = [q.id for q in newest_first if start <= q.created_at < end]
+    assert len(in_range) == 5  # minutes 3..7: the start is in, the end out
+    assert await walk(2, created_from=start, created_to=end) == in_range
+    assert await walk(2, created_from=start) == [
+        q.id for q in newest_first if q.created_at >= start
+    ]
+    assert await walk(4, created_to=end) == [q.id for q in newest_first if q.created_at < end]
+    assert await walk(2, created_from=start, created_to=end, top_level=True) == [
+        q.id for q in newest_first if start <= q.created_at < end and q.parent is None
+    ]
+    children = await walk(2, parent=queues[0].id, created_from=start)
+    assert children == [
+        q.id for q in newest_first if q.parent == queues[0].id and q.created_at >= start
+    ]
+    assert await walk(5, created_from=end, created_to=start) == []
 
 
 async def test_page_breaks_ties_of_the_same_instant(store: StateStore) -> None:

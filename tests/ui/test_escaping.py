@@ -42,10 +42,10 @@ def test_a_workers_error_and_log_are_shown_as_text_with_control_characters_escap
     expect(node(page, 0).locator(".error-text")).to_have_text(SHOWN)
     node(page, 0).click()
     expect(page.locator(".step-panel .alert")).to_have_text(SHOWN)
-    expect(page.locator("pre.log")).to_contain_text(f"before\n{SHOWN}\nafter")
+    expect(page.locator(".log")).to_contain_text(f"before\n{SHOWN}\nafter")
     shots(page, "escaped")
 
-    shown = "#queue-error, .error-text, .step-panel .alert, pre.log"
+    shown = "#queue-error, .error-text, .step-panel .alert, .log"
     texts = page.evaluate(
         f"() => [...document.querySelectorAll('{shown}')].map(e => e.textContent).join('')"
     )

@@ -77,6 +77,8 @@ def test_the_list_the_backfill_and_a_child_page_agree_once_updates_end_a_queue(
 
     errors: list[str] = []
     listing = open_dashboard(page, service, "#/queues")
+    # a backfill's children are folded under their parent: unfold them
+    listing.locator(f'.qrow[data-queue="{parent}"] .fold').click()
     backfill = open_dashboard(opened(context, errors), service, f"#/queues/{parent}")
     single = open_dashboard(opened(context, errors), service, f"#/queues/{child}")
     child_row = listing.locator(f'.qrow[data-queue="{child}"]')

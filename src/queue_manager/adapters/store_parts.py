@@ -16,15 +16,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
+from queue_manager.domain.catalog import CollectionEntry, CollectionInfo
+from queue_manager.domain.coverage import Cell, ExpectedGap
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken
 from queue_manager.domain.models import QueueState, QueueStatus
+from queue_manager.domain.overview import RunStats
 from queue_manager.domain.rate_limits import Breaker
 from queue_manager.domain.schedules import Schedule, ScheduleRun
-from queue_manager.ports import Page, RateLimitStore, ScheduleStore, SessionStore, TokenStore
+from queue_manager.ports import (
+    CatalogStore,
+    CoverageStore,
+    Page,
+    RateLimitStore,
+    ScheduleStore,
+    SessionStore,
+    StatsStore,
+    TokenStore,
+)
 
 #: the history events of a new queue, or of a change
 Events = Sequence[QueueEvent]
@@ -49,6 +61,11 @@ class Listing:
     parent: str | None
     cursor: str | None
     id_prefix: str | None = None
+    #: no backfill's child (a queue without `parent`)
+    top_level: bool = False
+    #: created at or after / strictly before
+    created_from: datetime | None = None
+    created_to: datetime | None = None
 
 
 class QueueRecords(Protocol):
@@ -87,6 +104,9 @@ class StoreParts:
     tokens: TokenStore
     sessions: SessionStore
     rate_limits: RateLimitStore
+    catalog: CatalogStore
+    coverage: CoverageStore
+    stats: StatsStore
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -116,8 +136,13 @@ class StoreParts:
         cursor: str | None,
         parent: str | None = None,
         id_prefix: str | None = None,
+        top_level: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> Page:
-        listing = Listing(status, symbol, parent, cursor, id_prefix)
+        listing = Listing(
+            status, symbol, parent, cursor, id_prefix, top_level, created_from, created_to
+        )
         return await self.queues.page(listing, limit)
 
     async def delete_ended(self, before: datetime, limit: int) -> list[str]:
@@ -212,3 +237,60 @@ class StoreParts:
         self, group: str, change: Callable[[Breaker | None], Breaker | None]
     ) -> tuple[Breaker | None, Breaker | None]:
         return await self.rate_limits.trip_breaker(group, change)
+
+    # -- the overview's counts ------------------------------------------------------------
+
+    async def run_stats(self, since: datetime) -> RunStats:
+        return await self.stats.run_stats(since)
+
+    # -- the catalog of collections ---------------------------------------------------------
+
+    async def collections(
+        self, prefix: str | None, *, after: str | None, limit: int
+    ) -> list[CollectionEntry]:
+        return await self.catalog.collections(prefix, after=after, limit=limit)
+
+    async def collection(self, name: str, *, consumers: int) -> CollectionInfo | None:
+        return await self.catalog.collection(name, consumers=consumers)
+
+    async def known_collections(self, names: Collection[str]) -> set[str]:
+        return await self.catalog.known_collections(names)
+
+    async def collection_names(self, limit: int) -> list[str]:
+        return await self.catalog.collection_names(limit)
+
+    # -- the coverage ledger ----------------------------------------------------------------
+
+    async def coverage_cells(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[Cell]:
+        return await self.coverage.coverage_cells(symbols, types, first, last)
+
+    async def coverage_settled(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[tuple[str, str, date, date]]:
+        return await self.coverage.coverage_settled(symbols, types, first, last)
+
+    async def coverage_symbols(self, type_: str, limit: int) -> list[str]:
+        return await self.coverage.coverage_symbols(type_, limit)
+
+    async def coverage_counts(self) -> dict[tuple[str, str], int]:
+        return await self.coverage.coverage_counts()
+
+    async def derive_coverage(self, after: str | None, limit: int) -> str | None:
+        return await self.coverage.derive_coverage(after, limit)
+
+    async def coverage_derived(self) -> bool:
+        return await self.coverage.coverage_derived()
+
+    async def mark_coverage_derived(self) -> None:
+        await self.coverage.mark_coverage_derived()
+
+    async def expected_gaps(self) -> list[ExpectedGap]:
+        return await self.coverage.expected_gaps()
+
+    async def put_expected_gap(self, gap: ExpectedGap) -> bool:
+        return await self.coverage.put_expected_gap(gap)
+
+    async def delete_expected_gap(self, name: str) -> bool:
+        return await self.coverage.delete_expected_gap(name)

@@ -11,9 +11,13 @@ from queue_manager.api.sessions import Sessions
 from queue_manager.api.worker_auth import WorkerTokens
 from queue_manager.observability.metrics import Metrics
 from queue_manager.services.backfills import BackfillService
+from queue_manager.services.catalog import CatalogService
+from queue_manager.services.coverage import CoverageService
 from queue_manager.services.health import Health
 from queue_manager.services.identity import IdentityService
 from queue_manager.services.logs import StepLogs
+from queue_manager.services.overview import OverviewService
+from queue_manager.services.plans import PlanService
 from queue_manager.services.queues import QueueService
 from queue_manager.services.rate_limits import RateLimits
 from queue_manager.services.schedules import ScheduleService
@@ -45,6 +49,12 @@ class Container:
     identity: IdentityService
     sessions: Sessions
     rate_limits: RateLimits
+    overview: OverviewService
+    #: the catalog of collections, and start requests checked in one pass / planned
+    catalog: CatalogService
+    plans: PlanService
+    #: the coverage ledger: reads, fills, the expected-gap calendar (docs/coverage.md)
+    coverage: CoverageService
     started: bool = False
 
 

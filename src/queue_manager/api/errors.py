@@ -15,9 +15,11 @@ from queue_manager.api.auth import CsrfRefused
 from queue_manager.api.envelope import error
 from queue_manager.api.live import refuse
 from queue_manager.domain.errors import (
+    CollectionNotFound,
     Conflict,
     DependencyUnavailable,
     DomainError,
+    ExpectedGapNotFound,
     InvalidRequest,
     LaunchFailed,
     LogsUnavailable,
@@ -39,6 +41,8 @@ _STATUS: dict[type[DomainError], int] = {
     LogsUnavailable: 404,
     QueueNotFound: 404,
     ScheduleNotFound: 404,
+    CollectionNotFound: 404,
+    ExpectedGapNotFound: 404,
     Conflict: 409,
     InvalidRequest: 422,
     DependencyUnavailable: 503,

@@ -157,3 +157,83 @@ BACKFILL_EXAMPLES: dict[str, Any] = {
         "value": BACKFILL_PIPELINE,
     },
 }
+
+# -- GET /queues: the list's filters ----------------------------------------------------------
+TOP_LEVEL_EXAMPLES: dict[str, Any] = {
+    "folded": {"summary": "No backfill's children, as the dashboard lists", "value": True},
+}
+CREATED_FROM_EXAMPLES: dict[str, Any] = {
+    "day": {"summary": "From the start of a day (UTC)", "value": "2024-06-01"},
+    "instant": {"summary": "From an instant with its zone", "value": "2024-06-01T08:00:00+02:00"},
+}
+CREATED_TO_EXAMPLES: dict[str, Any] = {
+    "day": {
+        "summary": "Before the next day: all of 2024-06-01 with the example above",
+        "value": "2024-06-02",
+    },
+}
+
+# -- GET /queues/{id}/steps/{index}/logs: what to read ------------------------------------
+LOG_LEVEL_EXAMPLES: dict[str, Any] = {
+    "warnings": {"summary": "Warnings and errors only", "value": "warning"},
+}
+LOG_GREP_EXAMPLES: dict[str, Any] = {
+    "pages": {"summary": "The lines that mention fetched pages", "value": "page"},
+}
+
+# -- the coverage ledger (docs/coverage.md) --------------------------------------------------
+COVERAGE_SYMBOL_EXAMPLES: dict[str, Any] = {
+    "two": {"summary": "Repeat `symbol` for each symbol", "value": ["BTCUSDT", "ETHUSDT"]},
+}
+COVERAGE_TYPE_EXAMPLES: dict[str, Any] = {
+    "candles": {"summary": "5-minute candles", "value": ["api_candles_5m"]},
+}
+COVERAGE_FROM_EXAMPLES: dict[str, Any] = {
+    "year": {"summary": "The first day of 2024", "value": "2024-01-01"},
+}
+COVERAGE_TO_EXAMPLES: dict[str, Any] = {
+    "half": {"summary": "The last day of June 2024", "value": "2024-06-30"},
+}
+FILL_EXAMPLES: dict[str, Any] = {
+    "dry-run": {
+        "summary": "The plan only: which chunks of two symbols would run",
+        "value": {
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "types": ["api_candles_5m"],
+            "time_range": "2024-01-01:2024-06-30",
+            "chunk": "month",
+            "dry_run": True,
+        },
+    },
+    "fill": {
+        "summary": "Fill them: a loader and its connector per chunk, two at once",
+        "value": {
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "types": ["api_candles_5m"],
+            "time_range": "2024-01-01:2024-06-30",
+            "chunk": "month",
+            "max_parallel": 2,
+            "template": {
+                "requests": [
+                    {"target": "loader-producer", "type": "api_candles_5m", "interval": "5m"},
+                    {"target": "arango-connector", "type": "api_candles_5m"},
+                ]
+            },
+        },
+    },
+}
+EXPECTED_GAP_EXAMPLES: dict[str, Any] = {
+    "one-symbol": {
+        "summary": "A maintenance day of one symbol",
+        "value": {
+            "symbol": "BTCUSDT",
+            "from": "2024-03-10",
+            "to": "2024-03-10",
+            "reason": "exchange maintenance",
+        },
+    },
+    "all": {
+        "summary": "An outage of every symbol",
+        "value": {"symbol": "*", "from": "2024-05-01", "to": "2024-05-02", "reason": "outage"},
+    },
+}

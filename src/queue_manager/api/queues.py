@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
@@ -11,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from queue_manager.api.auth import require
 from queue_manager.api.container import Container, get_container
 from queue_manager.api.envelope import Envelope, error_responses, success, success_json
-from queue_manager.api.examples import BACKFILL_EXAMPLES, START_EXAMPLES
+from queue_manager.api.examples import (
+    BACKFILL_EXAMPLES,
+    CREATED_FROM_EXAMPLES,
+    CREATED_TO_EXAMPLES,
+    START_EXAMPLES,
+    TOP_LEVEL_EXAMPLES,
+)
+from queue_manager.api.plans import checked_start
 from queue_manager.domain.backfill import BackfillBody
 from queue_manager.domain.errors import InvalidRequest
 from queue_manager.domain.identity import Principal, Role
@@ -60,6 +68,7 @@ class QueueList(Envelope[list[QueueState]]):
 async def start_queue(
     principal: Starter,
     services: Services,
+    _: Annotated[None, Depends(checked_start)],
     body: Annotated[StartRequest, Body(openapi_examples=START_EXAMPLES)],
     idempotency_key: Annotated[
         str | None,
@@ -150,6 +159,30 @@ async def list_queues(
             "or '-', e.g. the short id the dashboard and the CLI show"
         ),
     ] = None,
+    top_level: Annotated[
+        bool,
+        Query(
+            description="Leave out backfills' children (the dashboard and `queue-manager list` "
+            "fold them under their parent)",
+            openapi_examples=TOP_LEVEL_EXAMPLES,
+        ),
+    ] = False,
+    created_from: Annotated[
+        datetime | None,
+        Query(
+            description="Only queues created at or after this instant: an ISO 8601 date or "
+            "date-time (UTC when it has no zone)",
+            openapi_examples=CREATED_FROM_EXAMPLES,
+        ),
+    ] = None,
+    created_to: Annotated[
+        datetime | None,
+        Query(
+            description="Only queues created before this instant (exclusive), same form; "
+            "not before `created_from`",
+            openapi_examples=CREATED_TO_EXAMPLES,
+        ),
+    ] = None,
 ) -> Response:
     page = await services.queues.page(
         status=status,
@@ -158,6 +191,9 @@ async def list_queues(
         cursor=cursor,
         parent=parent,
         id_prefix=id_prefix,
+        top_level=top_level,
+        created_from=created_from,
+        created_to=created_to,
     )
     data: list[Any] = [q.model_dump(mode="json") for q in page.items]
     positions = await services.queues.positions(page.items)

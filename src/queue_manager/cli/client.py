@@ -194,6 +194,9 @@ class ApiClient:
         limit: int | None = None,
         cursor: str | None = None,
         parent: str | None = None,
+        top_level: bool = False,
+        created_from: str | None = None,
+        created_to: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         params = {
             key: value
@@ -203,6 +206,9 @@ class ApiClient:
                 ("limit", limit),
                 ("cursor", cursor),
                 ("parent", parent),
+                ("top_level", "true" if top_level else None),
+                ("created_from", created_from),
+                ("created_to", created_to),
             )
             if value is not None
         }

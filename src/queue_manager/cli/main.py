@@ -21,7 +21,17 @@ import typer
 from rich.text import Text
 
 from queue_manager import __version__
-from queue_manager.cli import events, logs, rate_limits, runs, schedules, tokens
+from queue_manager.cli import (
+    collections,
+    coverage,
+    events,
+    logs,
+    plans,
+    rate_limits,
+    runs,
+    schedules,
+    tokens,
+)
 from queue_manager.cli.client import (
     DEFAULT_API_URL,
     ApiClient,
@@ -184,6 +194,14 @@ def start(
             min=-1000, max=1000, help="Admission order under MAX_RUNNING_QUEUES: higher first."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (steps, what each waits for and why, collections) and every "
+            "error; start nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Start a queue and print its id (qid=$(queue-manager start ...))."""
     flags = {"--symbol": symbol, "--type": type_, "--time-range": time_range}
@@ -206,12 +224,28 @@ def start(
     if priority is not None and isinstance(body, dict):
         body["priority"] = priority
     options = _options(ctx)
+    if dry_run:
+        show_plan(options, body)
+        return
 
     async def call() -> str:
         async with options.client() as api:
             return await api.start(body, idempotency_key)
 
     typer.echo(_run(call()))
+
+
+def show_plan(options: Options, body: Any) -> None:
+    """`start --dry-run`: the plan of `body` and its errors (exit 1 with errors)."""
+
+    async def call() -> dict[str, Any]:
+        async with options.client() as api:
+            return await plans.fetch_plan(api, body)
+
+    try:
+        plans.print_plan(_run(call()))
+    except CliError as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -249,30 +283,65 @@ def list_queues(
         str | None, typer.Option(help="The next cursor a previous page printed.")
     ] = None,
     parent: Annotated[str | None, typer.Option(help="Only the children of this backfill.")] = None,
+    created_from: Annotated[
+        str | None,
+        typer.Option(
+            "--created-from",
+            help="Only queues created at or after this ISO 8601 date or date-time (UTC "
+            "without a zone), e.g. 2024-06-01.",
+        ),
+    ] = None,
+    created_to: Annotated[
+        str | None,
+        typer.Option("--created-to", help="Only queues created before this (exclusive)."),
+    ] = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Backfills' children too, as rows of their own (folded by default)."
+        ),
+    ] = False,
+    expand: Annotated[
+        bool,
+        typer.Option("--expand", help="Each backfill's children listed under it."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"queues": [...], "next_cursor": ...} as JSON.')
     ] = False,
 ) -> None:
-    """List queues, newest first."""
+    """List queues, newest first: a backfill's children are folded under it (--expand shows
+    them there, --all lists them as rows)."""
     options = _options(ctx)
 
-    async def call() -> tuple[list[dict[str, Any]], str | None]:
+    async def call() -> tuple[list[dict[str, Any]], str | None, dict[str, list[dict[str, Any]]]]:
         async with options.client() as api:
-            return await api.list(
+            queues, next_cursor = await api.list(
                 status=status.value if status else None,
                 symbol=symbol,
                 limit=limit,
                 cursor=cursor,
-                parent=parent,
+                parent=await api.resolve(parent) if parent else None,
+                top_level=parent is None and not every,
+                created_from=created_from,
+                created_to=created_to,
             )
+            children: dict[str, list[dict[str, Any]]] = {}
+            if expand and not as_json:
+                for queue in queues:
+                    if queue.get("backfill"):
+                        kids, _ = await api.list(parent=str(queue["id"]), limit=1000)
+                        children[str(queue["id"])] = sorted(
+                            kids, key=lambda q: str(q.get("time_range"))
+                        )
+            return queues, next_cursor, children
 
-    queues, next_cursor = _run(call())
+    queues, next_cursor, children = _run(call())
     if as_json:
         typer.echo(json.dumps({"queues": queues, "next_cursor": next_cursor}, indent=2))
         return
     console = make_console()
     if queues:
-        console.print(queues_table(queues))
+        console.print(queues_table(queues, children))
     else:
         console.print("No queues.")
     if next_cursor:
@@ -290,17 +359,32 @@ def show(
     """Show one queue and its steps."""
     options = _options(ctx)
 
-    async def call() -> dict[str, Any]:
+    async def call() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with options.client() as api:
-            return await api.get(await api.resolve(queue_id))
+            queue = await api.get(await api.resolve(queue_id))
+            children: list[dict[str, Any]] = []
+            if queue.get("backfill") and not as_json:
+                children, _ = await api.list(parent=str(queue["id"]), limit=1000)
+            return queue, children
 
-    queue = _run(call())
+    queue, children = _run(call())
     if as_json:
         typer.echo(json.dumps(queue, indent=2))
         return
     console = make_console()
     console.print(queue_summary(queue))
     console.print()
+    backfill = queue.get("backfill")
+    if isinstance(backfill, dict):
+        # A backfill's parent runs no step itself: its chunks are its children.
+        from queue_manager.cli.watch_render import children_progress
+
+        progress = {str(k): int(v) for k, v in (backfill.get("progress") or {}).items()}
+        console.print(children_progress(int(backfill.get("children") or 0), progress))
+        console.print()
+        ordered = sorted(children, key=lambda q: str(q.get("time_range")))
+        console.print(queues_table(ordered) if ordered else "No children.")
+        return
     steps = [s for s in queue.get("steps") or [] if isinstance(s, dict)]
     console.print(steps_table(steps))
     attempts = attempts_table(steps)
@@ -324,10 +408,11 @@ def watch(
         typer.Option("--plain", help="One line per update instead of live progress bars."),
     ] = False,
 ) -> None:
-    """Follow live progress of one queue (progress bars) or of every queue (one line each).
+    """Follow live progress of one queue (progress bars) or of every queue (a table).
 
     With QUEUE_ID: exits when the queue ends, 0 if it finished, 1 on error or stop.
-    Without: prints every update until Ctrl-C.
+    Without: one row per top-level queue, redrawn in place until Ctrl-C (a backfill's
+    children counted in its row); on a pipe or with --plain, one line per update.
     """
     from queue_manager.cli import watch as live
     from queue_manager.cli.watch_render import Display, LineDisplay, LiveDisplay
@@ -336,6 +421,21 @@ def watch(
     options = _options(ctx)
     out = make_console()
     err = make_console(stderr=True)
+    if queue_id is None and out.is_terminal and not plain:
+        from rich.live import Live
+
+        async def board() -> None:
+            async with options.client() as api:
+                with Live(console=out, auto_refresh=False, transient=False) as shown:
+                    await live.watch_board(api, shown)
+
+        try:
+            asyncio.run(board())
+        except CliError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            return
+        return
     if queue_id is None:
         err.print(Text(f"Watching all queues at {options.api_url} (Ctrl-C to stop)", style="dim"))
         try:
@@ -370,9 +470,12 @@ def watch(
 app.command()(runs.retry)
 app.command()(runs.resubmit)
 app.command()(logs.logs)
+app.command()(coverage.coverage)
+app.command()(coverage.fill)
 app.command()(events.events)
 app.command("rate-limits")(rate_limits.rate_limits)
 app.command()(schedules.backfill)
+app.command()(collections.collection)
 app.add_typer(tokens.app)
 app.add_typer(schedules.app)
 

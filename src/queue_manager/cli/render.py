@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from queue_manager.cli.durations import ran_seconds, span_text
 
 # Wide enough that a queue id never wraps when the output goes to a pipe or a file.
 _PIPE_WIDTH = 200
@@ -108,23 +110,73 @@ def step_counts(queue: dict[str, Any]) -> str:
     return f"{done}/{len(steps)}"
 
 
-def queues_table(queues: Iterable[dict[str, Any]]) -> Table:
+def pipeline_text(queue: dict[str, Any]) -> str:
+    """What runs: its steps' targets in order (a backfill's parent has none: its type)."""
+    steps = [s for s in queue.get("steps") or [] if isinstance(s, dict)]
+    if not steps:
+        return _text(queue.get("type", ""))
+    return " → ".join(_text(s.get("target", "?")) for s in steps)
+
+
+def range_text(queue: dict[str, Any]) -> str:
+    """The data a queue reads, `2024-01-01:2024-01-03` drawn as a range."""
+    return _text(queue.get("time_range") or "").replace(":", " → ")
+
+
+def origin_text(queue: dict[str, Any]) -> str:
+    """Where a queue came from: a backfill's parent (with its children), a child, a schedule."""
+    backfill = queue.get("backfill")
+    if isinstance(backfill, dict):
+        n = backfill.get("children", 0)
+        return f"backfill · {n} child" + ("" if n == 1 else "ren")
+    if queue.get("parent"):
+        return f"part of {_text(queue['parent'])[:8]}"
+    if queue.get("schedule"):
+        return f"schedule {_text(queue['schedule'])}"
+    return ""
+
+
+def backfill_done(queue: dict[str, Any]) -> str:
+    backfill = queue.get("backfill")
+    if not isinstance(backfill, dict):
+        return step_counts(queue)
+    progress = backfill.get("progress") or {}
+    return f"{progress.get('finished', 0)}/{backfill.get('children', 0)}"
+
+
+def queues_table(
+    queues: Iterable[dict[str, Any]],
+    children: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+) -> Table:
+    """The dashboard's list: `children`, a backfill parent's children, drawn under it."""
     table = Table(header_style="bold", show_edge=False, pad_edge=False)
     table.add_column("id", no_wrap=True, min_width=36)
     table.add_column("symbol", no_wrap=True)
+    table.add_column("pipeline", overflow="fold")
+    table.add_column("time range", no_wrap=True)
+    table.add_column("origin", overflow="fold")
     table.add_column("status", no_wrap=True)
     table.add_column("steps", justify="right", no_wrap=True)
     table.add_column("records_written", justify="right", no_wrap=True)
     table.add_column("created_at", no_wrap=True)
-    for queue in queues:
+
+    def add(queue: dict[str, Any], indent: str = "") -> None:
         table.add_row(
-            _text(queue.get("id")),
+            indent + _text(queue.get("id")),
             _text(queue.get("symbol")),
+            pipeline_text(queue),
+            range_text(queue),
+            origin_text(queue),
             _queue_status(queue),
-            step_counts(queue),
+            backfill_done(queue),
             _text(queue.get("records_written", 0)),
             format_time(queue.get("created_at")),
         )
+
+    for queue in queues:
+        add(queue)
+        for child in (children or {}).get(str(queue.get("id")), ()):
+            add(child, "└ ")
     return table
 
 
@@ -174,6 +226,9 @@ def queue_summary(queue: dict[str, Any]) -> Table:
             grid.add_row(label, Text(_text(value), style="red"))
         else:
             grid.add_row(label, _text(value))
+    if queue.get("steps"):
+        # docs/api.md "Records and duration": the time its steps ran, waits left out
+        grid.add_row("ran_for", span_text(ran_seconds(queue)))
     return grid
 
 

@@ -1,4 +1,4 @@
-"""`queue-manager schedule …` (create, list, show, runs, pause, resume, delete) and
+"""`queue-manager schedule …` (create, list, show, runs, update, pause, resume, delete) and
 `queue-manager backfill` (docs/schedules.md)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from queue_manager.cli.render import format_time, make_console, printable
 
 app = typer.Typer(
     name="schedule",
-    help="Recurring runs: create, list, show, runs, pause, resume, delete.",
+    help="Recurring runs: create, list, show, runs, update, pause, resume, delete.",
     no_args_is_help=True,
 )
 
@@ -26,6 +26,18 @@ Run = Callable[[Coroutine[Any, Any, Any]], Any]
 Name = Annotated[str, typer.Argument(help="The schedule's name, e.g. nightly-candles.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's data as JSON.")]
 _OUTCOME_STYLES = {"started": "green", "skipped": "yellow", "missed": "red"}
+Cron = Annotated[str | None, typer.Option(help="5 fields, e.g. '15 0 * * *'.")]
+Timezone = Annotated[str | None, typer.Option(help="IANA, e.g. Europe/London.")]
+TemplateType = Annotated[
+    str | None, typer.Option("--type", help="The template's type, e.g. api_candles_5m.")
+]
+Window = Annotated[
+    str | None, typer.Option(help="1d = the day before the tick, 1M = the previous month.")
+]
+Policy = Annotated[
+    str | None, typer.Option("--concurrency-policy", help="Allow, Forbid or Replace.")
+]
+Catchup = Annotated[str | None, typer.Option(help="none, latest or all.")]
 File = Annotated[
     Path | None,
     typer.Option("--file", "-f", help="The JSON body; '-' reads stdin.", dir_okay=False),
@@ -58,21 +70,15 @@ def create(
     ctx: typer.Context,
     name: Name,
     file: File = None,
-    cron: Annotated[str | None, typer.Option(help="5 fields, e.g. '15 0 * * *'.")] = None,
-    timezone: Annotated[str | None, typer.Option(help="IANA, e.g. Europe/London.")] = None,
+    cron: Cron = None,
+    timezone: Timezone = None,
     symbol: Annotated[
         list[str] | None, typer.Option("--symbol", help="Repeat for several symbols.")
     ] = None,
-    type_: Annotated[
-        str | None, typer.Option("--type", help="The template's type, e.g. api_candles_5m.")
-    ] = None,
-    window: Annotated[
-        str | None, typer.Option(help="1d = the day before the tick, 1M = the previous month.")
-    ] = None,
-    policy: Annotated[
-        str | None, typer.Option("--concurrency-policy", help="Allow, Forbid or Replace.")
-    ] = None,
-    catchup: Annotated[str | None, typer.Option(help="none, latest or all.")] = None,
+    type_: TemplateType = None,
+    window: Window = None,
+    policy: Policy = None,
+    catchup: Catchup = None,
 ) -> None:
     """Create a schedule from --file (the body of POST /schedules) and/or flags."""
     body = _body(file, "POST /schedules")
@@ -174,6 +180,61 @@ def pause(ctx: typer.Context, name: Name) -> None:
 def resume(ctx: typer.Context, name: Name) -> None:
     """Ticks from now on run; those of the pause are not caught up."""
     _toggle(ctx, name, "resume")
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    name: Name,
+    file: File = None,
+    cron: Cron = None,
+    timezone: Timezone = None,
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option("--symbol", help="Repeat for several; replaces the list."),
+    ] = None,
+    type_: TemplateType = None,
+    window: Window = None,
+    policy: Policy = None,
+    catchup: Catchup = None,
+    deadline: Annotated[
+        int | None,
+        typer.Option("--starting-deadline", help="Seconds a late tick may still start."),
+    ] = None,
+) -> None:
+    """Change a schedule (PATCH /schedules/NAME): only what is given changes. --type and
+    --window change those keys of its template and keep the rest; --file is a PATCH body."""
+    body = _body(file, "PATCH /schedules/NAME")
+    if type_ is not None or window is not None:
+        template = dict(body.get("template") or _call(ctx, "GET", f"/schedules/{name}")["template"])
+        if type_ is not None:
+            template["type"] = type_
+        if window is not None:
+            template.pop("time_range", None)  # one of window or time_range
+            template["window"] = window
+        body["template"] = template
+    for key, value in (
+        ("cron", cron),
+        ("timezone", timezone),
+        ("symbols", [s.upper() for s in symbol] if symbol else None),
+        ("concurrency_policy", policy),
+        ("catchup", catchup),
+        ("starting_deadline_seconds", deadline),
+    ):
+        if value is not None:
+            body[key] = value
+    if not body:
+        typer.echo(
+            "error: nothing to change: give --file or at least one of --cron, --timezone, "
+            "--symbol, --type, --window, --concurrency-policy, --catchup, --starting-deadline",
+            err=True,
+        )
+        raise typer.Exit(2)
+    changed = _call(ctx, "PATCH", f"/schedules/{name}", json=body)
+    make_console(stderr=True).print(
+        f"schedule {printable(changed['name'])} changed ({', '.join(sorted(body))}); "
+        f"next run {format_time(changed['next_run'])}"
+    )
 
 
 @app.command()

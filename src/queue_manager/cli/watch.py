@@ -9,6 +9,7 @@ so what happened meanwhile is not lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -16,8 +17,11 @@ from typing import Any
 
 import websockets
 import websockets.exceptions
+from rich.live import Live
+from rich.text import Text
 
 from queue_manager.cli.client import ApiClient, CliError, Unreachable, connection_problem, ws_url
+from queue_manager.cli.watch_board import Board
 from queue_manager.cli.watch_render import Display
 from queue_manager.cli.watch_view import QueueView
 
@@ -162,4 +166,40 @@ async def watch_all(
         notice=notice,
         reconnected="reconnected (updates sent while disconnected were missed)",
         headers=headers,
+    )
+
+
+#: how many top-level queues `watch` without an id reads when it (re)connects
+BOARD_QUEUES = 100
+
+
+async def watch_board(api: ApiClient, live: Live) -> None:
+    """Every top-level queue, one row each, redrawn in place until cancelled (Ctrl-C). The
+    list is read again on each (re)connection, so nothing missed meanwhile stays wrong."""
+    board = Board()
+
+    def redraw() -> None:
+        live.update(board.render(live.console.size.height, api.api_url), refresh=True)
+
+    async def fetch_list() -> bool:
+        queues, _ = await api.list(top_level=True, limit=BOARD_QUEUES)
+        board.load(queues)
+        redraw()
+        return False
+
+    async def fold(update: dict[str, Any]) -> bool:
+        if board.wants(update):
+            with contextlib.suppress(CliError):  # gone meanwhile: nothing to show
+                board.add(await api.get(str(update["queue_id"])))
+        if board.apply(update) or update.get("queue_id") in board.rows:
+            redraw()
+        return False
+
+    await follow(
+        api.api_url,
+        ws_url(api.api_url, None),
+        on_open=fetch_list,
+        on_update=fold,
+        notice=lambda text: live.console.print(Text(text, style="yellow")),
+        headers=api.auth_headers,
     )

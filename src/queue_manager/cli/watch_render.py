@@ -3,6 +3,7 @@ line per update on a pipe or a file."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -13,13 +14,41 @@ from rich.table import Table
 from rich.text import Text
 
 from queue_manager.cli.render import format_time, printable, status_text
-from queue_manager.cli.watch_view import QueueView
-from queue_manager.domain.models import StepStatus
+from queue_manager.cli.watch_view import QueueView, StepView
+from queue_manager.domain.models import QueueStatus, StepStatus
 
 _BAR_COLOURS = {StepStatus.ERROR: "red", StepStatus.STOPPED: "yellow", StepStatus.SKIPPED: "grey50"}
 
 
+def children_progress(children: int, progress: Mapping[str, int]) -> RenderableType:
+    """A backfill's parent: one bar of its children that ended, and the count in each status."""
+    ended = sum(n for status, n in progress.items() if _ended(status))
+    bar = ProgressBar(total=float(children or 1), completed=float(ended), width=40)
+    counts = ", ".join(f"{n} {status}" for status, n in progress.items() if n) or "none yet"
+    line = Text.assemble(f"{ended}/{children} children ended  ", (counts, "dim"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(bar, line)
+    return grid
+
+
+def _ended(status: str) -> bool:
+    try:
+        return QueueStatus(status).terminal
+    except ValueError:
+        return False
+
+
 def progress_table(view: QueueView) -> RenderableType:
+    if view.children is not None:
+        head = Text.assemble(
+            (f"Backfill {printable(view.id)}", "bold"),
+            "  ",
+            printable(view.symbol),
+            "  ",
+            status_text(view.status),
+            f"  {view.records_written} records",
+        )
+        return Group(head, children_progress(view.children, view.progress))
     title = Text.assemble(
         (f"Queue {printable(view.id)}", "bold"),
         "  ",
@@ -38,6 +67,9 @@ def progress_table(view: QueueView) -> RenderableType:
     table.add_column("records", justify="right", no_wrap=True)
     table.add_column("loaded up to", no_wrap=True)
     steps = sorted(view.steps.values(), key=lambda s: s.index)
+    retried = any(step.attempts > 1 or step.status is StepStatus.RETRYING for step in steps)
+    if retried:
+        table.add_column("attempt", justify="right", no_wrap=True)
     errors = any(step.error_message for step in steps)
     if errors:
         table.add_column("error", style="red")
@@ -57,16 +89,25 @@ def progress_table(view: QueueView) -> RenderableType:
             str(step.index),
             printable(step.target),
             printable(step.type),
-            status_text(step.status),
+            _status(step),
             bar,
             f"{fraction:.0%}" if fraction is not None else "",
             str(step.records_written),
             format_time(step.last_loaded.isoformat()) if step.last_loaded else "",
         ]
+        if retried:
+            cells.append(str(max(step.attempts, 1)))
         if errors:
             cells.append(printable(step.error_message))
         table.add_row(*cells)
     return Group(title, table)
+
+
+def _status(step: StepView) -> Text:
+    text = status_text(step.status)
+    if step.status is StepStatus.RETRYING and step.retry_at is not None:
+        text.append(f" until {format_time(step.retry_at.isoformat())}")
+    return text
 
 
 class Display(Protocol):

@@ -32,7 +32,8 @@ def _queue_status(value: Any, default: QueueStatus) -> QueueStatus:
         return default
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
+    """A count from an update: anything that is not one counts as 0."""
     try:
         return int(value or 0)
     except (TypeError, ValueError):
@@ -48,6 +49,8 @@ class StepView:
     records_written: int = 0
     last_loaded: datetime | None = None
     error_message: str | None = None
+    attempts: int = 0
+    retry_at: datetime | None = None
 
     @classmethod
     def from_state(cls, step: dict[str, Any]) -> StepView:
@@ -56,18 +59,27 @@ class StepView:
             target=str(step.get("target", "")),
             type=str(step.get("type", "")),
             status=_step_status(step.get("status"), StepStatus.PENDING),
-            records_written=_int(step.get("records_written")),
+            records_written=as_int(step.get("records_written")),
             last_loaded=parse_time(step.get("last_loaded_timestamp")),
             error_message=step.get("error_message"),
+            attempts=as_int(step.get("attempts")),
+            retry_at=parse_time(step.get("retry_at")),
         )
 
     def apply(self, update: dict[str, Any]) -> None:
         if self.status.terminal:
             return
         status = _step_status(update.get("status"), self.status)
-        if status.rank >= self.status.rank:
+        attempts = as_int(update.get("attempts"))
+        if attempts > self.attempts:  # a relaunch: its status starts over
+            self.attempts = attempts
             self.status = status
-        self.records_written = max(self.records_written, _int(update.get("records_written")))
+            self.error_message = None
+        elif status is StepStatus.RETRYING or status.rank >= self.status.rank:
+            self.status = status
+        if "retry_at" in update:
+            self.retry_at = parse_time(update.get("retry_at"))
+        self.records_written = max(self.records_written, as_int(update.get("records_written")))
         loaded = parse_time(update.get("last_loaded_timestamp"))
         if loaded is not None and (self.last_loaded is None or loaded > self.last_loaded):
             self.last_loaded = loaded
@@ -98,15 +110,25 @@ class QueueView:
     updated_at: datetime | None = None
     error_message: str | None = None
     steps: dict[int, StepView] = field(default_factory=dict)
+    #: a backfill's parent (it has no steps): its children, how many stand in each status
+    children: int | None = None
+    progress: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_state(cls, queue: dict[str, Any]) -> QueueView:
         steps = [StepView.from_state(s) for s in queue.get("steps") or [] if isinstance(s, dict)]
+        backfill = queue.get("backfill")
+        if not isinstance(backfill, dict):
+            backfill = None
         return cls(
+            children=as_int(backfill.get("children")) if backfill else None,
+            progress={str(k): as_int(v) for k, v in (backfill.get("progress") or {}).items()}
+            if backfill
+            else {},
             id=str(queue.get("id", "")),
             symbol=str(queue.get("symbol", "")),
             status=_queue_status(queue.get("status"), QueueStatus.PENDING),
-            records_written=_int(queue.get("records_written")),
+            records_written=as_int(queue.get("records_written")),
             start=parse_time(queue.get("start_time")),
             end=parse_time(queue.get("end_time")),
             updated_at=parse_time(queue.get("updated_at")),
@@ -146,9 +168,11 @@ class QueueView:
             if moment is not None:
                 self.updated_at = moment
             self.status = _queue_status(update.get("status"), self.status)
-            self.records_written = max(self.records_written, _int(update.get("records_written")))
+            self.records_written = max(self.records_written, as_int(update.get("records_written")))
             if update.get("error_message"):
                 self.error_message = str(update["error_message"])
+            if isinstance(update.get("progress"), dict):
+                self.progress = {str(k): as_int(v) for k, v in update["progress"].items()}
             return True
         return False
 

@@ -81,3 +81,13 @@ class LogsUnavailable(DomainError):
 class ScheduleNotFound(DomainError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Schedule {name} not found", data={"name": name})
+
+
+class CollectionNotFound(DomainError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Collection {name} not in the catalog", data={"name": name})
+
+
+class ExpectedGapNotFound(DomainError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Expected gap {name} not found", data={"name": name})

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from queue_manager.domain.retry import Attempt, ErrorClass, RetryPolicy
+from queue_manager.domain.spans import ReportedCoverage
 
 # Re-exported: the domain names targets the way the job contract does.
 from queue_manager.job_contract import Target as Target
@@ -155,6 +156,8 @@ class Step(BaseModel):
     #: `pong` (nor any report) has answered yet
     last_seen: datetime | None = None
     pinged_at: datetime | None = None
+    #: the exact coverage its worker reported (docs/coverage.md): wins over the ledger's rule
+    coverage: ReportedCoverage | None = None
 
 
 class Backfill(BaseModel):

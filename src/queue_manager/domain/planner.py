@@ -51,24 +51,45 @@ def plan(
     """The queue a request makes. The single form's shorthand (`api`, `ws`, `rest`) stays the
     queue's `type`; its loader step runs the full data type `loader_types` maps it to, and its
     topic and collection are named after that type. A step whose request has no `retry` gets
-    its target's policy from `retry_defaults` (RETRY_DEFAULTS)."""
+    its target's policy from `retry_defaults` (RETRY_DEFAULTS). Every rule it breaks is named
+    in one `InvalidRequest`."""
+    queue, errors = draft(request, queue_id, loader_types, retry_defaults)
+    if errors:
+        raise InvalidRequest(errors)
+    return queue
+
+
+def step_requests(
+    request: QueueCreate | PipelineCreate, loader_types: Mapping[str, str] = DEFAULT_LOADER_TYPES
+) -> list[StepRequest]:
+    """The steps a request asks for (the single form's one loader spelled out)."""
+    if isinstance(request, PipelineCreate):
+        return request.requests
+    step_type = loader_types.get(request.type, request.type)
+    run_fields = request.model_dump(include=set(_RUN_FIELDS), exclude_unset=True)
+    return [StepRequest(target=Target.LOADER, type=step_type, **run_fields)]
+
+
+def draft(
+    request: QueueCreate | PipelineCreate,
+    queue_id: str,
+    loader_types: Mapping[str, str] = DEFAULT_LOADER_TYPES,
+    retry_defaults: Mapping[Target, RetryPolicy] | None = None,
+) -> tuple[QueueState, list[dict[str, str]]]:
+    """The queue a request makes and every rule it breaks, found in one pass: a plan preview
+    shows both, a start refuses the request naming all of them. A `depends_on` naming no other
+    step is left out of the drafted order; a cycle leaves the order as it was asked."""
     start, end = request.dates
-    if isinstance(request, QueueCreate):
-        step_type = loader_types.get(request.type, request.type)
-        run_fields = request.model_dump(include=set(_RUN_FIELDS), exclude_unset=True)
-        steps_in = [StepRequest(target=Target.LOADER, type=step_type, **run_fields)]
-    else:
-        steps_in = request.requests
-    _check_required(steps_in)
-    _check_simulate(steps_in)
+    steps_in = step_requests(request, loader_types)
+    errors = [*_required_errors(steps_in), *_simulate_errors(steps_in)]
 
     steps = [_step(queue_id, request.symbol, i, r, start, end) for i, r in enumerate(steps_in)]
     for step in steps:
         if step.retry is None and retry_defaults and step.target in retry_defaults:
             step.retry = retry_defaults[step.target].model_copy(deep=True)
-    _link(steps, steps_in)
+    errors += _link(steps, steps_in)
     first = steps[0]
-    return QueueState(
+    queue = QueueState(
         id=queue_id,
         symbol=request.symbol,
         type=request.type if isinstance(request, QueueCreate) else first.type,
@@ -80,30 +101,49 @@ def plan(
         priority=request.priority,
         steps=steps,
     )
+    return queue, errors
 
 
-def _check_required(steps_in: list[StepRequest]) -> None:
-    errors = []
-    for i, req in enumerate(steps_in):
-        for alternatives in missing_parameters(req.target, _given(req)):
-            wanted = " or ".join(alternatives)
-            errors.append(
-                {
-                    "field": f"requests.{i}.{alternatives[0]}",
-                    "message": f"{req.target.value} requires {wanted}",
-                }
-            )
-    if errors:
-        raise InvalidRequest(errors)
+def required_errors(
+    index: int, target: Target, given: Callable[[str], bool]
+) -> list[dict[str, str]]:
+    """The parameters step `index` of `target` lacks: one error per requirement unmet."""
+    return [
+        {
+            "field": f"requests.{index}.{alternatives[0]}",
+            "message": f"{target.value} requires {' or '.join(alternatives)}",
+        }
+        for alternatives in missing_parameters(target, given)
+    ]
+
+
+def depends_on_errors(index: int, deps: list[int], count: int) -> list[dict[str, str]]:
+    """A `depends_on` entry of step `index` that names no other of the `count` steps."""
+    return [
+        {
+            "field": f"requests.{index}.depends_on",
+            "message": f"{dep} is not the index of another step (0..{count - 1})",
+        }
+        for dep in deps
+        if dep >= count or dep == index
+    ]
+
+
+def _required_errors(steps_in: list[StepRequest]) -> list[dict[str, str]]:
+    return [
+        error
+        for i, req in enumerate(steps_in)
+        for error in required_errors(i, req.target, _given(req))
+    ]
 
 
 #: what a step request says of its run besides its parameters (requests.RunFields)
 _RUN_FIELDS = ("retry", "timeout", "pending_timeout", "stall_after", "ping_timeout", "simulate")
 
 
-def _check_simulate(steps_in: list[StepRequest]) -> None:
+def _simulate_errors(steps_in: list[StepRequest]) -> list[dict[str, str]]:
     """`simulate` is the reference worker's: a step naming another image is refused."""
-    errors = [
+    return [
         {
             "field": f"requests.{i}.simulate",
             "message": f"only the reference worker ({REFERENCE_WORKER_IMAGE}) simulates "
@@ -112,8 +152,6 @@ def _check_simulate(steps_in: list[StepRequest]) -> None:
         for i, req in enumerate(steps_in)
         if req.simulate is not None and req.image is not None and not is_reference_image(req.image)
     ]
-    if errors:
-        raise InvalidRequest(errors)
 
 
 def _given(req: StepRequest) -> Callable[[str], bool]:
@@ -134,7 +172,11 @@ def _step(
     if collection is not None:
         params["collection_name"] = collection
     if req.simulate is not None:
-        params["simulate"] = req.simulate.model_dump(exclude_none=True)
+        params["simulate"] = (
+            [case.model_dump(exclude_none=True) for case in req.simulate]
+            if isinstance(req.simulate, list)
+            else req.simulate.model_dump(exclude_none=True)
+        )
     topic = (
         naming.data_topic(queue_id, req.type)
         if req.target in (Target.LOADER, Target.CONNECTOR)
@@ -160,7 +202,8 @@ def _step(
     )
 
 
-def _outputs(step: Step) -> set[str]:
+def outputs(step: Step) -> set[str]:
+    """The collections a step writes (a loader writes its data topic, not a collection)."""
     if step.target is Target.LOADER:
         return set()
     names = {step.collection_name} if step.collection_name else set()
@@ -170,7 +213,8 @@ def _outputs(step: Step) -> set[str]:
     return names
 
 
-def _inputs(step: Step) -> set[str]:
+def inputs(step: Step) -> set[str]:
+    """The collections a step reads."""
     names = set(step.params.get("collection_inputs", []))
     for key in ("graph_collection", "source"):
         if key in step.params:
@@ -178,22 +222,17 @@ def _inputs(step: Step) -> set[str]:
     return names
 
 
-def _link(steps: list[Step], steps_in: list[StepRequest]) -> None:
+def _link(steps: list[Step], steps_in: list[StepRequest]) -> list[dict[str, str]]:
     errors = []
     for step, req in zip(steps, steps_in, strict=True):
         if req.depends_on is not None:
-            for dep in req.depends_on:
-                if dep >= len(steps) or dep == step.index:
-                    errors.append(
-                        {
-                            "field": f"requests.{step.index}.depends_on",
-                            "message": f"{dep} is not the index of another step "
-                            f"(0..{len(steps) - 1})",
-                        }
-                    )
+            bad = depends_on_errors(step.index, req.depends_on, len(steps))
+            errors += bad
+            if bad:
+                step.depends_on = [d for d in req.depends_on if d < len(steps) and d != step.index]
             continue
         deps = set()
-        wanted = _inputs(step)
+        wanted = inputs(step)
         for other in steps:
             if other.index == step.index:
                 continue
@@ -202,17 +241,14 @@ def _link(steps: list[Step], steps_in: list[StepRequest]) -> None:
                 and other.target is Target.LOADER
                 and other.type == step.type
             )
-            if feeds_connector or wanted & _outputs(other):
+            if feeds_connector or wanted & outputs(other):
                 deps.add(other.index)
         step.depends_on = sorted(deps)
-    if errors:
-        raise InvalidRequest(errors)
     cycle = _find_cycle(steps)
     if cycle:
         path = " -> ".join(str(i) for i in cycle)
-        raise InvalidRequest(
-            [{"field": "requests", "message": f"dependency cycle between steps {path}"}]
-        )
+        errors.append({"field": "requests", "message": f"dependency cycle between steps {path}"})
+    return errors
 
 
 def _find_cycle(steps: list[Step]) -> list[int] | None:

@@ -137,6 +137,23 @@ def is_reference_image(image: str) -> bool:
     return name == REFERENCE_WORKER_IMAGE or name.endswith("/" + REFERENCE_WORKER_IMAGE)
 
 
+class SimulateOnly(BaseModel):
+    """Which jobs a `simulate` case concerns: those of this symbol and/or time range (a
+    backfill's child runs its parent's template: this picks one chunk)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Symbol | None = None
+    time_range: str | None = Field(default=None, description=f"{TIME_RANGE_FORMAT}")
+
+    @field_validator("time_range")
+    @classmethod
+    def _time_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_time_range(value)
+        return value
+
+
 class Simulate(BaseModel):
     """The reference worker misbehaving on purpose (docs/pipelines.md "Simulating failures").
     N counts progress (`loading`) reports; it misbehaves on its first `attempts` attempts."""
@@ -163,6 +180,15 @@ class Simulate(BaseModel):
     )
     report_every: float | None = Field(
         default=None, gt=0, le=3600, description="slow but alive: a report every S seconds"
+    )
+    interrupt_after: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="report `interrupted` after N reports, as a worker stopped by its operator",
+    )
+    only: SimulateOnly | None = Field(
+        default=None, description="misbehave only in the job of this symbol and/or time range"
     )
     attempts: int = Field(default=1, ge=1, le=100, description="misbehave on the first K attempts")
 
@@ -195,10 +221,13 @@ class RunFields(BaseModel):
     ping_timeout: float | None = Field(
         default=None, gt=0, le=3600, description="how long a pinged worker has to answer"
     )
-    simulate: Simulate | None = Field(
-        default=None,
-        description="The reference worker misbehaves on purpose (demos and tests); refused on "
-        "a step whose `image` is not the reference worker's.",
+    simulate: Simulate | Annotated[list[Simulate], Field(min_length=1, max_length=10)] | None = (
+        Field(
+            default=None,
+            description="The reference worker misbehaves on purpose (demos and tests); refused "
+            "on a step whose `image` is not the reference worker's. A list: the first case "
+            "whose `only` matches the job applies.",
+        )
     )
 
 
@@ -236,6 +265,13 @@ class StepRequest(RunFields):
     model_output: CollectionName | None = None
     inference_interval: str | None = Field(default=None, pattern=INTERVAL_PATTERN)
     source: CollectionName | None = None
+    external_inputs: list[CollectionName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="Inputs of this step that came another way (no step of the request and no "
+        "finished queue produced them): accepted without a producer in the catalog.",
+    )
     depends_on: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None, max_length=64)
     max_retries: int = Field(
         default=0,
@@ -363,16 +399,21 @@ def image_errors(
     """A step's `image` may only be one of `allowed` (ALLOWED_IMAGES, docs/api.md)."""
     if not isinstance(request, PipelineCreate):
         return []
+    where = f"{prefix}.requests" if prefix else "requests"
+    return [
+        {"field": f"{where}.{i}.image", "message": image_refused(step.image, allowed)}
+        for i, step in enumerate(request.requests)
+        if step.image is not None and step.image not in allowed
+    ]
+
+
+def image_refused(image: str, allowed: frozenset[str]) -> str:
+    """Why `image`, not in ALLOWED_IMAGES, is refused."""
     if allowed:
         rule = f"allowed images: {', '.join(sorted(allowed))}"
     else:
         rule = "no images are allowed (ALLOWED_IMAGES is empty); leave image out"
-    where = f"{prefix}.requests" if prefix else "requests"
-    return [
-        {"field": f"{where}.{i}.image", "message": f"{step.image!r} is not allowed; {rule}"}
-        for i, step in enumerate(request.requests)
-        if step.image is not None and step.image not in allowed
-    ]
+    return f"{image!r} is not allowed; {rule}"
 
 
 def same_request(stored: QueueState, made: QueueState, key: str) -> None:

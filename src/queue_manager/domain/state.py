@@ -29,7 +29,13 @@ from queue_manager.domain.models import (
 )
 from queue_manager.domain.planner import ready_steps
 from queue_manager.domain.retry import Attempt, ErrorClass, classify_report, retry_after_in
-from queue_manager.domain.telemetry import Reported, TelemetryEvent, step_status
+from queue_manager.domain.spans import add_report
+from queue_manager.domain.telemetry import (
+    CoverageReport,
+    Reported,
+    TelemetryEvent,
+    step_status,
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,19 @@ def _grow(step: Step, records: int | None, last_ts: datetime | None, out: Outcom
         step.last_loaded_timestamp is None or last_ts > step.last_loaded_timestamp
     ):
         step.last_loaded_timestamp = last_ts
+        out.touch(step)
+
+
+def _cover(step: Step, event: TelemetryEvent, out: Outcome) -> None:
+    """A worker's exact coverage (docs/coverage.md), added to what its step reported before."""
+    assert event.coverage is not None
+    reported = add_report(
+        step.coverage,
+        ((s.start, s.end) for s in event.coverage.loaded),
+        ((s.start, s.end) for s in event.coverage.gaps),
+    )
+    if reported != step.coverage:
+        step.coverage = reported
         out.touch(step)
 
 
@@ -303,6 +322,13 @@ def _fold_progress(events: Sequence[TelemetryEvent]) -> list[TelemetryEvent]:
                 last.last_loaded_timestamp is None or stamp > last.last_loaded_timestamp
             ):
                 last.last_loaded_timestamp = stamp
+            if event.coverage is not None:
+                # reports only add spans: the folded one carries them all
+                before = last.coverage or CoverageReport()
+                last.coverage = CoverageReport(
+                    loaded=[*before.loaded, *event.coverage.loaded],
+                    gaps=[*before.gaps, *event.coverage.gaps],
+                )
             continue
         last = msgspec.structs.replace(event)
         folded.append(last)
@@ -323,6 +349,8 @@ def _apply(queue: QueueState, step: Step, event: TelemetryEvent, now: datetime) 
     _heard(step, now, out)
     status = step_status(event.status)
     _grow(step, event.records_written, event.last_loaded_timestamp, out)
+    if event.coverage is not None:
+        _cover(step, event, out)
     if status is StepStatus.ERROR:
         message = event.error_message or event.message or "worker reported an error"
         if event.finished is False:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from queue_manager.domain.models import StepStatus
+from queue_manager.domain.spans import MAX_SPANS
 from queue_manager.job_contract import CONTROL_TELEMETRY_TYPE, Telemetry
 from queue_manager.job_contract import Reported as Reported  # the domain reads reports as sent
 
@@ -54,10 +55,27 @@ _TO_STEP = {
 }
 
 
+class SpanReport(msgspec.Struct, rename={"start": "from", "end": "to"}):
+    """`{"from": ISO instant, "to": ISO instant}` of a `coverage` report."""
+
+    start: datetime
+    end: datetime
+
+
+class CoverageReport(msgspec.Struct, kw_only=True):
+    """The optional `coverage` of a report (docs/worker-protocol.md): the spans its step loaded
+    into the store so far, and the gaps it saw at the source."""
+
+    loaded: Annotated[list[SpanReport], msgspec.Meta(max_length=MAX_SPANS)] = []
+    gaps: Annotated[list[SpanReport], msgspec.Meta(max_length=MAX_SPANS)] = []
+
+
 class TelemetryEvent(
     msgspec.Struct,
     kw_only=True,
-    gc=False,  # holds only atoms, so never a cycle: a batch of 50,000 adds no GC work
+    # holds atoms, and a `coverage` tree that never points back: never a cycle, so a batch of
+    # 50,000 adds no GC work
+    gc=False,
     rename={"status": "event", "step_type": "type"},
 ):
     """One validated report. Only these fields are kept: workers also send user names and URLs
@@ -81,6 +99,40 @@ class TelemetryEvent(
     error_class: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_CLASS)] | None = None
     http_status: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
     retry_after: Annotated[float, msgspec.Meta(ge=0, le=MAX_RETRY_AFTER)] | None = None
+    #: optional: the step's exact coverage (docs/coverage.md)
+    coverage: CoverageReport | None = None
+
+
+class _Span(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+
+    @field_validator("start", "end", mode="after")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class _Coverage(BaseModel):
+    loaded: list[_Span] = Field(default_factory=list, max_length=MAX_SPANS)
+    gaps: list[_Span] = Field(default_factory=list, max_length=MAX_SPANS)
+
+
+def _coverage_of(value: Any) -> CoverageReport | None:
+    """An optional hint: a `coverage` that is not what docs/worker-protocol.md says is dropped,
+    never the report it came with."""
+    if value is None:
+        return None
+    try:
+        found = _Coverage.model_validate(value)
+    except ValidationError:
+        return None
+    return CoverageReport(
+        loaded=[SpanReport(s.start, s.end) for s in found.loaded],
+        gaps=[SpanReport(s.start, s.end) for s in found.gaps],
+    )
 
 
 class _Event(BaseModel):
@@ -177,6 +229,10 @@ def _fast(raw: bytes) -> TelemetryEvent | None:
         for text in (event.message, event.error_message, event.step_type, event.error_class):
             if text and (text[0].isspace() or text[-1].isspace() or len(text) > MAX_TEXT):
                 return None
+    if event.coverage is not None:
+        spans = (*event.coverage.loaded, *event.coverage.gaps)
+        if any(s.start.tzinfo is None or s.end.tzinfo is None for s in spans):
+            return None  # the full path reads naive instants as UTC
     if event.sent_at.tzinfo is None:
         event.sent_at = event.sent_at.replace(tzinfo=UTC)
     if event.last_loaded_timestamp is not None and event.last_loaded_timestamp.tzinfo is None:
@@ -258,7 +314,7 @@ def parse(raw: bytes | dict[str, Any], source: Source) -> TelemetryEvent:
         field = ".".join(str(p) for p in first["loc"]) or "message"
         reason = f"invalid_{field}" if field in _KNOWN else "invalid_field"
         raise Rejected(reason, first["msg"]) from None
-    return TelemetryEvent(**dict(valid))
+    return TelemetryEvent(**dict(valid), coverage=_coverage_of(data.get(t.COVERAGE)))
 
 
 _KNOWN = {"queue_id", "status", "records_written", "sent_at", "producer"}

@@ -41,6 +41,10 @@ def step_update(queue: QueueState, step: Step) -> dict[str, Any]:
         "records_written": step.records_written,
         "last_loaded_timestamp": _iso(step.last_loaded_timestamp),
         "error_message": step.error_message,
+        # which attempt this is, and when a `retrying` one runs again: a client following
+        # the updates tells a relaunch (back to pending) from an update that came late
+        "attempts": step.attempts,
+        "retry_at": _iso(step.retry_at),
         "updated_at": _iso(queue.updated_at),
         "started_at": _iso(queue.started_at),
         "finished_at": _iso(queue.finished_at),

@@ -97,6 +97,15 @@ class Metrics:
             ["target", "class"],
             registry=r,
         )
+        self.coverage_cells = Gauge(
+            "queue_manager_coverage_cells",
+            "Cells of the coverage ledger (symbol x data type x day) by state and data type; "
+            "refreshed every COVERAGE_METRICS_SECONDS.",
+            ["state", "type"],
+            registry=r,
+        )
+        #: the (type, state) pairs the gauge was ever set for
+        self._coverage_seen: set[tuple[str, str]] = set()
         self.websocket_clients = Gauge(
             "queue_manager_websocket_clients", "Connected WebSocket clients.", registry=r
         )
@@ -173,6 +182,14 @@ class Metrics:
 
     def rate_limit_open(self, group: str, is_open: bool) -> None:
         self.rate_limit_open_groups.labels(group=group).set(1 if is_open else 0)
+
+    def set_coverage_counts(self, counts: dict[tuple[str, str], int]) -> None:
+        """(type, state) -> cells; a pair no longer counted goes back to 0."""
+        for type_, state in self._coverage_seen - counts.keys():
+            self.coverage_cells.labels(state, type_).set(0)
+        for (type_, state), n in counts.items():
+            self.coverage_cells.labels(state, type_).set(n)
+        self._coverage_seen |= counts.keys()
 
     def set_queue_counts(self, counts: dict[str, int]) -> None:
         for status in QueueStatus:

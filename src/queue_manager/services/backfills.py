@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -19,7 +20,7 @@ from queue_manager.domain import backfill, history, state
 from queue_manager.domain.errors import Conflict
 from queue_manager.domain.history import EventKind, QueueEvent
 from queue_manager.domain.models import QueueState, QueueStatus
-from queue_manager.domain.requests import same_request
+from queue_manager.domain.requests import StartRequest, same_request
 from queue_manager.ports import Bus, Clock, StateStore
 from queue_manager.services.engine import Engine
 from queue_manager.services.queues import QueueService, request_still_valid
@@ -93,6 +94,26 @@ class BackfillService:
         )
         if resubmitted_from is not None:
             message += f"; resubmitted from {resubmitted_from}"
+        return await self._create(parent, request.child_requests(), message, idempotency_key, actor)
+
+    async def start_chunks(
+        self, parent: QueueState, children: Sequence[StartRequest], message: str, actor: str | None
+    ) -> QueueState:
+        """A backfill of exactly these children, which `parent` counts (a coverage fill runs
+        only the chunks its plan found, docs/coverage.md)."""
+        parent.created_by = actor
+        return await self._create(parent, children, message, None, actor)
+
+    async def _create(
+        self,
+        parent: QueueState,
+        child_requests: Sequence[StartRequest],
+        message: str,
+        idempotency_key: str | None,
+        actor: str | None,
+    ) -> QueueState:
+        at = parent.created_at
+        assert parent.backfill is not None
         created = QueueEvent(
             at=at,
             kind=EventKind.QUEUE_STATUS,
@@ -110,7 +131,7 @@ class BackfillService:
                 parent=parent.id,
                 max_parallel=parent.backfill.max_parallel,
             )
-            for child in request.child_requests()
+            for child in child_requests
         ]
         await self.bus.ping()
         stored, fresh = await self.store.insert(parent, idempotency_key, [created])

@@ -1,10 +1,13 @@
-"""A step's log, from whichever launcher ran its job (docs/api.md)."""
+"""A step's log, from whichever launcher ran its job (docs/api.md): as written, or read line by
+line (`domain/log_lines.py`) to filter it by level and text or send it parsed."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from queue_manager.domain import log_lines
 from queue_manager.domain.errors import LogsUnavailable, QueueNotFound
+from queue_manager.domain.log_lines import LogLevel
 from queue_manager.domain.models import StepStatus
 from queue_manager.ports import Launcher, StateStore
 
@@ -43,3 +46,34 @@ class StepLogs:
                 yield chunk
 
         return rest()
+
+
+async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Whole lines out of a byte stream cut anywhere (a character may straddle two chunks);
+    the last line is given even without its newline."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", errors="replace")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
+
+
+async def filtered(
+    chunks: AsyncIterator[bytes],
+    *,
+    minimum: LogLevel | None,
+    grep: str | None,
+    as_json: bool,
+) -> AsyncIterator[bytes]:
+    """The lines `log_lines.wanted` keeps: as written, or parsed as one JSON object a line."""
+    async for raw in split_lines(chunks):
+        line = log_lines.parse(raw)
+        if not log_lines.wanted(line, minimum, grep):
+            continue
+        if as_json:
+            yield line.model_dump_json().encode() + b"\n"
+        else:
+            yield line.raw.encode() + b"\n"

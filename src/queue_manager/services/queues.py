@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -268,7 +268,16 @@ class QueueService:
         cursor: str | None,
         parent: str | None = None,
         id_prefix: str | None = None,
+        top_level: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> Page:
+        """`created_from`/`created_to` without a zone are UTC; a range that ends before it
+        starts is a 422 naming `created_to`."""
+        created_from, created_to = utc(created_from), utc(created_to)
+        if created_from is not None and created_to is not None and created_to < created_from:
+            message = f"must not be before created_from ({created_from.isoformat()})"
+            raise InvalidRequest([{"field": "created_to", "message": message}])
         return await self.store.page(
             status=status,
             symbol=symbol,
@@ -276,7 +285,17 @@ class QueueService:
             cursor=cursor,
             parent=parent,
             id_prefix=id_prefix,
+            top_level=top_level,
+            created_from=created_from,
+            created_to=created_to,
         )
+
+
+def utc(at: datetime | None) -> datetime | None:
+    """An instant in UTC (the stores compare UTC text); one without a zone is taken as UTC."""
+    if at is None:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 @contextmanager

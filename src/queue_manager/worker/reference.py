@@ -205,6 +205,7 @@ async def _misbehave(worker: Worker, simulation: Simulation | None, reports: int
         os._exit(simulation.exit_code)  # no report, no exit file: as a crash leaves it
     if simulation.fail_after is not None and reports >= simulation.fail_after:
         message, hints = simulation.failure(reports)
+        log.error(message, reports=reports, **hints)
         await worker.error(message, **hints)
         return True
     if simulation.hang_after is not None and reports >= simulation.hang_after:
@@ -228,7 +229,10 @@ async def simulate(
 ) -> Outcome:
     env = worker.env
     missing = missing_parameters(options.target, env)
+    # Progress lines as a real loader writes them (docs/api.md "Step logs"): what to read.
+    job_log = log.bind(queue_id=env.queue_id, target=options.target, symbol=env.symbol)
     if missing:
+        job_log.error("missing parameters", missing=missing)
         await worker.error(f"{options.target} needs {', '.join(missing)}")
         return Outcome.ERROR
     streaming = is_streaming(env.step_type)
@@ -236,29 +240,63 @@ async def simulate(
     start, end = env.range_start, env.range_end
     mode = "streaming" if streaming else "batch"
     await worker.started(f"{options.target} {env.step_type} {env.symbol} started ({mode})")
+    job_log.info(
+        "job started", type=env.step_type, mode=mode, start=start.isoformat(), end=end.isoformat()
+    )
     if options.fail_after == 0:
+        job_log.error("source refused the first request", attempt=1)
         await worker.error(f"simulated failure of {options.target} before any progress")
         return Outcome.ERROR
     if await _misbehave(worker, simulation, 0):
         return Outcome.ERROR
     # `report_every`: slow but alive, the same reports further apart (pings are answered).
     every = simulation.report_every if simulation and simulation.report_every else options.tick
+    if every > options.tick:
+        job_log.warning("source is slow", seconds_per_page=every)
     tick = 0
     while not await worker.wait_stop(every):
         tick += 1
         records = tick * options.records_per_tick
         loaded_up_to = start + (end - start) * min(1.0, tick / total_ticks)
+        _progress(job_log, options, env, tick, records, loaded_up_to.isoformat())
         await worker.loading(records, loaded_up_to, _describe_work(options, env, records))
         if options.fail_after is not None and tick >= options.fail_after:
+            job_log.error("page fetch failed", page=tick + 1, status=503, records_written=records)
             await worker.error(f"simulated failure of {options.target} after {tick} ticks")
             return Outcome.ERROR
         if await _misbehave(worker, simulation, tick):
             return Outcome.ERROR
+        stop_at = simulation.interrupt_after if simulation else None
+        if stop_at is not None and tick >= stop_at:
+            job_log.info("simulated stop: interrupted", pages=tick, records_written=records)
+            await worker.interrupted()
+            return Outcome.INTERRUPTED
         if not streaming and tick >= total_ticks:
+            job_log.info("job finished", pages=tick, records_written=records)
             await worker.finished(records, loaded_up_to, _describe_work(options, env, records))
             return Outcome.FINISHED
+    job_log.info(
+        "stop requested: interrupted", pages=tick, records_written=tick * options.records_per_tick
+    )
     await worker.interrupted()
     return Outcome.INTERRUPTED
+
+
+def _progress(
+    job_log: structlog.typing.FilteringBoundLogger,
+    options: Options,
+    env: WorkerEnv,
+    tick: int,
+    records: int,
+    up_to: str,
+) -> None:
+    """A tick's lines: the loader fetches a page and publishes it; the others write a batch."""
+    if options.target == Target.LOADER:
+        job_log.info("page fetched", page=tick, records=options.records_per_tick, up_to=up_to)
+        topic = env.kafka_topic or f"{env.queue_id}.{env.step_type}"
+        job_log.info("records published", topic=topic, total=records)
+    else:
+        job_log.info("batch written", batch=tick, records=options.records_per_tick, total=records)
 
 
 async def run(options: Options, env: WorkerEnv, simulation: Simulation | None = None) -> int:

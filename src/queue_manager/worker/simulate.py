@@ -6,6 +6,11 @@ QM_SIMULATE (JSON).
     {"crash_after": N, "exit_code": 3}                          exit after N reports, no word
     {"hang_after": N}                                           alive, silent, no `pong`
     {"report_every": S}                                         slow but alive
+    {"interrupt_after": N}                                      report `interrupted` after N
+    {..., "only": {"symbol": "ETHUSDT", "time_range": "..."}}   only in that job
+
+`simulate` may be a list of such cases: the first whose `only` matches the job (its SYMBOL and
+TIME_RANGE) applies — a backfill's children share one template, this picks a chunk.
 
 N counts progress (`loading`) reports. It misbehaves on the step's first attempt only, unless it
 says `"attempts": K` (the first K). The attempt is the step's run plus one, read from its
@@ -55,19 +60,38 @@ class Simulation:
     exit_code: int = 1
     hang_after: int | None = None
     report_every: float | None = None
+    interrupt_after: int | None = None
     attempts: int = 1
+    #: the job it concerns (None: any): its SYMBOL and TIME_RANGE
+    only_symbol: str | None = None
+    only_time_range: str | None = None
 
     @classmethod
     def parse(cls, raw: str | None) -> Simulation | None:
+        """The first case of QM_SIMULATE (an object, or a list of them)."""
+        cases = cls.parse_all(raw)
+        return cases[0] if cases else None
+
+    @classmethod
+    def parse_all(cls, raw: str | None) -> list[Simulation]:
         if raw is None or not raw.strip():
-            return None
+            return []
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise SimulateError(f"{Env.QM_SIMULATE}: not JSON ({exc.msg})") from None
+        cases = data if isinstance(data, list) else [data]
+        return [cls._case(case) for case in cases]
+
+    @classmethod
+    def _case(cls, data: Any) -> Simulation:
         if not isinstance(data, dict):
-            raise SimulateError(f"{Env.QM_SIMULATE}: must be a JSON object")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+            raise SimulateError(f"{Env.QM_SIMULATE}: must be a JSON object or a list of them")
+        only = data.get("only") or {}
+        if not isinstance(only, dict) or set(only) - {"symbol", "time_range"}:
+            raise SimulateError(f"{Env.QM_SIMULATE}: only takes symbol and time_range")
+        fields = set(cls.__dataclass_fields__) - {"only_symbol", "only_time_range"}
+        unknown = sorted(set(data) - fields - {"only"})
         if unknown:
             raise SimulateError(f"{Env.QM_SIMULATE}: unknown {', '.join(unknown)}")
         return cls(
@@ -78,17 +102,24 @@ class Simulation:
             exit_code=_int(data, "exit_code", 1, 255) or 1,
             hang_after=_count(data, "hang_after"),
             report_every=_seconds(data, "report_every", allow_zero=False),
+            interrupt_after=_count(data, "interrupt_after"),
             attempts=_int(data, "attempts", 1, 100) or 1,
+            only_symbol=only.get("symbol"),
+            only_time_range=only.get("time_range"),
         )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Simulation | None:
         """The step's simulation, when it misbehaves on this attempt; None otherwise."""
-        found = cls.parse(environ.get(Env.QM_SIMULATE))
-        if found is None:
-            return None
-        attempt = attempt_of(environ.get(Env.TELEMETRY_PRODUCER_ID, ""))
-        return found if attempt <= found.attempts else None
+        symbol, time_range = environ.get(Env.SYMBOL), environ.get(Env.TIME_RANGE)
+        for found in cls.parse_all(environ.get(Env.QM_SIMULATE)):
+            if found.only_symbol not in (None, symbol):
+                continue
+            if found.only_time_range not in (None, time_range):
+                continue
+            attempt = attempt_of(environ.get(Env.TELEMETRY_PRODUCER_ID, ""))
+            return found if attempt <= found.attempts else None
+        return None
 
     def failure(self, reports: int) -> tuple[str, dict[str, Any]]:
         """The `error` report of `fail_after`: its message and its optional fields."""

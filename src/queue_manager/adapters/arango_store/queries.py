@@ -1,16 +1,20 @@
 """Every AQL text the ArangoDB store runs, and what it binds (docs/operations.md).
 
 Each query is a module constant; values always travel as bind parameters and collections as
-`@@` parameters (tests/store/test_aql_bind_parameters.py scans these constants). The sixteen list
-queries are assembled here, once at import, from fixed fragments chosen by four booleans —
-never from a value — so a request can pick a query but never change its text.
+`@@` parameters (tests/store/test_aql_bind_parameters.py scans these constants). The list
+queries are assembled here, once at import, from fixed fragments chosen by booleans (one per
+filter, `PAGE_FILTERS`) — never from a value — so a request can pick a query but never change
+its text.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from queue_manager.domain.models import QueueStatus
 
 QUEUE_COLLECTION: Final = "queue_state"
 KEYS_COLLECTION: Final = "queue_idempotency"
@@ -34,6 +38,16 @@ RUNS_COLLECTION: Final = "queue_schedule_runs"
 ENDED_SESSIONS_COLLECTION: Final = "ended_sessions"
 #: one document per rate-limit group's breaker, `_key` = the group's name
 RATE_LIMITS_COLLECTION: Final = "queue_rate_limits"
+#: one document per collection a step wrote, `_key` = its name (names are valid keys)
+CATALOG_COLLECTION: Final = "queue_catalog"
+#: one document per (collection, consuming step), `_key` = `<name>:<queue_id>:<step>`
+CATALOG_READS_COLLECTION: Final = "queue_catalog_reads"
+
+#: the coverage ledger's cells, `_key` = `<type>:<symbol>:<day ordinal>` (docs/coverage.md)
+COVERAGE_COLLECTION: Final = "queue_coverage"
+#: the ledger's bookkeeping: each queue's fingerprint (`src:<queue id>`), the derived marker,
+#: and the expected-gap calendar set over the API (`gap:<name>`)
+COVERAGE_META_COLLECTION: Final = "queue_coverage_meta"
 
 #: every collection, in the order bootstrap creates them
 COLLECTIONS: Final = (
@@ -47,6 +61,10 @@ COLLECTIONS: Final = (
     ENDED_SESSIONS_COLLECTION,
     TOKEN_HASHES_COLLECTION,
     RATE_LIMITS_COLLECTION,
+    CATALOG_COLLECTION,
+    CATALOG_READS_COLLECTION,
+    COVERAGE_COLLECTION,
+    COVERAGE_META_COLLECTION,
 )
 
 
@@ -81,6 +99,11 @@ INDEXES: Final = (
     Index(TOKENS_COLLECTION, "api_tokens_by_hash", ("sha256",)),
     # Logged-out sessions are listed, and purged, by when they would have ended.
     Index(ENDED_SESSIONS_COLLECTION, "ended_sessions_until", ("until",)),
+    # A collection's consumers, newest first.
+    Index(CATALOG_READS_COLLECTION, "queue_catalog_reads_newest", ("name", "at")),
+    # The ledger's cells of symbols x one type x a day range; its counts by state.
+    Index(COVERAGE_COLLECTION, "queue_coverage_cells", ("type", "symbol", "day")),
+    Index(COVERAGE_COLLECTION, "queue_coverage_state", ("type", "state")),
 )
 #: the unique indexes of schema 1, which a cluster refuses: (collection, index name)
 UNIQUE_INDEXES_OF_SCHEMA_1: Final = (
@@ -95,6 +118,9 @@ _BY_STATUS: Final = "  FILTER d.status == @status"
 _BY_SYMBOL: Final = "  FILTER d.symbol == @symbol"
 _BY_PARENT: Final = "  FILTER d.parent == @parent"
 _BY_ID_PREFIX: Final = "  FILTER STARTS_WITH(d._key, @id_prefix)"
+_TOP_LEVEL: Final = "  FILTER d.parent == null"
+_CREATED_FROM: Final = "  FILTER d.created >= @created_from"
+_CREATED_TO: Final = "  FILTER d.created < @created_to"
 # `created <= @created` is the index range; the second condition drops the rows of the same
 # instant already returned (ties broken by `_key`), so no OFFSET is needed.
 _AFTER_CURSOR: Final = (
@@ -102,33 +128,39 @@ _AFTER_CURSOR: Final = (
 )
 _NEWEST_FIRST: Final = "  SORT d.created DESC, d._key DESC\n  LIMIT @limit\n  RETURN d"
 
+#: a list page's optional filters, in the order its query applies them
+PAGE_FILTERS: Final = (
+    "id_prefix",
+    "parent",
+    "top_level",
+    "status",
+    "symbol",
+    "created_from",
+    "created_to",
+    "after",
+)
+_FILTER_TEXT: Final[Mapping[str, str]] = {
+    "id_prefix": _BY_ID_PREFIX,
+    "parent": _BY_PARENT,
+    "top_level": _TOP_LEVEL,
+    "status": _BY_STATUS,
+    "symbol": _BY_SYMBOL,
+    "created_from": _CREATED_FROM,
+    "created_to": _CREATED_TO,
+    "after": _AFTER_CURSOR,
+}
 
-def _page_query(
-    by_status: bool, by_symbol: bool, by_parent: bool, after_cursor: bool, by_id_prefix: bool
-) -> str:
+
+def _page_query(wanted: tuple[bool, ...]) -> str:
     parts = [_SCAN]
-    if by_id_prefix:
-        parts.append(_BY_ID_PREFIX)
-    if by_parent:
-        parts.append(_BY_PARENT)
-    if by_status:
-        parts.append(_BY_STATUS)
-    if by_symbol:
-        parts.append(_BY_SYMBOL)
-    if after_cursor:
-        parts.append(_AFTER_CURSOR)
+    parts += [_FILTER_TEXT[name] for name, on in zip(PAGE_FILTERS, wanted, strict=True) if on]
     parts.append(_NEWEST_FIRST)
     return "\n".join(parts)
 
 
-#: (filter by status, by symbol, by parent, after a cursor, by id prefix) -> query
-PAGE_QUERIES: Final[Mapping[tuple[bool, bool, bool, bool, bool], str]] = {
-    (status, symbol, parent, after, prefix): _page_query(status, symbol, parent, after, prefix)
-    for status in (False, True)
-    for symbol in (False, True)
-    for parent in (False, True)
-    for after in (False, True)
-    for prefix in (False, True)
+#: which of PAGE_FILTERS are on -> query (every combination, built once from fixed text)
+PAGE_QUERIES: Final[Mapping[tuple[bool, ...], str]] = {
+    wanted: _page_query(wanted) for wanted in itertools.product((False, True), repeat=8)
 }
 
 
@@ -140,27 +172,28 @@ def page(
     after: tuple[str, str] | None,
     parent: str | None = None,
     id_prefix: str | None = None,
+    top_level: bool = False,
+    created_from: str | None = None,
+    created_to: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The list query and its bind parameters; `after` is the last row's (created, _key)."""
+    """The list query and its bind parameters; `after` is the last row's (created, _key),
+    `created_from`/`created_to` are sort keys."""
     bind: dict[str, Any] = {"@coll": QUEUE_COLLECTION, "limit": limit}
-    if status is not None:
-        bind["status"] = status
-    if symbol is not None:
-        bind["symbol"] = symbol
-    if parent is not None:
-        bind["parent"] = parent
-    if id_prefix is not None:
-        bind["id_prefix"] = id_prefix
+    values = {
+        "status": status,
+        "symbol": symbol,
+        "parent": parent,
+        "id_prefix": id_prefix,
+        "created_from": created_from,
+        "created_to": created_to,
+    }
+    bind.update({name: value for name, value in values.items() if value is not None})
     if after is not None:
         bind["created"], bind["key"] = after
-    flags = (
-        status is not None,
-        symbol is not None,
-        parent is not None,
-        after is not None,
-        id_prefix is not None,
-    )
-    query = PAGE_QUERIES[flags]
+    on = {name: value is not None for name, value in values.items()}
+    on["top_level"] = top_level
+    on["after"] = after is not None
+    query = PAGE_QUERIES[tuple(on[name] for name in PAGE_FILTERS)]
     return query, bind
 
 
@@ -264,6 +297,48 @@ def delete_keys_of(ids: list[str]) -> tuple[str, dict[str, Any]]:
 
 def count_by_status() -> tuple[str, dict[str, Any]]:
     return COUNT_BY_STATUS, {"@coll": QUEUE_COLLECTION}
+
+
+# -- the overview (domain/overview.py): the window's documents through the `created` index -----
+# A backfill's parent is the one document with a `backfill`; its children are the runs.
+RUNS_BY_HOUR: Final = """
+FOR d IN @@coll
+  FILTER d.created >= @since AND d.backfill == null
+  COLLECT hour = SUBSTRING(d.created, 0, 13), status = d.status WITH COUNT INTO n
+  RETURN [hour, status, n]
+"""
+RUNS_BY_SYMBOL: Final = """
+FOR d IN @@coll
+  FILTER d.created >= @since AND d.status IN @outcomes AND d.backfill == null
+  COLLECT symbol = d.symbol AGGREGATE ended = COUNT(1), failed = SUM(d.status == @failed ? 1 : 0)
+  RETURN [symbol, ended, failed]
+"""
+# (the steps array in parentheses: an expression, which no reader takes for a collection's name)
+STEPS_BY_TARGET: Final = """
+FOR d IN @@coll
+  FILTER d.created >= @since AND d.status IN @ended
+  FOR s IN (d.steps)
+    FILTER s.status IN @outcomes
+    COLLECT target = s.target AGGREGATE ended = COUNT(1), failed = SUM(s.status == @failed ? 1 : 0)
+    RETURN [target, ended, failed]
+"""
+#: what ran to an outcome (finished or failed; stopped counts in neither), and the failure
+_OUTCOMES: Final = [QueueStatus.FINISHED.value, QueueStatus.ERROR.value]
+
+
+def runs_by_hour(since: str) -> tuple[str, dict[str, Any]]:
+    return RUNS_BY_HOUR, {"@coll": QUEUE_COLLECTION, "since": since}
+
+
+def runs_by_symbol(since: str) -> tuple[str, dict[str, Any]]:
+    bind = {"outcomes": _OUTCOMES, "failed": QueueStatus.ERROR.value}
+    return RUNS_BY_SYMBOL, {"@coll": QUEUE_COLLECTION, "since": since, **bind}
+
+
+def steps_by_target(since: str) -> tuple[str, dict[str, Any]]:
+    ended = [s.value for s in QueueStatus if s.terminal]
+    bind = {"ended": ended, "outcomes": _OUTCOMES, "failed": QueueStatus.ERROR.value}
+    return STEPS_BY_TARGET, {"@coll": QUEUE_COLLECTION, "since": since, **bind}
 
 
 def delete_parent_locks(ids: list[str]) -> tuple[str, dict[str, Any]]:

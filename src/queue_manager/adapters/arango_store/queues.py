@@ -27,7 +27,7 @@ from typing import Any, Final
 from arangoasync.exceptions import ArangoServerError
 
 from queue_manager.adapters import cursor as cursors
-from queue_manager.adapters.arango_store import documents, queries
+from queue_manager.adapters.arango_store import catalog, coverage, documents, queries
 from queue_manager.adapters.arango_store.connection import Database, rows
 from queue_manager.adapters.arango_store.errors import (
     ERR_DOCUMENT_NOT_FOUND,
@@ -42,6 +42,7 @@ from queue_manager.adapters.arango_store.queries import (
 from queue_manager.adapters.arango_store.retry import Contended
 from queue_manager.adapters.store_parts import Change, Events, Inserted, Listing
 from queue_manager.domain import records
+from queue_manager.domain.coverage import fingerprint as ledger_fingerprint
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.models import ACTIVE_QUEUE_STATUSES, QueueState, QueueStatus
 from queue_manager.ports import Page
@@ -61,6 +62,21 @@ async def replace(txn: Any, queue: QueueState, rev: str, events: Events) -> None
     doc = documents.document(queue)
     await txn.collection(QUEUE_COLLECTION).replace(doc, if_match=rev, silent=True)
     await insert_events(txn, queue.id, events)
+
+
+async def _replace_and_record(txn: Any, queue: QueueState, rev: str, events: Events) -> None:
+    """`replace`, and what the change adds to the catalog, in one transaction."""
+    await replace(txn, queue, rev, events)
+    await catalog.record(txn, queue, events)
+
+
+async def _replace_with_ledger(
+    txn: Any, queue: QueueState, rev: str, events: Events, ledger: bool
+) -> None:
+    """`_replace_and_record`, and the queue's coverage cells when they changed."""
+    await _replace_and_record(txn, queue, rev, events)
+    if ledger:
+        await coverage.record(txn, [queue])
 
 
 class Queues:
@@ -84,13 +100,14 @@ class Queues:
                     raise
             await txn.collection(QUEUE_COLLECTION).insert(doc, silent=True)
             await insert_events(txn, queue.id, events)
+            await coverage.record(txn, [queue])
 
         async def attempt() -> Inserted:
             if key_doc is not None:
                 existing = await self._by_idempotency_key(key_doc["_key"])
                 if existing is not None:
                     return existing, False
-            await self._db.commit(_INSERT_COLLECTIONS, store)
+            await self._db.commit(coverage.writes(_INSERT_COLLECTIONS, True), store)
             return queue, True
 
         return await self._db.retry(f"insert queue {queue.id}", attempt)
@@ -138,13 +155,17 @@ class Queues:
             if raw is None:
                 return None
             queue = documents.load(raw)
+            cells_before = ledger_fingerprint(queue)
             events = mutate(queue)  # domain code: its errors are not the store's
             if events is None:
                 return queue
+            # the coverage ledger, in the same transaction when the queue's cells change
+            ledger = ledger_fingerprint(queue) != cells_before
             try:
-                if events:
+                if events or ledger:
                     await self._db.commit(
-                        _CHANGE_COLLECTIONS, lambda txn: replace(txn, queue, raw["_rev"], events)
+                        coverage.writes(catalog.writes(_CHANGE_COLLECTIONS, queue, events), ledger),
+                        lambda txn: _replace_with_ledger(txn, queue, raw["_rev"], events, ledger),
                     )
                 else:  # a progress tick: one request, no transaction
                     doc = documents.document(queue)
@@ -173,6 +194,9 @@ class Queues:
             after=cursors.decode(listing.cursor) if listing.cursor is not None else None,
             parent=listing.parent,
             id_prefix=listing.id_prefix,
+            top_level=listing.top_level,
+            created_from=_sort_key(listing.created_from),
+            created_to=_sort_key(listing.created_to),
         )
         found = await self._db.query("list queues", query)
         items = [documents.load(row) for row in found[:limit]]
@@ -204,3 +228,7 @@ class Queues:
     async def count_by_status(self) -> dict[str, int]:
         found = await self._db.query("count queues", queries.count_by_status())
         return {str(status): int(n) for status, n in found}
+
+
+def _sort_key(at: datetime | None) -> str | None:
+    return records.sort_key(at) if at is not None else None

@@ -11,7 +11,7 @@ from typing import Any
 
 from arangoasync.exceptions import ArangoServerError
 
-from queue_manager.adapters.arango_store import documents, queries
+from queue_manager.adapters.arango_store import coverage, documents, queries
 from queue_manager.adapters.arango_store.connection import Database, rows
 from queue_manager.adapters.arango_store.errors import (
     ERR_DOCUMENT_NOT_FOUND,
@@ -113,11 +113,13 @@ class Schedules:
                 # a queue id taken is not the tick's doing: it fails the claim
                 await txn.collection(QUEUE_COLLECTION).insert(queue_doc, silent=True)
                 await insert_events(txn, queue_id, events)
+            await coverage.record(txn, [queue for queue, _ in queues])
             return True
 
         action = f"record tick {doc['scheduled_for']} of schedule {run.schedule}"
         try:
-            return await self._db.transaction(action, queries.TICK_COLLECTIONS, decide)
+            collections = coverage.writes(queries.TICK_COLLECTIONS, True)
+            return await self._db.transaction(action, collections, decide)
         except _Decided:
             return False
 

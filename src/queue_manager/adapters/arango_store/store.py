@@ -19,8 +19,10 @@ from arangoasync.exceptions import ArangoError, ArangoServerError
 from queue_manager.adapters.arango_store import queries
 from queue_manager.adapters.arango_store.admission import Admission
 from queue_manager.adapters.arango_store.bootstrap import create_collections, create_database
+from queue_manager.adapters.arango_store.catalog import Catalog
 from queue_manager.adapters.arango_store.client import make_client
 from queue_manager.adapters.arango_store.connection import Database, rows
+from queue_manager.adapters.arango_store.coverage import Coverage
 from queue_manager.adapters.arango_store.errors import (
     ERR_CONFLICT,
     ERR_DATABASE_NOT_FOUND,
@@ -32,6 +34,7 @@ from queue_manager.adapters.arango_store.queues import Queues
 from queue_manager.adapters.arango_store.rate_limits import RateLimits
 from queue_manager.adapters.arango_store.schedules import Schedules
 from queue_manager.adapters.arango_store.sessions import Sessions
+from queue_manager.adapters.arango_store.stats import Stats
 from queue_manager.adapters.arango_store.tokens import Tokens
 from queue_manager.adapters.store_parts import StoreParts
 from queue_manager.domain.errors import DependencyUnavailable, Misconfigured
@@ -71,6 +74,9 @@ class ArangoStore(StoreParts):
         self.tokens = Tokens(self._db)
         self.sessions = Sessions(self._db)
         self.rate_limits = RateLimits(self._db)
+        self.coverage = Coverage(self._db)
+        self.catalog = Catalog(self._db)
+        self.stats = Stats(self._db)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArangoStore:

@@ -61,6 +61,45 @@ CREATE TABLE IF NOT EXISTS rate_limits (
     grp TEXT PRIMARY KEY,
     doc BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS coverage_cells (
+    type TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    first TEXT,
+    last TEXT,
+    queue_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (type, symbol, day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS coverage_cells_state ON coverage_cells (type, state);
+CREATE TABLE IF NOT EXISTS coverage_sources (
+    queue_id TEXT PRIMARY KEY,
+    fp TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS expected_gaps (
+    name TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS coverage_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collection_reads (
+    name TEXT NOT NULL,
+    queue_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (name, queue_id, step)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS collection_reads_newest ON collection_reads (name, at DESC);
 """
 
 #: columns added after the first release, for files made before them

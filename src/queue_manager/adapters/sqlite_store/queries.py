@@ -37,6 +37,29 @@ EVENTS_OF: Final = (
     "SELECT doc FROM queue_events WHERE queue_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 )
 COUNT_BY_STATUS: Final = "SELECT status, COUNT(*) FROM queue_state GROUP BY status"
+
+# -- the overview (domain/overview.py): the window's rows through the `created` index ----------
+# A backfill's parent is the one queue other rows name as their `parent` (the parent index).
+_NOT_PARENT: Final = (
+    "NOT EXISTS (SELECT 1 FROM queue_state c WHERE c.parent = q.id AND c.parent != '')"
+)
+RUNS_BY_HOUR: Final = (
+    "SELECT substr(q.created, 1, 13) AS hour, q.status, COUNT(*) FROM queue_state q "
+    f"WHERE q.created >= ? AND {_NOT_PARENT} GROUP BY hour, q.status"
+)
+RUNS_BY_SYMBOL: Final = (
+    "SELECT q.symbol, COUNT(*), SUM(q.status = 'error') FROM queue_state q "
+    f"WHERE q.created >= ? AND q.status IN ('finished', 'error') AND {_NOT_PARENT} "
+    "GROUP BY q.symbol"
+)
+# The document is JSON text held as a BLOB: cast, so SQLite's JSON functions read it.
+STEPS_BY_TARGET: Final = (
+    "SELECT json_extract(s.value, '$.target') AS target, COUNT(*), "
+    "SUM(json_extract(s.value, '$.status') = 'error') "
+    "FROM queue_state q, json_each(CAST(q.doc AS TEXT), '$.steps') s "
+    "WHERE q.created >= ? AND q.status IN ('finished', 'error', 'stopped') "
+    "AND json_extract(s.value, '$.status') IN ('finished', 'error') GROUP BY target"
+)
 ACTIVE_MARKS: Final = marks(len(ACTIVE_QUEUE_STATUSES))
 LIST_ACTIVE: Final = f"SELECT doc FROM queue_state WHERE status IN ({ACTIVE_MARKS})"
 
@@ -52,18 +75,33 @@ def prefix_range(prefix: str) -> tuple[str, str]:
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def page(*, parent: bool, status: bool, symbol: bool, after: bool, id_prefix: bool = False) -> str:
+def page(
+    *,
+    parent: bool,
+    status: bool,
+    symbol: bool,
+    after: bool,
+    id_prefix: bool = False,
+    top_level: bool = False,
+    created_from: bool = False,
+    created_to: bool = False,
+) -> str:
     """A list page, newest first; its parameters in this order, then the limit.
 
     An id prefix is the primary key's range [prefix, its successor): exact under SQLite's
-    binary comparison, and read from the index."""
+    binary comparison, and read from the index. A top-level queue has the parent '' (the parent
+    index leaves those out: the created index is read, filtered); the created range narrows the
+    created index."""
     where = [
         text
         for wanted, text in (
             (id_prefix, "id >= ? AND id < ?"),
             (parent, "parent = ?"),
+            (top_level, "parent = ''"),
             (status, "status = ?"),
             (symbol, "symbol = ?"),
+            (created_from, "created >= ?"),
+            (created_to, "created < ?"),
             (after, "(created, id) < (?, ?)"),
         )
         if wanted
@@ -168,3 +206,27 @@ TOKEN_TOUCH: Final = "UPDATE api_tokens SET last_used_at = ? WHERE name = ?"
 SESSION_END: Final = "INSERT INTO ended_sessions (id, until) VALUES (?, ?) ON CONFLICT DO NOTHING"
 SESSIONS_PURGE: Final = "DELETE FROM ended_sessions WHERE until <= ?"
 SESSIONS_ENDED: Final = "SELECT id FROM ended_sessions WHERE until > ?"
+
+# -- the catalog of collections ----------------------------------------------------------------
+COLLECTION_PUT: Final = (
+    "INSERT INTO collections (name, doc) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET doc = excluded.doc"
+)
+COLLECTION: Final = "SELECT doc FROM collections WHERE name = ?"
+COLLECTIONS_AFTER: Final = "SELECT doc FROM collections WHERE name > ? ORDER BY name LIMIT ?"
+#: [prefix, its successor) as `prefix_range` makes it, then the name to start after
+COLLECTIONS_PREFIXED: Final = (
+    "SELECT doc FROM collections WHERE name >= ? AND name < ? AND name > ? ORDER BY name LIMIT ?"
+)
+COLLECTION_NAMES: Final = "SELECT name FROM collections ORDER BY name LIMIT ?"
+COLLECTION_READ_PUT: Final = (
+    "INSERT INTO collection_reads (name, queue_id, step, at, doc) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (name, queue_id, step) DO UPDATE SET at = excluded.at, doc = excluded.doc"
+)
+COLLECTION_READS: Final = (
+    "SELECT doc FROM collection_reads WHERE name = ? ORDER BY at DESC, queue_id, step LIMIT ?"
+)
+
+
+def collections_named(n: int) -> str:
+    return f"SELECT name, doc FROM collections WHERE name IN ({marks(n)})"

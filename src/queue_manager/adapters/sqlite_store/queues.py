@@ -11,8 +11,9 @@ from typing import Any
 import aiosqlite
 
 from queue_manager.adapters import cursor as cursors
-from queue_manager.adapters.sqlite_store import documents, queries
+from queue_manager.adapters.sqlite_store import catalog, documents, queries
 from queue_manager.adapters.sqlite_store.connection import Access
+from queue_manager.adapters.sqlite_store.coverage import write_ledger
 from queue_manager.adapters.store_parts import Change, Events, Inserted, Listing
 from queue_manager.domain import records
 from queue_manager.domain.history import QueueEvent
@@ -29,6 +30,8 @@ async def insert_new(writer: aiosqlite.Connection, changes: Sequence[Written]) -
         await writer.execute(queries.INSERT_QUEUE, documents.queue_row(queue))
         if events:
             await writer.executemany(queries.INSERT_EVENT, documents.event_rows(queue.id, events))
+    # the coverage ledger, in the same transaction as the queues (docs/coverage.md)
+    await write_ledger(writer, [queue for queue, _ in changes])
 
 
 async def write_changes(writer: aiosqlite.Connection, changes: Sequence[Written]) -> None:
@@ -39,6 +42,7 @@ async def write_changes(writer: aiosqlite.Connection, changes: Sequence[Written]
     history = [row for q, events in changes for row in documents.event_rows(q.id, events)]
     if history:
         await writer.executemany(queries.INSERT_EVENT, history)
+    await write_ledger(writer, [queue for queue, _ in changes])
 
 
 class Queues:
@@ -80,6 +84,7 @@ class Queues:
                     changed.append((queue, events))
                 result[queue_id] = queue
             await write_changes(writer, changed)
+            await catalog.record(writer, changed)
         return result
 
     async def events(self, queue_id: str, *, after: int, limit: int) -> list[QueueEvent]:
@@ -92,6 +97,11 @@ class Queues:
         if listing.id_prefix is not None:
             args += queries.prefix_range(listing.id_prefix)
         args += [v for v in (listing.parent, status, listing.symbol) if v is not None]
+        args += [
+            records.sort_key(at)
+            for at in (listing.created_from, listing.created_to)
+            if at is not None
+        ]
         if listing.cursor is not None:
             args += cursors.decode(listing.cursor)
         sql = queries.page(
@@ -100,6 +110,9 @@ class Queues:
             status=status is not None,
             symbol=listing.symbol is not None,
             after=listing.cursor is not None,
+            top_level=listing.top_level,
+            created_from=listing.created_from is not None,
+            created_to=listing.created_to is not None,
         )
         rows = await self._db.read(sql, (*args, limit + 1))  # one more tells a next page exists
         items = [documents.load(row[0]) for row in rows[:limit]]

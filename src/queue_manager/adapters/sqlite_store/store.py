@@ -17,11 +17,14 @@ import aiosqlite
 
 from queue_manager.adapters.sqlite_store import queries
 from queue_manager.adapters.sqlite_store.admission import Admission
+from queue_manager.adapters.sqlite_store.catalog import Catalog
 from queue_manager.adapters.sqlite_store.connection import Access, Rows, SqliteFile
+from queue_manager.adapters.sqlite_store.coverage import Coverage
 from queue_manager.adapters.sqlite_store.queues import Queues
 from queue_manager.adapters.sqlite_store.rate_limits import RateLimits
 from queue_manager.adapters.sqlite_store.schedules import Schedules
 from queue_manager.adapters.sqlite_store.sessions import Sessions
+from queue_manager.adapters.sqlite_store.stats import Stats
 from queue_manager.adapters.sqlite_store.tokens import Tokens
 from queue_manager.adapters.store_parts import StoreParts
 
@@ -41,6 +44,9 @@ class SQLiteStore(StoreParts):
         self.tokens = Tokens(db)
         self.sessions = Sessions(db)
         self.rate_limits = RateLimits(db)
+        self.coverage = Coverage(db)
+        self.catalog = Catalog(db)
+        self.stats = Stats(db)
 
     async def open(self) -> None:
         await self._file.open()

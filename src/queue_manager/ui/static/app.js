@@ -1,13 +1,17 @@
 // The dashboard's entry point: who is calling, the hash router, the header.
 // Routes: #/queues[?status=&symbol=&parent=], #/queues/<id>, #/start[?kind=backfill],
-// #/schedules, #/schedules/new, #/schedules/<name>, #/login.
+// #/schedules, #/schedules/new, #/schedules/<name>, #/overview[?window=], #/login,
+// #/coverage[?symbol=&type=&from=&to=&zoom=], #/collections[?prefix=], #/collections/<name>.
 
 import { ApiError, get, post, setCsrf } from "./api.js";
 import { el } from "./format.js";
 import { onConnection } from "./live.js";
 import { completeSignIn } from "./oidc.js";
 import { watchRateLimits } from "./ratelimits.js";
+import * as collections from "./views/collections.js";
+import * as coverage from "./views/coverage.js";
 import * as login from "./views/login.js";
+import * as overview from "./views/overview.js";
 import * as queue from "./views/queue.js";
 import * as queues from "./views/queues.js";
 import * as scheduleView from "./views/schedule.js";
@@ -63,6 +67,9 @@ function route() {
   else if (name === "schedules" && parts[1]) current = scheduleView.mount(view, ctx, decodeURIComponent(parts[1]));
   else if (name === "schedules") current = schedules.mount(view, ctx);
   else if (name === "login") current = login.mount(view, ctx);
+  else if (name === "overview") current = overview.mount(view, ctx);
+  else if (name === "coverage") current = coverage.mount(view, ctx);
+  else if (name === "collections") current = collections.mount(view, ctx, parts[1] ? decodeURIComponent(parts[1]) : null);
   else current = queues.mount(view, ctx);
   const heading = view.querySelector("h1");
   if (heading) document.title = `${heading.textContent} · queue-manager`;

@@ -2,11 +2,19 @@
 // dependencies as SVG edges, told apart by kind (together / streaming / batch).
 // Left to right on a wide screen, top to bottom on a narrow one.
 
-import { count, el, ms, visible } from "./format.js";
-import { EDGE_LABEL, edgeKind, layers } from "./pipeline.js";
+import { age, attemptLabel, count, el, ms, visible } from "./format.js";
+import { EDGE_LABEL, edgeKind, isStreaming, layers } from "./pipeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
+/** The least node height; a node whose text wraps (a narrow screen) is made taller, never cut. */
 const NODE_H = 124;
+/** How far back a streaming step's records/s looks. */
+const RATE_WINDOW_MS = 10000;
+
+/** A long identifier may break after `_` or `.` (a data type, a topic), never mid-word. */
+function breakable(text) {
+  return String(text).split(/(?<=[_.])/).flatMap((part, i) => (i ? [el("wbr"), part] : [part]));
+}
 const GAP = { wide: [72, 18], narrow: [14, 40] };
 
 function svg(tag, attrs) {
@@ -22,6 +30,24 @@ export function progress(queue, step) {
   const to = ms(queue.end_time);
   if (Number.isNaN(at) || Number.isNaN(from) || !(to > from)) return null;
   return Math.min(1, Math.max(0, (at - from) / (to - from)));
+}
+
+const RUNNING_ACTIVE = new Set(["started", "loading"]);
+
+/** "120 rec/s · last report 3s ago": records/s over the last RATE_WINDOW_MS of what this page
+ * saw, and how long since the count last moved. */
+function activity(node, step, now = Date.now()) {
+  const samples = node.samples;
+  const records = step.records_written || 0;
+  const last = samples[samples.length - 1];
+  if (!last || last.records !== records) samples.push({ at: now, records });
+  while (samples.length > 2 && now - samples[1].at > RATE_WINDOW_MS) samples.shift();
+  if (!RUNNING_ACTIVE.has(step.status)) return step.status === "finished" ? "stream ended" : "no activity";
+  const first = samples[0];
+  const latest = samples[samples.length - 1];
+  const rate = latest.at > first.at ? ((latest.records - first.records) * 1000) / (now - first.at) : 0;
+  const heard = samples.length > 1 ? latest.at : ms(step.last_loaded_timestamp);
+  return `${count(Math.round(rate))} rec/s · last report ${Number.isNaN(heard) ? "—" : age(new Date(heard).toISOString(), now)}`;
 }
 
 export class Dag {
@@ -67,11 +93,10 @@ export class Dag {
       attempts: el("span", { class: "attempts" }),
       error: el("span", { class: "error-text" }),
     };
-    parts.meter = el(
-      "span",
-      { class: "meter", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" },
-      parts.bar,
-    );
+    // A streaming step has no end to fill a bar towards: it shows its activity instead.
+    parts.meter = isStreaming(step.type)
+      ? el("span", { class: "activity", role: "status" })
+      : el("span", { class: "meter", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, parts.bar);
     const button = el(
       "button",
       {
@@ -82,19 +107,20 @@ export class Dag {
         onclick: () => this.onSelect(step.index),
       },
       el("span", { class: "node-head" }, el("span", { class: "index" }, `#${step.index}`), " ", step.target),
-      el("span", { class: "type" }, step.type),
+      el("span", { class: "type" }, breakable(step.type)),
       el("span", { class: "row" }, parts.status, parts.records),
       parts.meter,
       parts.attempts,
       parts.error,
     );
-    this.nodes.set(step.index, { button, parts, text: {} });
+    this.nodes.set(step.index, { button, parts, text: {}, samples: [] });
     return button;
   }
 
   /** Patch what changed: text and attributes only, never a rebuild. */
   update(queue) {
     this.queue = queue;
+    let wrapped = false;
     for (const step of queue.steps) {
       const node = this.nodes.get(step.index);
       if (!node) continue;
@@ -112,9 +138,13 @@ export class Dag {
       }
       set("status", parts.status, step.status);
       set("records", parts.records, `${count(step.records_written)} records`);
+      if (parts.meter.classList.contains("activity")) {
+        set("activity", parts.meter, activity(node, step));
+        parts.meter.dataset.live = String(RUNNING_ACTIVE.has(step.status));
+      }
       const share = progress(queue, step);
       const percent = share === null ? 0 : Math.round(share * 100);
-      if (text.percent !== percent) {
+      if (!parts.meter.classList.contains("activity") && text.percent !== percent) {
         text.percent = percent;
         parts.bar.style.width = `${percent}%`;
         parts.meter.setAttribute("aria-valuenow", String(percent));
@@ -127,16 +157,22 @@ export class Dag {
           : "nothing loaded yet";
       }
       // Retries by its policy are attempts (docs/pipelines.md "Retry"); max_retries restarts are
-      // immediate restarts of one attempt's job.
-      const most = step.retry ? step.retry.limit + 1 : step.max_retries + 1;
-      const attempts = `attempt ${Math.max(step.attempts, 1)} of ${most}` + (step.run ? ` · run ${step.run}` : "");
-      set("attempts", parts.attempts, attempts);
+      // immediate restarts of one attempt's job (the long label, in its title, says which).
+      const label = attemptLabel(step);
+      set("attempts", parts.attempts, label.short);
+      parts.attempts.title = label.long;
+      if (text.error !== (step.error_message || "")) wrapped = true;
       set("error", parts.error, step.error_message || "");
       button.setAttribute(
         "aria-label",
         `Step ${step.index} ${step.target} ${step.type}: ${step.status}, ${count(step.records_written)} records` +
           (step.error_message ? `, error: ${visible(step.error_message)}` : ""),
       );
+    }
+    // A text that now wraps onto more lines (an error arrived): make every node tall enough.
+    if (wrapped && this.width && [...this.nodes.values()].some(({ button }) => button.scrollHeight > button.clientHeight + 1)) {
+      this.width = 0;
+      this.layout();
     }
   }
 
@@ -159,15 +195,16 @@ export class Dag {
     } else {
       nodeW = Math.max(150, Math.min(260, (width - (widest - 1) * gx) / widest));
     }
+    const nodeH = this.measure(nodeW);
     const place = new Map();
     columns.forEach((column, l) => {
       column.forEach((step, i) => {
         if (horizontal) {
-          const offset = ((widest - column.length) * (NODE_H + gy)) / 2;
-          place.set(step.index, { x: l * (nodeW + gx), y: offset + i * (NODE_H + gy) });
+          const offset = ((widest - column.length) * (nodeH + gy)) / 2;
+          place.set(step.index, { x: l * (nodeW + gx), y: offset + i * (nodeH + gy) });
         } else {
           const offset = Math.max(0, ((widest - column.length) * (nodeW + gx)) / 2);
-          place.set(step.index, { x: offset + i * (nodeW + gx), y: l * (NODE_H + gy) });
+          place.set(step.index, { x: offset + i * (nodeW + gx), y: l * (nodeH + gy) });
         }
       });
     });
@@ -175,14 +212,14 @@ export class Dag {
       ? columns.length * nodeW + (columns.length - 1) * gx
       : widest * nodeW + (widest - 1) * gx;
     const totalH = horizontal
-      ? widest * NODE_H + (widest - 1) * gy
-      : columns.length * NODE_H + (columns.length - 1) * gy;
+      ? widest * nodeH + (widest - 1) * gy
+      : columns.length * nodeH + (columns.length - 1) * gy;
     this.root.style.width = `${totalW}px`;
     this.root.style.height = `${totalH}px`;
     this.root.dataset.orientation = horizontal ? "horizontal" : "vertical";
     for (const [index, { x, y }] of place) {
       const { button } = this.nodes.get(index);
-      Object.assign(button.style, { left: `${x}px`, top: `${y}px`, width: `${nodeW}px`, height: `${NODE_H}px` });
+      Object.assign(button.style, { left: `${x}px`, top: `${y}px`, width: `${nodeW}px`, height: `${nodeH}px` });
     }
     this.edges.setAttribute("width", String(totalW));
     this.edges.setAttribute("height", String(totalH));
@@ -206,11 +243,11 @@ export class Dag {
         const kind = edgeKind(producer, step);
         let d;
         if (horizontal) {
-          const [x1, y1, x2, y2] = [a.x + nodeW, a.y + NODE_H / 2, b.x - 2, b.y + NODE_H / 2];
+          const [x1, y1, x2, y2] = [a.x + nodeW, a.y + nodeH / 2, b.x - 2, b.y + nodeH / 2];
           const bend = (x2 - x1) / 2;
           d = `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`;
         } else {
-          const [x1, y1, x2, y2] = [a.x + nodeW / 2, a.y + NODE_H, b.x + nodeW / 2, b.y - 2];
+          const [x1, y1, x2, y2] = [a.x + nodeW / 2, a.y + nodeH, b.x + nodeW / 2, b.y - 2];
           const bend = (y2 - y1) / 2;
           d = `M ${x1} ${y1} C ${x1} ${y1 + bend}, ${x2} ${y2 - bend}, ${x2} ${y2}`;
         }
@@ -222,6 +259,16 @@ export class Dag {
       }
     }
     this.edges.replaceChildren(...paths);
+  }
+
+  /** The height every node gets at width `nodeW`: the tallest one's text, wrapped, or NODE_H. */
+  measure(nodeW) {
+    let tallest = NODE_H;
+    for (const { button } of this.nodes.values()) {
+      Object.assign(button.style, { width: `${nodeW}px`, height: "auto" });
+      tallest = Math.max(tallest, Math.ceil(button.getBoundingClientRect().height));
+    }
+    return tallest;
   }
 
   destroy() {

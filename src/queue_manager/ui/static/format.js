@@ -88,3 +88,63 @@ export const ENDED_STEP = new Set(["finished", "error", "stopped", "skipped"]);
 export function badge(status) {
   return el("span", { class: `badge s-${status}`, dataset: { status } }, status);
 }
+
+/** A step's latest attempt, counted the way its retry policy counts (docs/dashboard.md): the
+ * first run is attempt 1, each retry by the policy one more, out of its limit + 1. A retry by
+ * hand starts the count afresh, as it starts the policy afresh. */
+export function attemptLabel(step) {
+  const limit = step.retry ? step.retry.limit : 0;
+  const n = Math.min((step.retries || 0) + 1, limit + 1);
+  let allowed;
+  if (limit) allowed = `${limit} ${limit === 1 ? "retry" : "retries"} allowed`;
+  else if (step.max_retries) allowed = `no retry policy; its job restarts up to ${step.max_retries}×`;
+  else allowed = "no retry policy";
+  // `run` counts the step's jobs (its policy's retries and the queue's retries by hand): more
+  // runs than policy retries means the queue was retried by hand and this step ran again.
+  const run = step.run || 0;
+  const again = run > (step.retries || 0) ? ` · run ${run + 1}` : "";
+  return {
+    short: `attempt ${n} of ${limit + 1}${again}`,
+    long: `attempt ${n} of ${limit + 1} (${allowed})${again ? `${again}, run again by a retry of the queue` : ""}`,
+  };
+}
+
+/** The intervals a step ran: its attempts (launch to end, or to `now` while one runs); a step
+ * stored without attempts falls back to its start and end. */
+export function runIntervals(step, now = Date.now()) {
+  const log = step.attempts_log || [];
+  const spans = log
+    .filter((a) => a.started_at)
+    .map((a) => [ms(a.started_at), a.ended_at ? ms(a.ended_at) : now]);
+  if (!spans.length) {
+    const from = ms(step.launched_at || step.started_at);
+    if (!Number.isNaN(from)) spans.push([from, step.finished_at ? ms(step.finished_at) : now]);
+  }
+  return spans.filter(([a, b]) => !Number.isNaN(a) && !Number.isNaN(b) && b >= a);
+}
+
+/** How long a queue's steps ran (docs/api.md "Records and duration", "Ran for" on the page):
+ * the union of its steps' attempts, each from its launch (not before the queue's started_at) to
+ * its end. Unlike its duration
+ * (started_at → finished_at), waits are not in it: for a retry's backoff, or in `error` before
+ * someone retried it. Null before its first worker started. */
+export function runSeconds(queue, now = Date.now()) {
+  // Counted from the queue's start (its first worker's), as its duration is: the launch before
+  // that is not its work yet, so a queue that ran straight through ran for its duration.
+  const from0 = ms(queue.started_at);
+  if (Number.isNaN(from0)) return null;
+  const spans = (queue.steps || []).flatMap((s) => runIntervals(s, now))
+    .map(([a, b]) => [Math.max(a, from0), b])
+    .filter(([a, b]) => b >= a)
+    .sort((a, b) => a[0] - b[0]);
+  if (!spans.length) return null;
+  let total = 0;
+  let [from, to] = spans[0];
+  for (const [a, b] of spans.slice(1)) {
+    if (a > to) {
+      total += to - from;
+      [from, to] = [a, b];
+    } else if (b > to) to = b;
+  }
+  return (total + (to - from)) / 1000;
+}

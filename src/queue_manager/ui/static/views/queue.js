@@ -1,16 +1,17 @@
 // #/queues/<id>: the queue's DAG, live; its history; a step's log; the actions its state and
 // the caller's role allow, each confirmed first.
 
-import { ApiError, get, openLog, post } from "../api.js";
+import { ApiError, get, post } from "../api.js";
 import { Dag } from "../dag.js";
 import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
-import { badge, count, countdown, duration, el, ended, ms, RUNNING_STEP, time, visible } from "../format.js";
+import { attemptLabel, badge, count, countdown, duration, el, ended, ms, runSeconds, RUNNING_STEP, span, time, visible } from "../format.js";
 import { applyUpdate, LiveFeed } from "../live.js";
 import * as backfill from "./backfill.js";
+import { stepData } from "./stepdetail.js";
+import { Timeline } from "./timeline.js";
+import { LogPanel } from "./logs.js";
 
-const LOG_TAIL = 200;
-const LOG_KEEP = 2000;
 
 const list = (indexes) => indexes.map((i) => `#${i}`).join(", ");
 
@@ -28,6 +29,7 @@ class QueueView {
     this.head = el("div", { class: "queue-head" });
     this.actions = el("div", { class: "actions", role: "toolbar", "aria-label": "Queue actions" });
     this.graph = el("div", { class: "graph-wrap" });
+    this.gantt = el("div", { class: "gantt" });
     this.stepPanel = el("section", { class: "card step-panel", "aria-labelledby": "step-title" });
     this.timeline = el("ol", { class: "timeline", "aria-label": "History, oldest first" });
     container.append(
@@ -36,6 +38,8 @@ class QueueView {
       this.actions,
       el("section", { class: "card", "aria-labelledby": "graph-title" },
         el("h2", { id: "graph-title" }, "Pipeline"), this.graph),
+      el("section", { class: "card", "aria-labelledby": "gantt-title" },
+        el("h2", { id: "gantt-title" }, "Timeline"), this.gantt),
       this.stepPanel,
       el("section", { class: "card", "aria-labelledby": "history-title" },
         el("h2", { id: "history-title" }, "History"), this.timeline),
@@ -49,6 +53,8 @@ class QueueView {
     this.clock = window.setInterval(() => schedule("detail-clock", () => {
       this.drawHead();
       this.drawStep(); // a retrying step's countdown
+      if (this.ganttView) this.ganttView.update(this.queue); // running bars grow, countdowns tick
+      if (this.dag) this.dag.update(this.queue); // a streaming step's "last report … ago"
     }), 1000);
   }
 
@@ -74,6 +80,7 @@ class QueueView {
     this.queue = queue;
     if (first) {
       this.dag = new Dag(this.graph, queue, (index) => this.select(index));
+      this.ganttView = new Timeline(this.gantt, (index) => this.select(index));
       this.select(this.defaultStep());
     }
     this.redraw();
@@ -115,12 +122,13 @@ class QueueView {
   redraw() {
     if (!this.queue) return;
     this.dag.update(this.queue);
+    this.ganttView.update(this.queue);
     this.drawHead();
     this.drawActions();
     this.drawStep();
     if (this.logWanted) {
       this.logWanted = false;
-      if (!this.logOpen) this.openLog();
+      if (!this.logPanel.following) this.openLog();
     }
   }
 
@@ -132,10 +140,14 @@ class QueueView {
     const facts = [
       ["Symbol", q.symbol],
       ["Time range", q.time_range],
-      ["Records", count(q.records_written)],
+      // docs/api.md "Records and duration": what the loaders wrote, each record once
+      ["Records loaded", count(q.records_written)],
       ["Steps done", `${q.steps.filter((s) => s.status === "finished").length}/${q.steps.length}`],
       ["Created", `${time(q.created_at)} by ${q.created_by || "—"}`],
+      // docs/api.md "Records and duration": from its first worker's start to its end, and
+      // the time its steps' jobs ran (waits in error before a retry left out)
       ["Duration", duration(q.started_at, q.finished_at)],
+      ["Ran for", span(runSeconds(q))],
     ];
     if (q.retries) facts.push(["Retries", String(q.retries)]);
     if (q.stopped_by) facts.push(["Stopped by", q.stopped_by]);
@@ -221,15 +233,28 @@ class QueueView {
     );
   }
 
-  retry() {
+  /** Retry what did not finish; with `fromStep`, that step and everything downstream of it too
+   * (the same set the server re-runs: domain/state.py `retry`). */
+  retry(fromStep) {
     const q = this.queue;
-    const rerun = q.steps.filter((s) => s.status !== "finished").map((s) => s.index);
-    const kept = q.steps.filter((s) => s.status === "finished").map((s) => s.index);
+    const again = new Set(q.steps.filter((s) => s.status !== "finished").map((s) => s.index));
+    const chosen = fromStep === undefined ? new Set() : downstream(q, fromStep);
+    for (const i of chosen) again.add(i);
+    const rerun = [...again].sort((a, b) => a - b);
+    const kept = q.steps.filter((s) => !again.has(s.index)).map((s) => s.index);
+    const named = (i) => `#${i} ${q.steps[i].target}`;
     const body = [
-      `Runs again steps ${list(rerun)} of queue ${q.id.slice(0, 8)}, as new runs, in the usual order.`,
-      kept.length ? `Finished steps ${list(kept)} are kept: not relaunched, their data reused.` : "No step had finished: everything runs again.",
+      fromStep === undefined
+        ? `Runs again steps ${list(rerun)} of queue ${q.id.slice(0, 8)}, as new runs, in the usual order.`
+        : `Runs again step #${fromStep} and what reads its output: ${[...chosen].sort((a, b) => a - b).map(named).join(", ")}`
+          + `${rerun.length > chosen.size ? `; and what did not finish: ${rerun.filter((i) => !chosen.has(i)).map(named).join(", ")}` : ""}.`,
+      kept.length ? `Finished steps ${list(kept)} are kept: not relaunched, their data reused.` : "Every step runs again.",
     ];
-    return this.act({ title: "Retry this queue?", body, confirm: "Retry" }, () => post(`queues/${encodeURIComponent(q.id)}/retry`));
+    const params = fromStep === undefined ? undefined : { from_step: String(fromStep) };
+    return this.act(
+      { title: fromStep === undefined ? "Retry this queue?" : `Re-run from step #${fromStep}?`, body, confirm: "Retry" },
+      () => post(`queues/${encodeURIComponent(q.id)}/retry`, { params }),
+    );
   }
 
   resubmit() {
@@ -252,16 +277,16 @@ class QueueView {
     this.dag.select(index);
     this.stepKey = null;
     this.stepPanel.replaceChildren();
-    this.logBox = el("pre", { class: "log", tabindex: "0", "aria-label": `Log of step ${index}` });
-    this.logNote = el("p", { class: "help log-note", "aria-live": "polite" });
+    if (this.logPanel) this.logPanel.destroy();
+    this.logPanel = new LogPanel(this.id, index); // views/logs.js: filters, search, follow, download
     this.stepFacts = el("div", { class: "step-facts" });
-    const reload = el("button", { type: "button", class: "button small", onclick: () => this.openLog() }, "Reload log");
+    this.stepActions = el("div", { class: "actions", role: "toolbar", "aria-label": "Step actions" });
     this.stepPanel.append(
       el("h2", { id: "step-title" }, `Step #${index} · ${this.queue.steps[index].target}`),
       this.stepFacts,
-      el("div", { class: "title-row" }, el("h3", {}, `Log (last ${LOG_TAIL} lines, followed)`), reload),
-      this.logNote,
-      this.logBox,
+      this.stepActions,
+      stepData(this.queue, this.queue.steps[index], (i) => this.select(i)),
+      this.logPanel.node,
     );
     this.drawStep();
     this.openLog();
@@ -275,9 +300,9 @@ class QueueView {
       ["Status", step.status],
       ["Records written", count(step.records_written)],
       ["Loaded up to", time(step.last_loaded_timestamp)],
-      ["Attempts", `${step.attempts} (max retries ${step.max_retries})`],
-      ["Run", String(step.run)],
-      ["Started", time(step.started_at)],
+      ["Attempt", attemptLabel(step).long],
+      ["Launched", time(step.launched_at || openAttempt(step))],
+      ["Started", time(step.started_at || (RUNNING_STEP.has(step.status) && step.status !== "launching" ? openAttempt(step) : null))],
       ["Finished", time(step.finished_at)],
       ["Depends on", step.depends_on.length ? list(step.depends_on) : "—"],
       ["Job", step.job_name],
@@ -290,9 +315,14 @@ class QueueView {
     const retrying = step.status === "retrying" && step.retry_at;
     const wait = retrying ? countdown(step.retry_at) : "";
     const log = step.attempts_log || [];
-    const key = JSON.stringify(facts) + step.error_message + step.last_warning + wait + JSON.stringify(log);
+    const canRetry = this.ctx.session.can("operator") && ["error", "stopped"].includes(this.queue.status);
+    const key = JSON.stringify(facts) + step.error_message + step.last_warning + wait + JSON.stringify(log) + canRetry;
     if (key === this.stepKey) return;
     this.stepKey = key;
+    this.stepActions.replaceChildren(...(canRetry ? [el("button", {
+      type: "button", class: "button", dataset: { action: "retry-from" }, onclick: () => this.retry(step.index),
+    }, `Re-run from step #${step.index}`)] : []));
+    this.stepActions.hidden = !canRetry;
     this.stepFacts.replaceChildren(
       el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
       retrying
@@ -307,51 +337,8 @@ class QueueView {
     );
   }
 
-  async openLog() {
-    if (this.logAbort) this.logAbort.abort();
-    const abort = new AbortController();
-    this.logAbort = abort;
-    const index = this.selected;
-    const box = this.logBox;
-    box.textContent = "";
-    this.logLines = 0;
-    this.logNote.textContent = "reading…";
-    this.logOpen = true;
-    try {
-      const stream = await openLog(this.id, index, { tail: LOG_TAIL, follow: true, signal: abort.signal });
-      this.logNote.textContent = "following";
-      const reader = stream.getReader();
-      let pendingText = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        pendingText += value;
-        schedule("log", () => {
-          if (abort.signal.aborted) return;
-          box.append(visible(pendingText)); // a worker's output: its escape sequences shown
-          pendingText = "";
-          this.trimLog(box);
-          box.scrollTop = box.scrollHeight;
-        });
-      }
-      if (!abort.signal.aborted) {
-        this.logNote.textContent = "end of log: the step ended";
-        this.logOpen = false;
-      }
-    } catch (exc) {
-      if (abort.signal.aborted) return;
-      this.logOpen = false;
-      const step = this.queue.steps[index];
-      this.logNote.textContent = exc.status === 404 && step.status === "pending"
-        ? "no log yet: the step has not started"
-        : `no log: ${exc.message}`;
-    }
-  }
-
-  trimLog(box) {
-    const text = box.textContent;
-    const lines = text.split("\n");
-    if (lines.length > LOG_KEEP * 1.2) box.textContent = lines.slice(-LOG_KEEP).join("\n");
+  openLog() {
+    this.logPanel.open();
   }
 
   // -- history --------------------------------------------------------------------------------
@@ -414,7 +401,7 @@ class QueueView {
     this.destroyed = true;
     this.feed.close();
     if (this.dag) this.dag.destroy();
-    if (this.logAbort) this.logAbort.abort();
+    if (this.logPanel) this.logPanel.destroy();
     window.clearInterval(this.clock);
     window.clearTimeout(this.pending);
     window.clearTimeout(this.fallback);
@@ -422,6 +409,29 @@ class QueueView {
     cancel("detail-clock");
     cancel("log");
   }
+}
+
+/** The step and every step that depends on it, directly or not. */
+function downstream(queue, index) {
+  const out = new Set([index]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const s of queue.steps) {
+      if (!out.has(s.index) && s.depends_on.some((d) => out.has(d))) {
+        out.add(s.index);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
+/** When the attempt running now began (a step whose status arrived before its start time). */
+function openAttempt(step) {
+  const log = step.attempts_log || [];
+  const last = log[log.length - 1];
+  return last && !last.ended_at ? last.started_at : null;
 }
 
 /** A step's attempts (docs/pipelines.md "Retry"): when each ran, how it ended, the next one's time. */

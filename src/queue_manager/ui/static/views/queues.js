@@ -1,7 +1,10 @@
-// #/queues[?status=&symbol=&parent=]: newest first, live. Messages only change the model and mark rows dirty; one
-// redraw per animation frame patches the dirty rows' text (never one DOM update per message).
+// #/queues[?status=&symbol=&parent=&from=&to=]: newest first, live. Messages only change the model and mark rows
+// dirty; one redraw per animation frame patches the dirty rows' text (never one DOM update per message).
+// Without `parent`, only top-level queues are read: a backfill's children fold under their parent (expanded on
+// demand) and a schedule's older runs on the page fold under its newest one.
 
-import { ApiError, get } from "../api.js";
+import { ApiError, get, post } from "../api.js";
+import { confirmAction, notify } from "../dialog.js";
 import { cancel, schedule } from "../frame.js";
 import { age, badge, count, duration, el, ended, ms, QUEUE_STATUSES, visible } from "../format.js";
 import { applyUpdate, LiveFeed } from "../live.js";
@@ -14,6 +17,24 @@ function stepsDone(queue) {
   if (queue.backfill) return `backfill ${queue.backfill.progress.finished || 0}/${queue.backfill.children}`;
   const steps = queue.steps || [];
   return `${steps.filter((s) => s.status === "finished").length}/${steps.length}`;
+}
+
+/** What runs: the targets of its steps in order (a backfill's parent has none: its type). */
+function pipeline(queue) {
+  const steps = queue.steps || [];
+  if (!steps.length) return queue.type || "";
+  return steps.map((s) => s.target).join(" → ");
+}
+
+/** The data a queue reads: `2024-01-01:2024-01-03` drawn as a range. */
+const timeRange = (queue) => (queue.time_range || "").replace(":", " → ");
+
+/** A date input's day as the API's bounds: from its start, to the end of the `to` day (UTC). */
+function dayAfter(day) {
+  const next = new Date(`${day}T00:00:00Z`);
+  if (Number.isNaN(next.getTime())) return day; // the API names the field
+  next.setUTCDate(next.getUTCDate() + 1);
+  return next.toISOString().slice(0, 10);
 }
 
 /** Where a queue came from: the schedule that started it, or the backfill it is part of. */
@@ -34,6 +55,12 @@ class QueueList {
     this.status = ctx.params.get("status") || "";
     this.symbol = (ctx.params.get("symbol") || "").toUpperCase();
     this.parent = ctx.params.get("parent") || "";
+    this.from = ctx.params.get("from") || "";
+    this.to = ctx.params.get("to") || "";
+    this.operator = ctx.session.can("operator");
+    this.selected = new Set(); // ids ticked for a bulk stop or retry
+    this.expanded = new Set(); // backfill parents whose children are shown
+    this.unfolded = new Set(); // schedules whose older runs are shown
     this.limit = Math.min(1000, Math.max(1, Number(ctx.params.get("limit")) || PAGE));
     this.rows = new Map();
     this.order = [];
@@ -66,11 +93,15 @@ class QueueList {
       autocomplete: "off", spellcheck: "false", "aria-describedby": "filter-symbol-error", size: "12",
     });
     this.symbolError = el("span", { id: "filter-symbol-error", class: "field-error", role: "alert" });
+    const from = el("input", { id: "filter-from", name: "from", type: "date", value: this.from, "aria-describedby": "filter-symbol-error" });
+    const to = el("input", { id: "filter-to", name: "to", type: "date", value: this.to, "aria-describedby": "filter-symbol-error" });
     const form = el(
       "form",
       { class: "filters", role: "search", "aria-label": "Filter queues" },
       el("label", { for: "filter-status" }, "Status"), status,
       el("label", { for: "filter-symbol" }, "Symbol"), symbol,
+      el("label", { for: "filter-from", title: "Created on or after this day (UTC)" }, "Created from"), from,
+      el("label", { for: "filter-to", title: "Created on or before this day (UTC)" }, "to"), to,
       el("button", { type: "submit", class: "button" }, "Filter"),
       this.symbolError,
     );
@@ -79,6 +110,8 @@ class QueueList {
       const params = new URLSearchParams();
       if (status.value) params.set("status", status.value);
       if (symbol.value.trim()) params.set("symbol", symbol.value.trim().toUpperCase());
+      if (from.value) params.set("from", from.value);
+      if (to.value) params.set("to", to.value);
       if (this.parent) params.set("parent", this.parent);
       if (this.limit !== PAGE) params.set("limit", String(this.limit));
       const query = params.toString();
@@ -88,11 +121,12 @@ class QueueList {
     this.body = el("div", { role: "rowgroup", class: "rows" });
     const header = el(
       "div",
-      { role: "row", class: "qrow head" },
-      ["Queue", "Symbol", "Origin", "Status", "Steps done", "Records", "Age", "Duration"].map((t) =>
+      { role: "row", class: "qrow list head" },
+      ["Queue", "Symbol", "Pipeline", "Time range", "Origin", "Status", "Steps done", "Records", "Age", "Duration"].map((t) =>
         el("span", { role: "columnheader" }, t),
       ),
     );
+    this.bulk = this.operator ? this.bulkBar() : null;
     this.table = el(
       "div",
       { role: "table", class: "queues", "aria-label": "Queues, newest first", "aria-rowcount": "-1" },
@@ -108,13 +142,73 @@ class QueueList {
       el("div", { class: "title-row" }, el("h1", {}, "Queues"), actions),
       form,
       this.summary,
+      this.bulk,
       this.table,
       el("div", { class: "paging" }, this.more),
     );
   }
 
   params(cursor, limit) {
-    return { status: this.status, symbol: this.symbol, parent: this.parent, limit: limit || this.limit, cursor };
+    return {
+      status: this.status, symbol: this.symbol, parent: this.parent, limit: limit || this.limit, cursor,
+      top_level: this.parent ? undefined : "true",
+      created_from: this.from || undefined,
+      created_to: this.to ? dayAfter(this.to) : undefined,
+    };
+  }
+
+  /** Stop or retry the ticked queues: a dialog names each one first. */
+  bulkBar() {
+    this.bulkCount = el("span", { class: "bulk-count", "aria-live": "polite" }, "none selected");
+    this.stopButton = el("button", { type: "button", class: "button danger", disabled: true }, "Stop selected");
+    this.retryButton = el("button", { type: "button", class: "button", disabled: true }, "Retry selected");
+    this.stopButton.addEventListener("click", () => this.bulkAction("stop"));
+    this.retryButton.addEventListener("click", () => this.bulkAction("retry"));
+    return el("div", { class: "bulk", role: "toolbar", "aria-label": "Selected queues" }, this.bulkCount, this.stopButton, this.retryButton);
+  }
+
+  selectionChanged() {
+    if (!this.bulk) return;
+    const n = this.selected.size;
+    this.bulkCount.textContent = n ? `${n} selected` : "none selected";
+    this.stopButton.disabled = this.retryButton.disabled = n === 0;
+  }
+
+  async bulkAction(kind) {
+    const queues = [...this.selected].map((id) => this.rows.get(id)?.queue).filter(Boolean);
+    if (!queues.length) return;
+    const verb = kind === "stop" ? "Stop" : "Retry";
+    const ok = await confirmAction({
+      title: `${verb} ${queues.length} queue${queues.length === 1 ? "" : "s"}?`,
+      body: [
+        kind === "stop"
+          ? "Sends each the stop command; their workers get the grace period to finish."
+          : "Runs again what did not finish in each (error or stopped queues); finished steps are kept.",
+        ...queues.map((q) => `${q.id.slice(0, 8)} · ${q.symbol} · ${pipeline(q)} · ${q.status}`),
+      ],
+      confirm: verb,
+      danger: kind === "stop",
+    });
+    if (!ok) return;
+    const failed = [];
+    await Promise.all(queues.map(async (q) => {
+      try {
+        if (kind === "stop") await post("queues/stop", { params: { queue_id: q.id } });
+        else await post(`queues/${encodeURIComponent(q.id)}/retry`);
+      } catch (exc) {
+        failed.push(`${q.id.slice(0, 8)}: ${exc.message}`);
+      }
+    }));
+    const done = queues.length - failed.length;
+    const past = kind === "stop" ? "stopped" : "retried";
+    if (done) notify(`${done} queue${done === 1 ? "" : "s"} ${past}`);
+    if (failed.length) notify(`Not ${past}: ${failed.join("; ")}`, "error");
+    for (const q of queues) {
+      this.selected.delete(q.id);
+      const box = this.rows.get(q.id)?.cells.select;
+      if (box) box.checked = false;
+    }
+    this.selectionChanged();
   }
 
   /** First load and every reconnect: re-read as many queues as are shown. */
@@ -169,6 +263,8 @@ class QueueList {
     const cells = {
       link: el("a", { href: `#/queues/${encodeURIComponent(queue.id)}`, class: "qid", title: queue.id }, queue.id.slice(0, 8)),
       symbol: el("span", { role: "cell", class: "symbol" }, queue.symbol),
+      pipeline: el("span", { role: "cell", class: "pipeline", title: (queue.steps || []).map((s) => `${s.target}: ${s.type}`).join("\n") || queue.type }, pipeline(queue)),
+      range: el("span", { role: "cell", class: "range" }, timeRange(queue)),
       origin: el("span", { role: "cell", class: "origin" }, origin(queue)),
       status: el("span", { role: "cell", class: "status" }),
       steps: el("span", { role: "cell", class: "steps" }),
@@ -176,11 +272,27 @@ class QueueList {
       age: el("span", { role: "cell", class: "age" }),
       duration: el("span", { role: "cell", class: "duration" }),
     };
+    const first = el("span", { role: "cell", class: "qcell" });
+    if (this.operator) {
+      cells.select = el("input", { type: "checkbox", class: "select", "aria-label": `Select queue ${queue.id.slice(0, 8)}`, checked: this.selected.has(queue.id) });
+      cells.select.addEventListener("change", () => {
+        if (cells.select.checked) this.selected.add(queue.id);
+        else this.selected.delete(queue.id);
+        this.selectionChanged();
+      });
+      first.append(cells.select);
+    }
+    first.append(cells.link);
+    if (queue.backfill && !this.parent) {
+      cells.fold = el("button", { type: "button", class: "fold", "aria-expanded": "false" });
+      cells.fold.addEventListener("click", () => this.toggleChildren(queue.id));
+      cells.origin.append(" ", cells.fold);
+    }
     const node = el(
       "div",
-      { role: "row", class: "qrow", dataset: { queue: queue.id } },
-      el("span", { role: "cell" }, cells.link),
-      cells.symbol, cells.origin, cells.status, cells.steps, cells.records, cells.age, cells.duration,
+      { role: "row", class: `qrow list${queue.parent && !this.parent ? " child" : ""}`, dataset: { queue: queue.id } },
+      first,
+      cells.symbol, cells.pipeline, cells.range, cells.origin, cells.status, cells.steps, cells.records, cells.age, cells.duration,
     );
     const entry = { queue, node, cells, text: {} };
     this.draw(entry);
@@ -207,6 +319,99 @@ class QueueList {
     }
     this.set(entry, "steps", stepsDone(q));
     this.set(entry, "records", count(q.records_written));
+    if (entry.cells.fold) {
+      const n = q.backfill.children || 0;
+      const open = this.expanded.has(q.id);
+      this.set(entry, "fold", `${open ? "▾" : "▸"} ${n} child${n === 1 ? "" : "ren"}`);
+      entry.cells.fold.setAttribute("aria-expanded", String(open));
+    }
+  }
+
+  /** A backfill's children, read when its row is expanded and drawn right under it. */
+  async toggleChildren(parentId) {
+    const parent = this.rows.get(parentId);
+    if (!parent) return;
+    if (this.expanded.has(parentId)) {
+      this.expanded.delete(parentId);
+      for (const entry of parent.kids || []) this.drop(entry.queue.id);
+      parent.kids = [];
+      this.draw(parent);
+      return;
+    }
+    this.expanded.add(parentId);
+    this.draw(parent);
+    await this.showChildren(parent);
+  }
+
+  async showChildren(parent) {
+    const generation = this.generation;
+    let children;
+    try {
+      children = (await get("queues", { parent: parent.queue.id, limit: 1000 })).data;
+    } catch (exc) {
+      this.failed(exc);
+      return;
+    }
+    if (generation !== this.generation || !this.expanded.has(parent.queue.id)) return;
+    // Oldest chunk first under its parent: the order the backfill runs them.
+    children.sort((a, b) => (a.time_range < b.time_range ? -1 : a.time_range > b.time_range ? 1 : 0));
+    for (const entry of parent.kids || []) this.drop(entry.queue.id);
+    parent.kids = children.map((queue) => {
+      const entry = this.row(queue);
+      this.rows.set(queue.id, entry);
+      return entry;
+    });
+    parent.node.after(...parent.kids.map((e) => e.node));
+  }
+
+  drop(id) {
+    const entry = this.rows.get(id);
+    if (!entry) return;
+    this.observer.unobserve(entry.node);
+    entry.node.remove();
+    this.rows.delete(id);
+    this.visible.delete(id);
+  }
+
+  /** A schedule's runs on the page: the newest shown, the older ones folded under it. */
+  foldRuns() {
+    const newest = new Map();
+    for (const id of this.order) {
+      const entry = this.rows.get(id);
+      const name = entry && entry.queue.schedule;
+      if (!name) continue;
+      const head = newest.get(name);
+      if (!head) {
+        newest.set(name, { entry, older: [] });
+      } else {
+        head.older.push(entry);
+      }
+    }
+    for (const [name, { entry, older }] of newest) {
+      const open = this.unfolded.has(name);
+      for (const run of older) {
+        run.node.hidden = !open;
+        run.node.classList.add("child");
+      }
+      entry.node.classList.remove("child");
+      entry.node.hidden = false;
+      if (!older.length) {
+        entry.cells.runs?.remove();
+        entry.cells.runs = null;
+        continue;
+      }
+      if (!entry.cells.runs) {
+        entry.cells.runs = el("button", { type: "button", class: "fold" });
+        entry.cells.runs.addEventListener("click", () => {
+          if (this.unfolded.has(name)) this.unfolded.delete(name);
+          else this.unfolded.add(name);
+          this.foldRuns();
+        });
+        entry.cells.origin.append(" ", entry.cells.runs);
+      }
+      entry.cells.runs.textContent = `${open ? "▾" : "▸"} ${older.length} earlier run${older.length === 1 ? "" : "s"}`;
+      entry.cells.runs.setAttribute("aria-expanded", String(open));
+    }
   }
 
   clockOf(entry, now) {
@@ -269,11 +474,16 @@ class QueueList {
         this.visible.delete(id);
       }
     }
-    for (const entry of built) this.rows.set(entry.queue.id, entry);
+    for (const entry of built) {
+      entry.kids = entry.queue.backfill ? [] : undefined;
+      this.rows.set(entry.queue.id, entry);
+    }
     this.order = built.map((e) => e.queue.id);
     this.body.replaceChildren(...built.map((e) => e.node));
     this.dirty.clear();
+    this.foldRuns();
     this.summarise();
+    for (const entry of built) if (this.expanded.has(entry.queue.id)) this.showChildren(entry);
   }
 
   async append(queues) {
@@ -281,10 +491,12 @@ class QueueList {
     const built = await this.entries(queues.filter((q) => !this.rows.has(q.id)), generation);
     if (!built) return;
     for (const entry of built) {
+      entry.kids = entry.queue.backfill ? [] : undefined;
       this.rows.set(entry.queue.id, entry);
       this.order.push(entry.queue.id);
     }
     this.body.append(...built.map((e) => e.node));
+    this.foldRuns();
     this.summarise();
   }
 
@@ -293,6 +505,7 @@ class QueueList {
     const filters = [
       this.status && `status ${this.status}`, this.symbol && `symbol ${this.symbol}`,
       this.parent && `backfill ${this.parent.slice(0, 8)}`,
+      this.from && `created from ${this.from}`, this.to && `created to ${this.to}`,
     ].filter(Boolean);
     if (!n) {
       this.summary.replaceChildren(filters.length ? `No queue with ${filters.join(", ")}.` : "No queues yet.");
@@ -350,7 +563,8 @@ class QueueList {
     const fresh = found
       .filter((q) => !this.rows.has(q.id) && ms(q.created_at) >= newest)
       .filter((q) => (!this.status || q.status === this.status) && (!this.symbol || q.symbol === this.symbol))
-      .filter((q) => !this.parent || q.parent === this.parent)
+      .filter((q) => (this.parent ? q.parent === this.parent : !q.parent))
+      .filter((q) => (!this.from || q.created_at.slice(0, 10) >= this.from) && (!this.to || q.created_at.slice(0, 10) <= this.to))
       .sort((a, b) => ms(b.created_at) - ms(a.created_at));
     if (!fresh.length) return;
     schedule("list-insert", () => {
@@ -362,6 +576,7 @@ class QueueList {
       }
       this.order.unshift(...fresh.map((q) => q.id));
       this.body.prepend(...nodes);
+      this.foldRuns();
       this.summarise();
     });
   }

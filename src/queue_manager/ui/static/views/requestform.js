@@ -1,11 +1,14 @@
 // A JSON request form: the request as JSON, with the documented examples one click away (read
 // from the service's own OpenAPI document, so there is one copy of them). Each error — a JSON
 // syntax error, or a field the 422 envelope names — is shown beside the line of that field.
-// The start form, the backfill form and the new-schedule form are all this one form.
+// The start form, the backfill form and the new-schedule form are all this one form. With
+// `preview` (the start form), the request's plan is drawn before it is sent: "Preview plan"
+// draws it, and Start draws it first and sends nothing while it names an error.
 
 import { ApiError, request } from "../api.js";
 import { el } from "../format.js";
 import { fieldLines, lineOf, parseError } from "../jsonpos.js";
+import { drawPlan } from "./planpreview.js";
 
 const LINE_PX = 20; // keep in step with .editor's line-height in style.css
 
@@ -30,9 +33,9 @@ async function readOpenapi() {
 /**
  * @param {HTMLElement} container
  * @param {{label: string, help: string, path: string, submit: string, method?: string,
- *          initial?: string, done: (answer: object) => void}} form
+ *          initial?: string, preview?: string, done: (answer: object) => void}} form
  * `path` is the API path the body is sent to (`queues/start`) (its OpenAPI examples fill the picker); `initial`
- * names the example shown first.
+ * names the example shown first; `preview` is the API path a body's plan is read from (`queues/plan`).
  */
 export function requestForm(container, form) {
   const text = el("textarea", {
@@ -44,6 +47,10 @@ export function requestForm(container, form) {
   const errors = el("ul", { id: "body-errors", class: "errors", role: "alert", "aria-label": "Problems" });
   const editor = el("div", { class: "editor" }, gutter, text, notes);
   const submit = el("button", { type: "submit", class: "button primary" }, form.submit);
+  const previewButton = form.preview
+    ? el("button", { type: "button", class: "button", onclick: () => previewPlan() }, "Preview plan")
+    : null;
+  const planView = el("section", { class: "card plan", "aria-live": "polite", hidden: true });
   const picker = el("div", { class: "examples", role: "group", "aria-label": "Examples" }, el("span", {}, "Examples:"));
   const node = el(
     "form",
@@ -53,9 +60,9 @@ export function requestForm(container, form) {
     picker,
     editor,
     errors,
-    el("div", { class: "actions" }, submit),
+    el("div", { class: "actions" }, previewButton, submit),
   );
-  container.append(node);
+  container.append(node, planView);
 
   let marks = []; // [{line, field, message}]
   const drawGutter = () => {
@@ -99,7 +106,10 @@ export function requestForm(container, form) {
     text.scrollTop = Math.max(0, (line - 4) * LINE_PX);
     drawGutter();
   };
-  text.addEventListener("input", () => show([]));
+  text.addEventListener("input", () => {
+    show([]);
+    planView.hidden = true;
+  });
   text.addEventListener("scroll", drawGutter);
   const setBody = (value) => {
     text.value = JSON.stringify(value, null, 2);
@@ -116,8 +126,8 @@ export function requestForm(container, form) {
     if (!text.value) setBody((found.find((e) => e.name === form.initial) || found[0])?.value || {});
   }).catch((exc) => picker.append(el("span", { class: "field-error" }, exc.message)));
 
-  node.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  // The body as an object, or null once its problem is shown.
+  const readBody = () => {
     let body;
     try {
       body = JSON.parse(text.value);
@@ -125,22 +135,52 @@ export function requestForm(container, form) {
       const { line, message } = parseError(text.value, exc);
       show([{ line, field: "JSON", message }]);
       goTo(line);
-      return;
+      return null;
     }
     if (body === null || typeof body !== "object" || Array.isArray(body)) {
       show([{ line: 1, field: "body", message: "must be a JSON object" }]);
-      return;
+      return null;
     }
+    return body;
+  };
+  const showFieldErrors = (fieldErrors) => {
+    const lines = fieldLines(text.value);
+    const found = fieldErrors.map((e) => ({ line: lineOf(lines, e.field), field: e.field, message: e.message }));
+    show(found);
+    goTo(found[0].line);
+  };
+  // The plan of `body`, drawn with its errors marked in the editor; true when it has none.
+  const planOf = async (body) => {
+    const plan = (await request("POST", form.preview, { body })).data;
+    drawPlan(planView, plan);
+    if (plan.errors.length) showFieldErrors(plan.errors);
+    else show([]);
+    return plan.valid;
+  };
+  const failed = (exc) => {
+    if (exc instanceof ApiError && exc.fieldErrors.length) showFieldErrors(exc.fieldErrors);
+    else showFieldErrors([{ field: "request", message: exc.message }]);
+  };
+  const previewPlan = async () => {
+    const body = readBody();
+    if (!body) return;
+    try {
+      await planOf(body);
+    } catch (exc) {
+      failed(exc);
+    }
+  };
+
+  node.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = readBody();
+    if (!body) return;
     submit.disabled = true;
     try {
+      if (form.preview && !(await planOf(body))) return;
       form.done(await request(form.method || "POST", form.path, { body }));
     } catch (exc) {
-      const lines = fieldLines(text.value);
-      const found = exc instanceof ApiError && exc.fieldErrors.length
-        ? exc.fieldErrors.map((e) => ({ line: lineOf(lines, e.field), field: e.field, message: e.message }))
-        : [{ line: 1, field: "request", message: exc.message }];
-      show(found);
-      goTo(found[0].line);
+      failed(exc);
     } finally {
       submit.disabled = false;
     }

@@ -1,5 +1,6 @@
 // #/schedules/<name>: one schedule, what became of each of its ticks (the queues each started,
-// or why it was skipped or missed), and the actions the caller's role allows. Also the actions
+// or why it was skipped or missed), the actions the caller's role allows, and an edit form
+// (PATCH /schedules/<name>: only the fields changed are sent). Also the actions
 // the schedule list reuses, and #/schedules/new (the JSON request form).
 
 import { ApiError, get, post, request } from "../api.js";
@@ -82,6 +83,7 @@ class ScheduleView {
     this.head = el("div", { class: "queue-head" });
     this.actions = el("div", { class: "actions", role: "toolbar", "aria-label": "Schedule actions" });
     this.template = el("pre", { class: "json", tabindex: "0", "aria-label": "Template" });
+    this.editor = el("section", { class: "card", "aria-labelledby": "edit-title", hidden: true });
     this.runs = el("div", { role: "rowgroup", class: "rows" });
     const header = el("div", { role: "row", class: "srow runs head" },
       ["Scheduled for", "Outcome", "Queues", "Reason", "Decided"].map((t) => el("span", { role: "columnheader" }, t)));
@@ -89,6 +91,7 @@ class ScheduleView {
       el("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, el("a", { href: "#/schedules" }, "← Schedules")),
       this.head,
       this.actions,
+      this.editor,
       el("section", { class: "card", "aria-labelledby": "template-title" },
         el("h2", { id: "template-title" }, "Template"), this.template),
       el("section", { class: "card", "aria-labelledby": "runs-title" },
@@ -143,10 +146,121 @@ class ScheduleView {
       el("dl", { class: "facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
     );
     this.template.textContent = JSON.stringify(s.template, null, 2);
+    this.current = s;
     const buttons = scheduleActions(s, this.ctx, (action) =>
       action === "delete" ? this.ctx.navigate("#/schedules") : this.refresh());
+    if (this.ctx.session.can("operator")) {
+      buttons.unshift(el("button", {
+        type: "button", class: "button small", dataset: { action: "edit" }, "aria-expanded": String(!this.editor.hidden),
+        onclick: () => this.openEditor(s),
+      }, "Edit"));
+    }
     this.actions.replaceChildren(...buttons);
     this.actions.hidden = !buttons.length;
+  }
+
+  /** The edit form, filled with the schedule as stored; closed by Cancel or a save. */
+  openEditor(s) {
+    const field = (name, label, input, help) => el("div", { class: "field", dataset: { field: name } },
+      el("label", { for: `edit-${name}` }, label), input,
+      help ? el("span", { class: "help" }, help) : "",
+      el("span", { class: "field-error", id: `edit-${name}-error`, role: "alert" }));
+    const input = (name, value, attrs = {}) => el("input", { id: `edit-${name}`, name, value: value ?? "", "aria-describedby": `edit-${name}-error`, ...attrs });
+    const choice = (name, value, options) => {
+      const select = el("select", { id: `edit-${name}`, name, "aria-describedby": `edit-${name}-error` },
+        options.map((o) => el("option", { value: o, selected: o === value }, o)));
+      return select;
+    };
+    const template = el("textarea", { id: "edit-template", name: "template", rows: "6", spellcheck: "false", "aria-describedby": "edit-template-error" });
+    template.value = JSON.stringify(s.template, null, 2);
+    const save = el("button", { type: "submit", class: "button primary" }, "Save changes");
+    const form = el("form", { class: "schedule-edit", novalidate: true },
+      field("cron", "Cron", input("cron", s.cron, { autocomplete: "off" }), "5 fields, read in the timezone"),
+      field("timezone", "Timezone", input("timezone", s.timezone), "IANA, e.g. Europe/London"),
+      field("symbols", "Symbols", input("symbols", s.symbols.join(", ")), "comma-separated"),
+      field("concurrency_policy", "Concurrency policy", choice("concurrency_policy", s.concurrency_policy, ["Allow", "Forbid", "Replace"])),
+      field("catchup", "Catch-up", choice("catchup", s.catchup, ["none", "latest", "all"])),
+      field("starting_deadline_seconds", "Starting deadline (s)", input("starting_deadline_seconds", s.starting_deadline_seconds, { inputmode: "numeric" }), "empty: none"),
+      field("template", "Template (JSON)", template),
+      el("p", { class: "alert", role: "alert", hidden: true, id: "edit-error" }),
+      el("div", { class: "actions" },
+        el("button", { type: "button", class: "button", onclick: () => this.closeEditor() }, "Cancel"), save),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.saveEdit(form, s, save);
+    });
+    this.editor.replaceChildren(el("h2", { id: "edit-title" }, `Edit ${s.name}`), form);
+    this.editor.hidden = false;
+    form.querySelector("input").focus();
+  }
+
+  closeEditor() {
+    this.editor.hidden = true;
+    this.editor.replaceChildren();
+  }
+
+  /** What changed, as a PATCH body; a field that cannot be read is named at once. */
+  editBody(form, s) {
+    const value = (name) => form.elements[name].value.trim();
+    const body = {};
+    const errors = [];
+    if (value("cron") !== s.cron) body.cron = value("cron");
+    if (value("timezone") !== s.timezone) body.timezone = value("timezone");
+    const symbols = value("symbols").split(/[\s,]+/).filter(Boolean).map((x) => x.toUpperCase());
+    if (symbols.join(",") !== s.symbols.join(",")) body.symbols = symbols;
+    for (const name of ["concurrency_policy", "catchup"]) if (value(name) !== s[name]) body[name] = value(name);
+    const deadline = value("starting_deadline_seconds");
+    const wanted = deadline === "" ? null : Number(deadline);
+    if (deadline !== "" && !Number.isInteger(wanted)) errors.push({ field: "starting_deadline_seconds", message: "a whole number of seconds, or empty" });
+    else if (wanted !== (s.starting_deadline_seconds ?? null)) body.starting_deadline_seconds = wanted;
+    try {
+      const template = JSON.parse(form.elements.template.value);
+      if (JSON.stringify(template) !== JSON.stringify(s.template)) body.template = template;
+    } catch (exc) {
+      errors.push({ field: "template", message: `not JSON: ${exc.message}` });
+    }
+    return { body, errors };
+  }
+
+  async saveEdit(form, s, save) {
+    for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
+    const summary = form.querySelector("#edit-error");
+    summary.hidden = true;
+    const { body, errors } = this.editBody(form, s);
+    if (!errors.length && !Object.keys(body).length) {
+      summary.textContent = "Nothing changed.";
+      summary.hidden = false;
+      return;
+    }
+    const show = (list) => {
+      for (const e of list) {
+        const top = String(e.field || "").split(".")[0];
+        const slot = form.querySelector(`#edit-${top}-error`);
+        if (slot) slot.textContent = e.message;
+        else {
+          summary.textContent = `${e.field}: ${e.message}`;
+          summary.hidden = false;
+        }
+      }
+    };
+    if (errors.length) return show(errors);
+    save.disabled = true;
+    try {
+      const answer = await request("PATCH", path(s.name), { body });
+      notify(`${answer.message}: ${Object.keys(body).join(", ")}`);
+      this.closeEditor();
+      this.key = null;
+      await this.refresh();
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.fieldErrors.length) show(exc.fieldErrors);
+      else {
+        summary.textContent = exc.message;
+        summary.hidden = false;
+      }
+    } finally {
+      save.disabled = false;
+    }
   }
 
   destroy() {

@@ -13,6 +13,7 @@ const KINDS = {
     path: "queues/start",
     submit: "Start",
     initial: "single",
+    preview: "queues/plan",
   },
   backfill: {
     title: "Start a backfill",

@@ -1,0 +1,247 @@
+"""The coverage-ledger part of the SQLite store (docs/coverage.md).
+
+Cells are rows keyed (type, symbol, day) — the day as its proleptic ordinal, so a year of one
+symbol is one range of the primary key. `write_ledger` runs inside the transaction of every
+queue write (`queues.insert_new` / `write_changes`): a crash never leaves the ledger and the
+queues disagreeing. Each queue's fingerprint (`coverage_sources`) is read with the batch, so
+a progress tick that changes no cell writes nothing. Its SQL lives here, beside the rows it
+reads, rather than in `queries` (the part is one module, like its ArangoDB twin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Final
+
+import aiosqlite
+import orjson
+
+from queue_manager.adapters.sqlite_store import documents
+from queue_manager.adapters.sqlite_store.connection import Access
+from queue_manager.adapters.sqlite_store.queries import CHUNK, marks
+from queue_manager.domain import coverage
+from queue_manager.domain.coverage import Cell, CellState, ExpectedGap
+from queue_manager.domain.models import QueueState
+
+_SOURCES_OF: Final = "SELECT queue_id, fp FROM coverage_sources WHERE queue_id IN ({})"
+_PUT_SOURCE: Final = (
+    "INSERT INTO coverage_sources (queue_id, fp) VALUES (?, ?) "
+    "ON CONFLICT (queue_id) DO UPDATE SET fp = excluded.fp"
+)
+#: a queue's own cells of a type, before its new ones are written (a stream stopped by hand
+#: leaves the days it never reached without a cell)
+_DROP_OWN: Final = (
+    "DELETE FROM coverage_cells WHERE type = ? AND symbol = ? AND day BETWEEN ? AND ? "
+    "AND queue_id = ?"
+)
+#: domain.coverage.wins, in SQL: the same queue's word, else complete first, then the newer
+_UPSERT: Final = (
+    "INSERT INTO coverage_cells "
+    "(type, symbol, day, state, records, first, last, queue_id, step, created) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (type, symbol, day) DO UPDATE SET state = excluded.state, "
+    "records = excluded.records, first = excluded.first, last = excluded.last, "
+    "queue_id = excluded.queue_id, step = excluded.step, created = excluded.created "
+    "WHERE excluded.queue_id = coverage_cells.queue_id "
+    "OR (excluded.state = 'complete', excluded.created, excluded.queue_id) "
+    "> (coverage_cells.state = 'complete', coverage_cells.created, coverage_cells.queue_id)"
+)
+_CELLS: Final = (
+    "SELECT symbol, type, day, state, records, first, last, queue_id, step, created "
+    "FROM coverage_cells WHERE type = ? AND symbol IN ({}) AND day BETWEEN ? AND ? "
+    "ORDER BY symbol, day"
+)
+# Settled runs are found from what is *not* settled, which is rare: a window over every settled
+# cell (gaps and islands) costs a pass of SQL per cell, 8x slower over a year-long ledger than
+# counting each symbol's cells (keys only), reading the unsettled ones off the (type, state)
+# index, and listing days only for a symbol that has some missing.
+_PRESENT: Final = (
+    "SELECT symbol, COUNT(*) FROM coverage_cells WHERE type = ? AND symbol IN ({}) "
+    "AND day BETWEEN ? AND ? GROUP BY symbol"
+)
+_UNSETTLED: Final = (
+    "SELECT symbol, day FROM coverage_cells WHERE type = ? AND state IN ({}) "
+    "AND symbol IN ({}) AND day BETWEEN ? AND ?"
+)
+_DAYS_OF: Final = (
+    "SELECT day FROM coverage_cells WHERE type = ? AND symbol = ? AND day BETWEEN ? AND ?"
+)
+_UNSETTLED_STATES: Final = tuple(
+    state.value for state in CellState if state not in (CellState.COMPLETE, CellState.RUNNING)
+)
+#: distinct symbols of a type from the primary key, one seek each (a loose index scan)
+_SYMBOLS: Final = (
+    "WITH RECURSIVE s(symbol, n) AS ("
+    " SELECT MIN(symbol), 1 FROM coverage_cells WHERE type = ?1"
+    " UNION ALL SELECT (SELECT MIN(symbol) FROM coverage_cells WHERE type = ?1"
+    " AND symbol > s.symbol), n + 1 FROM s WHERE s.symbol IS NOT NULL AND n < ?2"
+    ") SELECT symbol FROM s WHERE symbol IS NOT NULL"
+)
+_COUNTS: Final = "SELECT type, state, COUNT(*) FROM coverage_cells GROUP BY type, state"
+_QUEUES_AFTER: Final = "SELECT id, doc FROM queue_state WHERE id > ? ORDER BY id LIMIT ?"
+_META: Final = "SELECT value FROM coverage_meta WHERE key = ?"
+_PUT_META: Final = (
+    "INSERT INTO coverage_meta (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+_GAPS: Final = "SELECT doc FROM expected_gaps ORDER BY name"
+_GAP: Final = "SELECT 1 FROM expected_gaps WHERE name = ?"
+_PUT_GAP: Final = (
+    "INSERT INTO expected_gaps (name, doc) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET doc = excluded.doc"
+)
+_DROP_GAP: Final = "DELETE FROM expected_gaps WHERE name = ?"
+_DERIVED: Final = "derived"
+
+_STATES: Final = {state.value: state for state in CellState}
+
+
+def cell_row(cell: Cell) -> tuple[Any, ...]:
+    return (
+        cell.type,
+        cell.symbol,
+        cell.day.toordinal(),
+        cell.state.value,
+        cell.records,
+        cell.first,
+        cell.last,
+        cell.queue_id,
+        cell.step,
+        cell.created,
+    )
+
+
+async def write_ledger(writer: aiosqlite.Connection, queues: Sequence[QueueState]) -> None:
+    """The cells of `queues` whose fingerprint changed, in the caller's transaction."""
+    sourced = [queue for queue in queues if queue.steps]
+    if not sourced:
+        return
+    held: dict[str, str] = {}
+    for start in range(0, len(sourced), CHUNK):
+        ids = [queue.id for queue in sourced[start : start + CHUNK]]
+        rows: Any = await writer.execute_fetchall(_SOURCES_OF.format(marks(len(ids))), ids)
+        held.update((str(queue_id), str(fp)) for queue_id, fp in rows)
+    drops: list[tuple[Any, ...]] = []
+    cells: list[tuple[Any, ...]] = []
+    sources: list[tuple[str, str]] = []
+    for queue in sourced:
+        fp = coverage.fingerprint(queue)
+        if held.get(queue.id) == fp:
+            continue
+        sources.append((queue.id, fp))
+        first = queue.start_time.date().toordinal()
+        last = min(queue.end_time.date().toordinal(), first + coverage.MAX_QUEUE_DAYS - 1)
+        for step in coverage.producing_steps(queue):
+            drops.append((step.type, queue.symbol, first, last, queue.id))
+        cells += [cell_row(cell) for cell in coverage.queue_cells(queue)]
+    if not sources:
+        return
+    await writer.executemany(_DROP_OWN, drops)
+    await writer.executemany(_UPSERT, cells)
+    await writer.executemany(_PUT_SOURCE, sources)
+
+
+class Coverage:
+    def __init__(self, db: Access) -> None:
+        self._db = db
+
+    async def coverage_cells(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[Cell]:
+        found: list[Cell] = []
+        low, high = first.toordinal(), last.toordinal()
+        states, to_day = _STATES, date.fromordinal
+        for type_ in types:
+            for start in range(0, len(symbols), CHUNK):
+                some = list(symbols[start : start + CHUNK])
+                sql = _CELLS.format(marks(len(some)))
+                rows = await self._db.read(sql, (type_, *some, low, high))
+                found += [
+                    Cell(s, t, to_day(d), states[st], n, a, b, q, i, c)
+                    for s, t, d, st, n, a, b, q, i, c in rows
+                ]
+        return found
+
+    async def coverage_settled(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[tuple[str, str, date, date]]:
+        found: list[tuple[str, str, date, date]] = []
+        low, high = first.toordinal(), last.toordinal()
+        span = high - low + 1
+        unsettled_sql = _UNSETTLED.format(marks(len(_UNSETTLED_STATES)), "{}")
+        for type_ in types:
+            for start in range(0, len(symbols), CHUNK):
+                some = list(symbols[start : start + CHUNK])
+                present = dict(
+                    await self._db.read(
+                        _PRESENT.format(marks(len(some))), (type_, *some, low, high)
+                    )
+                )
+                holes: dict[str, set[int]] = {}
+                for symbol, day in await self._db.read(
+                    unsettled_sql.format(marks(len(some))),
+                    (type_, *_UNSETTLED_STATES, *some, low, high),
+                ):
+                    holes.setdefault(symbol, set()).add(day)
+                for symbol in some:
+                    count = present.get(symbol, 0)
+                    if count == 0:
+                        continue
+                    unsettled = holes.get(symbol, set())
+                    if count < span:  # some days have no cell at all
+                        days = await self._db.read(_DAYS_OF, (type_, symbol, low, high))
+                        unsettled |= set(range(low, high + 1)) - {day for (day,) in days}
+                    found += [
+                        (symbol, type_, date.fromordinal(a), date.fromordinal(b))
+                        for a, b in _runs_between(low, high, unsettled)
+                    ]
+        return found
+
+    async def coverage_symbols(self, type_: str, limit: int) -> list[str]:
+        rows = await self._db.read(_SYMBOLS, (type_, limit))
+        return [str(row[0]) for row in rows]
+
+    async def coverage_counts(self) -> dict[tuple[str, str], int]:
+        rows = await self._db.read(_COUNTS, ())
+        return {(str(t), str(s)): int(n) for t, s, n in rows}
+
+    async def derive_coverage(self, after: str | None, limit: int) -> str | None:
+        async with self._db.transaction() as writer:
+            rows: Any = await writer.execute_fetchall(_QUEUES_AFTER, (after or "", limit))
+            if not rows:
+                return None
+            await write_ledger(writer, [documents.load(doc) for _, doc in rows])
+        return str(rows[-1][0])
+
+    async def coverage_derived(self) -> bool:
+        return bool(await self._db.read(_META, (_DERIVED,)))
+
+    async def mark_coverage_derived(self) -> None:
+        await self._db.write(_PUT_META, (_DERIVED, "1"))
+
+    async def expected_gaps(self) -> list[ExpectedGap]:
+        rows = await self._db.read(_GAPS, ())
+        return [ExpectedGap.model_validate_json(row[0]) for row in rows]
+
+    async def put_expected_gap(self, gap: ExpectedGap) -> bool:
+        async with self._db.transaction() as writer:
+            existing: Any = await writer.execute_fetchall(_GAP, (gap.name,))
+            await writer.execute(_PUT_GAP, (gap.name, orjson.dumps(gap.as_dict())))
+        return not existing
+
+    async def delete_expected_gap(self, name: str) -> bool:
+        return await self._db.write(_DROP_GAP, (name,)) > 0
+
+
+def _runs_between(low: int, high: int, holes: set[int]) -> list[tuple[int, int]]:
+    """The runs of days from `low` to `high` (ordinals) that are not in `holes`."""
+    runs: list[tuple[int, int]] = []
+    begin = low
+    for hole in sorted(holes):
+        if hole > begin:
+            runs.append((begin, hole - 1))
+        begin = max(begin, hole + 1)
+    if begin <= high:
+        runs.append((begin, high))
+    return runs
