@@ -6,15 +6,27 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.service import kill_workers_under
+
 # One Kafka broker and one kube-apiserver per session, shared by every directory that needs them.
 pytest_plugins = ["tests.support.kafka_fixtures", "tests.support.kube_fixtures"]
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test(tmp_path: Path) -> Iterator[None]:
+    """A worker launched for a test by an app that is gone reports to nobody and retries for
+    its delivery deadline (2 min): a tier's worth of them at once loaded the machine enough to
+    fail the tests after it. The test's own workers end with it."""
+    yield
+    kill_workers_under(tmp_path)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

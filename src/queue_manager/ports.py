@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from queue_manager.domain.catalog import CollectionEntry, CollectionInfo
-from queue_manager.domain.coverage import Cell, ExpectedGap
+from queue_manager.domain.coverage import Cell, CellRun, ExpectedGap
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken, Principal
 from queue_manager.domain.models import QueueState, QueueStatus
@@ -270,6 +270,15 @@ class CoverageStore(Protocol):
         self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
     ) -> list[Cell]:
         """The stored cells of those symbols and types, days first..last, by type, symbol, day."""
+        ...
+
+    async def coverage_runs(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[CellRun]:
+        """The runs of the stored cells of those symbols and types that have days in
+        first..last, clipped to them (a run crossing `first` or `last` holds the records, first
+        and last instants of its days inside): what domain.coverage.cell_runs makes of the
+        cells days first..last; by type, symbol, start."""
         ...
 
     async def coverage_settled(

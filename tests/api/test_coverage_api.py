@@ -246,3 +246,67 @@ async def test_bad_gaps_are_422_naming_the_field(
     answer = await client.put(f"/coverage/expected-gaps/{name}", json=body)
     assert answer.status_code == 422, answer.text
     assert field in [e["field"] for e in answer.json()["data"]["errors"]], answer.text
+
+
+async def test_rows_from_the_stored_runs_are_what_the_cells_give(
+    client: httpx.AsyncClient,
+) -> None:
+    """The read uses the ledger's runs (docs/coverage.md): its rows are what `encode` gives
+    from the cells, for runs clipped at either end of the range and partial runs of several
+    days (records on each) cut at expected gaps."""
+    from queue_manager.domain import coverage
+
+    store = client.adapters.store  # type: ignore[attr-defined]
+    await _stored(client, date(2024, 5, 1), date(2024, 5, 31), records_written=3101)
+    await _stored(
+        client,
+        date(2024, 6, 1),
+        date(2024, 6, 30),
+        status=StepStatus.ERROR,
+        last_loaded_timestamp=datetime(2024, 6, 12, 7, 0, tzinfo=UTC),
+        records_written=1234,
+        created=T0 + timedelta(hours=1),
+    )
+    # a stream over three days: two partial days of its own, with records on each
+    stream_type = "ws_candles_1m"
+    stream = _queue(date(2024, 5, 10), date(2024, 5, 12), step_type=stream_type)
+    await store.insert(stream, None)
+    _end(
+        stream,
+        0,
+        StepStatus.STOPPED,
+        started_at=datetime(2024, 5, 10, 18, 0, tzinfo=UTC),
+        finished_at=datetime(2024, 5, 11, 9, 0, tzinfo=UTC),
+        records_written=999,
+    )
+    snapshot = stream.model_copy(deep=True)
+
+    def change(stored: Any) -> list[Any]:
+        stored.status, stored.steps = snapshot.status, snapshot.steps
+        return []
+
+    await store.update_many({stream.id: change})
+    for name, start, end in [
+        ("a", "2024-05-11", "2024-05-11"),
+        ("b", "2024-06-05", "2024-06-05"),
+        ("c", "2024-06-12", "2024-06-12"),
+        ("d", "2024-06-20", "2024-06-21"),
+    ]:
+        gap = {"symbol": "*", "from": start, "to": end}
+        assert (await client.put(f"/coverage/expected-gaps/{name}", json=gap)).status_code == 201
+    calendar = coverage.ExpectedCalendar(await store.expected_gaps())
+    for first, last in [
+        (date(2024, 4, 25), date(2024, 7, 5)),
+        (date(2024, 5, 7), date(2024, 6, 25)),  # crosses a complete and a failed run
+        (date(2024, 5, 11), date(2024, 6, 12)),  # starts in the partial run, on its gap
+        (date(2024, 5, 20), date(2024, 5, 22)),  # inside one run
+    ]:
+        for type_ in (TYPE, stream_type):
+            answer = await client.get(
+                "/coverage",
+                params={"symbol": "BTCUSDT", "type": type_, "from": str(first), "to": str(last)},
+            )
+            assert answer.status_code == 200, answer.text
+            cells = await store.coverage_cells(["BTCUSDT"], [type_], first, last)
+            today = coverage.encode("BTCUSDT", {c.day: c for c in cells}, first, last, calendar)
+            assert answer.json()["data"]["rows"][0]["runs"] == [r.as_dict() for r in today]

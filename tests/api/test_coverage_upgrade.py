@@ -66,7 +66,8 @@ def _cells(path: Path) -> list[tuple[Any, ...]]:
 
 @asynccontextmanager
 async def _serving(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(data_dir=data_dir, _env_file=None)
+    # the queues left running are resumed at start-up: one real worker at a time is enough
+    settings = Settings(data_dir=data_dir, max_running_jobs={"loader-producer": 1}, _env_file=None)
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)

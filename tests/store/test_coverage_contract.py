@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from queue_manager.domain.coverage import CellState, ExpectedGap
+from queue_manager.domain import coverage
+from queue_manager.domain.coverage import CellRun, CellState, ExpectedGap
 from queue_manager.domain.models import (
     LoaderType,
     QueueState,
@@ -16,6 +17,7 @@ from queue_manager.domain.models import (
     StepStatus,
     Target,
 )
+from queue_manager.domain.spans import ReportedCoverage, Span
 from queue_manager.ports import Store
 from tests.store.conftest import Backend
 
@@ -248,3 +250,136 @@ async def test_expected_gaps_are_kept_by_name(backend: Backend) -> None:
     assert await store.delete_expected_gap("binance-2024-03") is True
     assert await store.delete_expected_gap("binance-2024-03") is False
     assert await store.expected_gaps() == [other]
+
+
+# -- the ledger's runs ------------------------------------------------------------------------
+
+
+async def _runs_as_cells_make_them(
+    store: Store, first: date, last: date, symbols: tuple[str, ...] = ("BTCUSDT",)
+) -> list[CellRun]:
+    """The store's runs over first..last, asserted equal to what its cells there make."""
+    runs = await store.coverage_runs(list(symbols), [TYPE], first, last)
+    cells = await store.coverage_cells(list(symbols), [TYPE], first, last)
+    assert runs == coverage.cell_runs(cells), (first, last)
+    return runs
+
+
+def _brief(runs: list[CellRun]) -> list[tuple[int, int, str, str]]:
+    """(first day of month, last day, state, queue_id) of each run."""
+    return [(r.start.day, r.end.day, r.state.value, r.queue_id) for r in runs]
+
+
+async def test_runs_crossing_the_range_hold_only_their_days_inside(backend: Backend) -> None:
+    store = await backend.open()
+    july = _queue(date(2024, 7, 1), date(2024, 7, 31))
+    august = _queue(date(2024, 8, 1), date(2024, 8, 31), created=T0 + timedelta(hours=1))
+    for queue in (july, august):
+        await store.insert(queue, None)
+    # 3,101 records over 31 days: not the same on every day
+    _end(july, 0, StepStatus.FINISHED, records_written=3101)
+    await _write(store, july)
+    reached = datetime(2024, 8, 20, 12, 0, tzinfo=UTC)
+    _end(august, 0, StepStatus.ERROR, last_loaded_timestamp=reached, records_written=1950)
+    await _write(store, august)
+    whole = await _runs_as_cells_make_them(store, date(2024, 6, 1), date(2024, 9, 30))
+    assert _brief(whole) == [
+        (1, 31, "complete", july.id),
+        (1, 19, "complete", august.id),
+        (20, 20, "partial", august.id),
+        (21, 31, "failed", august.id),
+    ]
+    for first, last in [
+        (date(2024, 7, 10), date(2024, 7, 20)),  # inside one run: clipped at both ends
+        (date(2024, 6, 1), date(2024, 7, 3)),  # crosses `last`, few days inside
+        (date(2024, 6, 1), date(2024, 7, 28)),  # crosses `last`, few days outside
+        (date(2024, 7, 29), date(2024, 8, 25)),  # crosses `first` (few inside) and `last`
+        (date(2024, 7, 3), date(2024, 9, 30)),  # crosses `first`, few days outside
+        (date(2024, 8, 20), date(2024, 8, 20)),  # the partial day alone
+    ]:
+        runs = await _runs_as_cells_make_them(store, first, last)
+        assert runs[0].start == max(first, date(2024, 7, 1))
+        assert runs[-1].end == min(last, date(2024, 8, 31))
+    clipped = await _runs_as_cells_make_them(store, date(2024, 7, 10), date(2024, 7, 20))
+    assert len(clipped) == 1
+    assert clipped[0].first == "2024-07-10T00:00:00+00:00"
+    assert clipped[0].last == "2024-07-20T23:59:59+00:00"
+    assert 1100 <= clipped[0].records <= 1111
+
+
+def _reported(*spans: tuple[date, date]) -> ReportedCoverage:
+    """Loaded spans from the start of the first day to the start of the second."""
+    return ReportedCoverage(
+        loaded=[
+            Span(
+                start=datetime.combine(a, datetime.min.time(), UTC),
+                end=datetime.combine(b, datetime.min.time(), UTC),
+            )
+            for a, b in spans
+        ]
+    )
+
+
+async def test_a_failed_day_splits_a_complete_month_and_a_refill_joins_it(
+    backend: Backend,
+) -> None:
+    store = await backend.open()
+    july = (date(2024, 7, 1), date(2024, 7, 31))
+    queue = _queue(*july)
+    await store.insert(queue, None)
+    assert _brief(await _runs_as_cells_make_them(store, *july)) == [(1, 31, "running", queue.id)]
+    # the worker reports every day loaded but the 15th: one failed day inside a complete month
+    queue.steps[0].coverage = _reported(
+        (date(2024, 7, 1), date(2024, 7, 15)), (date(2024, 7, 16), date(2024, 8, 1))
+    )
+    _end(queue, 0, StepStatus.FINISHED, records_written=3000)
+    await _write(store, queue)
+    assert _brief(await _runs_as_cells_make_them(store, *july)) == [
+        (1, 14, "complete", queue.id),
+        (15, 15, "failed", queue.id),
+        (16, 31, "complete", queue.id),
+    ]
+    # refilled by a fill's newer queue: its day between the two halves, of its own
+    fill = _queue(date(2024, 7, 15), date(2024, 7, 15), created=T0 + timedelta(hours=1))
+    await store.insert(fill, None)
+    assert _brief(await _runs_as_cells_make_them(store, *july))[1] == (15, 15, "running", fill.id)
+    _end(fill, 0, StepStatus.FINISHED, records_written=100)
+    await _write(store, fill)
+    assert _brief(await _runs_as_cells_make_them(store, *july)) == [
+        (1, 14, "complete", queue.id),
+        (15, 15, "complete", fill.id),
+        (16, 31, "complete", queue.id),
+    ]
+    # on another symbol, the queue itself runs again and loads the day: its own cells are
+    # replaced, and the month is one run again
+    other = _queue(*july, symbol="ETHUSDT")
+    other.steps[0].coverage = queue.steps[0].coverage
+    _end(other, 0, StepStatus.FINISHED, records_written=3000)
+    await store.insert(other, None)
+    eth = ("ETHUSDT",)
+    assert [r.state.value for r in await _runs_as_cells_make_them(store, *july, eth)] == [
+        "complete",
+        "failed",
+        "complete",
+    ]
+    other.retries += 1
+    other.steps[0].coverage = _reported((date(2024, 7, 1), date(2024, 8, 1)))
+    await _write(store, other)
+    joined = await _runs_as_cells_make_them(store, *july, eth)
+    assert _brief(joined) == [(1, 31, "complete", other.id)]
+    assert joined[0].records == 3000
+    # and back to running while it runs again: one run, every day its own
+    other.retries += 1
+    other.status = QueueStatus.LOADING
+    other.steps[0].status = StepStatus.LOADING
+    other.steps[0].coverage = None
+    await _write(store, other)
+    assert _brief(await _runs_as_cells_make_them(store, *july, eth)) == [
+        (1, 31, "running", other.id)
+    ]
+    # the other symbol's runs are its own
+    assert _brief(await _runs_as_cells_make_them(store, date(2024, 6, 1), date(2024, 8, 31))) == [
+        (1, 14, "complete", queue.id),
+        (15, 15, "complete", fill.id),
+        (16, 31, "complete", queue.id),
+    ]

@@ -233,17 +233,32 @@ class Service:
     # -- local workers ------------------------------------------------------------------------
 
     def kill_workers(self) -> None:
-        for record in (self.data_dir / "jobs").glob("*.json"):
-            pid = orjson.loads(record.read_bytes()).get("pid")
-            if pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+        kill_workers_under(self.data_dir)
 
     def job_record(self, job_name: str) -> dict[str, Any]:
         data: dict[str, Any] = orjson.loads(
             (self.data_dir / "jobs" / f"{job_name}.json").read_bytes()
         )
         return data
+
+
+def kill_workers_under(root: Path) -> None:
+    """Kill every local worker whose job record lives below `root` (a service's data dir, or a
+    test's tmp_path), with its process group."""
+    for record in root.glob("**/jobs/*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = orjson.loads(record.read_bytes()).get("pid")
+            # the pid of a worker that ended long ago may be another process's now
+            if isinstance(pid, int) and pid > 1 and b"queue_manager" in _cmdline(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
 
 
 def pid_alive(pid: int) -> bool:

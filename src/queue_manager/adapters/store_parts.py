@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from queue_manager.domain.catalog import CollectionEntry, CollectionInfo
-from queue_manager.domain.coverage import Cell, ExpectedGap
+from queue_manager.domain.coverage import Cell, CellRun, ExpectedGap
 from queue_manager.domain.history import QueueEvent
 from queue_manager.domain.identity import ApiToken
 from queue_manager.domain.models import QueueState, QueueStatus
@@ -265,6 +265,11 @@ class StoreParts:
         self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
     ) -> list[Cell]:
         return await self.coverage.coverage_cells(symbols, types, first, last)
+
+    async def coverage_runs(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[CellRun]:
+        return await self.coverage.coverage_runs(symbols, types, first, last)
 
     async def coverage_settled(
         self, symbols: Sequence[str], types: Sequence[str], first: date, last: date

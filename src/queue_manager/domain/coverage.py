@@ -11,7 +11,7 @@ its telemetry, docs/worker-protocol.md): when it did, that wins over the rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -426,6 +426,183 @@ def encode(
     return runs
 
 
+# -- the ledger's runs ----------------------------------------------------------------------------
+#
+# A store keeps the ledger's runs beside its cells: consecutive days of one (symbol, type) with
+# the same state, queue and step (the merge rule of `encode`, without missing days or expected
+# gaps, which a read adds). A read of a year of 100 symbols then fetches a few thousand runs
+# instead of 36,600 cells.
+
+
+class CellRun(NamedTuple):
+    """Consecutive stored cells of one (symbol, type) with the same state, queue and step: their
+    records added up, the first instant of the first day, the last instant of the latest day
+    that has one (as `encode` folds them)."""
+
+    symbol: str
+    type: str
+    start: date
+    end: date
+    state: CellState
+    records: int
+    first: str | None
+    last: str | None
+    queue_id: str
+    step: int
+
+
+#: what the days of a run inside a range hold: (records, first, last), folded as `encode` does
+Tally = tuple[int, str | None, str | None]
+
+
+def cell_runs(cells: Iterable[Cell]) -> list[CellRun]:
+    """The runs `cells` make (sorted by symbol, type and day, as a store reads them)."""
+    runs: list[CellRun] = []
+    head: Cell | None = None
+    end, records, tail = date.min, 0, None
+    for cell in cells:
+        if (
+            head is not None
+            and cell.day == end + DAY
+            and cell.state is head.state
+            and cell.queue_id == head.queue_id
+            and cell.step == head.step
+            and cell.symbol == head.symbol
+            and cell.type == head.type
+        ):
+            end, records, tail = cell.day, records + cell.records, cell.last or tail
+            continue
+        if head is not None:
+            runs.append(_run_of(head, end, records, tail))
+        head, end, records, tail = cell, cell.day, cell.records, cell.last or None
+    if head is not None:
+        runs.append(_run_of(head, end, records, tail))
+    return runs
+
+
+def _run_of(head: Cell, end: date, records: int, tail: str | None) -> CellRun:
+    return CellRun(
+        head.symbol,
+        head.type,
+        head.day,
+        end,
+        head.state,
+        records,
+        head.first,
+        tail,
+        head.queue_id,
+        head.step,
+    )
+
+
+def tally(cells: Iterable[Cell]) -> Tally:
+    """(records, first, last) of consecutive cells of one run, sorted by day: what the run
+    clipped to those days holds."""
+    records, first, last, seen = 0, None, None, False
+    for cell in cells:
+        if not seen:
+            first, seen = cell.first, True
+        records += cell.records
+        last = cell.last or last
+    return records, first, last
+
+
+def clip(run: CellRun, first: date, last: date, inside: Tally | None) -> CellRun:
+    """`run` cut to the days first..last; `inside` is the tally of its days there (None when
+    the run lies inside already: it is returned as it is)."""
+    start, end = max(run.start, first), min(run.end, last)
+    if inside is None or (start == run.start and end == run.end):
+        return run
+    records, head, tail = inside
+    return run._replace(start=start, end=end, records=records, first=head, last=tail)
+
+
+def needs_cells(run: CellRun, gaps: ExpectedCalendar) -> bool:
+    """Whether `encode_runs` needs the cells of `run` (clipped): a fillable run with days in
+    the expected-gap calendar is cut at them, so its pieces are tallied day by day."""
+    return run.state in FILLABLE and gaps.overlaps(run.symbol, run.start, run.end)
+
+
+def encode_runs(
+    symbol: str,
+    runs: Sequence[CellRun],
+    first: date,
+    last: date,
+    gaps: ExpectedCalendar,
+    cells: Mapping[date, Cell] | None = None,
+) -> list[Run]:
+    """What `encode` answers for the cells the runs were made of: the days first..last of one
+    (symbol, type) as runs, missing days included, from its stored runs clipped to first..last
+    (sorted by start). `cells` holds the days of the runs `needs_cells` names."""
+    out: list[Run] = []
+    gapped = gaps.any_for(symbol)
+
+    def add(
+        start: date,
+        end: date,
+        state: CellState,
+        records: int = 0,
+        head: str | None = None,
+        tail: str | None = None,
+        queue_id: str | None = None,
+        step: int | None = None,
+    ) -> None:
+        current = out[-1] if out else None
+        if (
+            current is not None
+            and current.state is state
+            and current.queue_id == queue_id
+            and current.step == step
+            and current.end + DAY == start
+        ):
+            current.end = end
+        else:
+            current = Run(start, end, state, queue_id=queue_id, step=step, first=head)
+            out.append(current)
+        current.records += records
+        current.last = tail or current.last
+
+    def absent(start: date, end: date) -> None:
+        if not gapped:
+            add(start, end, CellState.MISSING)
+            return
+        for day in _days(start, end):
+            add(day, day, cell_state(None, day, gaps, symbol))
+
+    expected = first
+    for run in runs:
+        if run.start > expected:
+            absent(expected, run.start - DAY)
+        if gapped and needs_cells(run, gaps):
+            held = cells or {}
+            for day in _days(run.start, run.end):
+                if gaps.covers(symbol, day):
+                    add(day, day, CellState.EXPECTED_GAP)
+                    continue
+                cell = held.get(day)
+                if cell is None:  # gone since the runs were read (a write between two reads)
+                    add(day, day, CellState.MISSING)
+                    continue
+                add(
+                    day, day, run.state, cell.records, cell.first, cell.last, run.queue_id, run.step
+                )
+        else:
+            add(
+                run.start,
+                run.end,
+                run.state,
+                run.records,
+                run.first,
+                run.last,
+                run.queue_id,
+                run.step,
+            )
+        expected = run.end + DAY
+    if expected <= last:
+        absent(expected, last)
+    return out
+
+
 # -- expected gaps -----------------------------------------------------------------------------
 
 #: the symbol of a gap that concerns every symbol
@@ -495,6 +672,14 @@ class ExpectedCalendar:
     def any_for(self, symbol: str) -> bool:
         """Whether any gap concerns the symbol (most reads have none to look up per day)."""
         return symbol in self._by_symbol or ALL_SYMBOLS in self._by_symbol
+
+    def overlaps(self, symbol: str, start: date, end: date) -> bool:
+        """Whether any gap of the symbol has a day in start..end."""
+        for key in (symbol, ALL_SYMBOLS):
+            for a, b in self._by_symbol.get(key, ()):
+                if a <= end and start <= b:
+                    return True
+        return False
 
     def covers(self, symbol: str, day: date) -> bool:
         for key in (symbol, ALL_SYMBOLS):

@@ -193,6 +193,19 @@ class Simulate(BaseModel):
     attempts: int = Field(default=1, ge=1, le=100, description="misbehave on the first K attempts")
 
 
+def _one_or_many(value: Any) -> str:
+    return "simulate-list" if isinstance(value, list) else "simulate-one"
+
+
+#: one case, or a list of them; told apart by shape so that an error names the field as sent
+#: (`simulate.fail_after`, `simulate.0.fail_after`), not pydantic's names for union members
+SimulateCases = Annotated[
+    Annotated[Simulate, Tag("simulate-one")]
+    | Annotated[list[Simulate], Field(min_length=1, max_length=10), Tag("simulate-list")],
+    Discriminator(_one_or_many),
+]
+
+
 class RunFields(BaseModel):
     """How a step's run heals itself (docs/pipelines.md "Retry", docs/operations.md
     "Timeouts"): the same fields on a pipeline's step and on the single form."""
@@ -221,13 +234,11 @@ class RunFields(BaseModel):
     ping_timeout: float | None = Field(
         default=None, gt=0, le=3600, description="how long a pinged worker has to answer"
     )
-    simulate: Simulate | Annotated[list[Simulate], Field(min_length=1, max_length=10)] | None = (
-        Field(
-            default=None,
-            description="The reference worker misbehaves on purpose (demos and tests); refused "
-            "on a step whose `image` is not the reference worker's. A list: the first case "
-            "whose `only` matches the job applies.",
-        )
+    simulate: SimulateCases | None = Field(
+        default=None,
+        description="The reference worker misbehaves on purpose (demos and tests); refused "
+        "on a step whose `image` is not the reference worker's. A list: the first case "
+        "whose `only` matches the job applies.",
     )
 
 
@@ -317,7 +328,7 @@ def parse_request(data: dict[str, Any]) -> QueueCreate | PipelineCreate:
 
 
 #: locations that are ours (the union's branch, where FastAPI found the value), not the client's
-_TAGS = {"single", "pipeline", "body", "query", "header", "path"}
+_TAGS = {"single", "pipeline", "body", "query", "header", "path", "simulate-one", "simulate-list"}
 
 
 def _members(kind: Any) -> list[Any]:

@@ -136,24 +136,50 @@ class CoverageService:
         """One row per (symbol, type), its days as runs (docs/api.md "GET /coverage")."""
         self.check_read(symbols, types, first, last)
         calendar = await self.calendar()
-        cells = await self.store.coverage_cells(symbols, types, first, last)
-        by_pair: dict[tuple[str, str], dict[date, coverage.Cell]] = {}
-        for cell in cells:
-            by_pair.setdefault((cell.symbol, cell.type), {})[cell.day] = cell
+        # the stored runs, not the cells: a year of 100 symbols is a few thousand runs
+        by_pair: dict[tuple[str, str], list[coverage.CellRun]] = {}
+        for run in await self.store.coverage_runs(symbols, types, first, last):
+            by_pair.setdefault((run.symbol, run.type), []).append(run)
+        cells = await self._cells_to_split(by_pair, calendar)
         return [
             {
                 "symbol": symbol,
                 "type": type_,
                 "runs": [
                     run.as_dict()
-                    for run in coverage.encode(
-                        symbol, by_pair.get((symbol, type_), {}), first, last, calendar
+                    for run in coverage.encode_runs(
+                        symbol,
+                        by_pair.get((symbol, type_), []),
+                        first,
+                        last,
+                        calendar,
+                        cells.get((symbol, type_)),
                     )
                 ],
             }
             for symbol in symbols
             for type_ in types
         ]
+
+    async def _cells_to_split(
+        self,
+        by_pair: dict[tuple[str, str], list[coverage.CellRun]],
+        calendar: ExpectedCalendar,
+    ) -> dict[tuple[str, str], dict[date, coverage.Cell]]:
+        """The cells of the runs cut at expected gaps (fillable runs over days of the
+        calendar, rare): one read per type, of the days those runs span."""
+        split: dict[str, list[coverage.CellRun]] = {}
+        for runs in by_pair.values():
+            for run in runs:
+                if coverage.needs_cells(run, calendar):
+                    split.setdefault(run.type, []).append(run)
+        cells: dict[tuple[str, str], dict[date, coverage.Cell]] = {}
+        for type_, runs in split.items():
+            symbols = sorted({run.symbol for run in runs})
+            start, end = min(run.start for run in runs), max(run.end for run in runs)
+            for cell in await self.store.coverage_cells(symbols, [type_], start, end):
+                cells.setdefault((cell.symbol, cell.type), {})[cell.day] = cell
+        return cells
 
     async def summary(
         self, symbols: Sequence[str] | None, types: Sequence[str], first: date, last: date

@@ -19,7 +19,7 @@ from queue_manager.adapters.arango_store.queries import (
     QUEUE_COLLECTION,
 )
 from queue_manager.domain import coverage
-from queue_manager.domain.coverage import Cell, CellState, ExpectedGap
+from queue_manager.domain.coverage import Cell, CellRun, CellState, ExpectedGap
 from queue_manager.domain.models import QueueState
 
 #: what recording a queue's cells writes besides the queue
@@ -187,6 +187,13 @@ class Coverage:
             for s, d, st, n, a, b, q, i, c in await self._db.query("read coverage", query):
                 found.append(Cell(s, type_, date.fromordinal(d), _STATES[st], n, a, b, q, i, c))
         return found
+
+    async def coverage_runs(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[CellRun]:
+        """From the cells days first..last (clipped by the read itself): this store keeps no
+        runs of its own."""
+        return coverage.cell_runs(await self.coverage_cells(symbols, types, first, last))
 
     async def coverage_settled(
         self, symbols: Sequence[str], types: Sequence[str], first: date, last: date

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import aiosqlite
 
+from queue_manager.adapters.sqlite_store.ledger_runs import build_all
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_state (
     id TEXT PRIMARY KEY,
@@ -75,6 +77,19 @@ CREATE TABLE IF NOT EXISTS coverage_cells (
     PRIMARY KEY (type, symbol, day)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS coverage_cells_state ON coverage_cells (type, state);
+CREATE TABLE IF NOT EXISTS coverage_runs (
+    type TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    start_day INTEGER NOT NULL,
+    end_day INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    first TEXT,
+    last TEXT,
+    queue_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    PRIMARY KEY (type, symbol, start_day)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS coverage_sources (
     queue_id TEXT PRIMARY KEY,
     fp TEXT NOT NULL
@@ -136,6 +151,8 @@ async def create_schema(writer: aiosqlite.Connection) -> None:
                 await writer.execute(f"ALTER TABLE queue_state ADD COLUMN {column} {definition}")
         for statement in [*_statements(_ADMISSION_INDEXES), _HEARTBEAT_TABLE]:
             await writer.execute(statement)
+        # cells without their runs: a file of a release before them (or seeded by a bench)
+        await build_all(writer)
         await writer.execute("COMMIT")
     except BaseException:
         if writer.in_transaction:

@@ -4,7 +4,9 @@ Cells are rows keyed (type, symbol, day) — the day as its proleptic ordinal, s
 symbol is one range of the primary key. `write_ledger` runs inside the transaction of every
 queue write (`queues.insert_new` / `write_changes`): a crash never leaves the ledger and the
 queues disagreeing. Each queue's fingerprint (`coverage_sources`) is read with the batch, so
-a progress tick that changes no cell writes nothing. Its SQL lives here, beside the rows it
+a progress tick that changes no cell writes nothing. The ledger's runs (`coverage_runs`,
+ledger_runs.py) are made again for the days a write touched, in its transaction; a read takes the
+runs, cutting those crossing its range to their days inside. Its SQL lives here, beside the rows it
 reads, rather than in `queries` (the part is one module, like its ArangoDB twin).
 """
 
@@ -19,9 +21,10 @@ import orjson
 
 from queue_manager.adapters.sqlite_store import documents
 from queue_manager.adapters.sqlite_store.connection import Access
+from queue_manager.adapters.sqlite_store.ledger_runs import cells_of, rebuild
 from queue_manager.adapters.sqlite_store.queries import CHUNK, marks
 from queue_manager.domain import coverage
-from queue_manager.domain.coverage import Cell, CellState, ExpectedGap
+from queue_manager.domain.coverage import Cell, CellRun, CellState, ExpectedGap, Tally
 from queue_manager.domain.models import QueueState
 
 _SOURCES_OF: Final = "SELECT queue_id, fp FROM coverage_sources WHERE queue_id IN ({})"
@@ -46,6 +49,32 @@ _UPSERT: Final = (
     "WHERE excluded.queue_id = coverage_cells.queue_id "
     "OR (excluded.state = 'complete', excluded.created, excluded.queue_id) "
     "> (coverage_cells.state = 'complete', coverage_cells.created, coverage_cells.queue_id)"
+)
+#: per symbol (?4...: the values of `s`), its runs with days in ?2..?3: those starting there, and
+#: the one holding ?2 (the latest starting at or before it, one seek per symbol)
+RUNS: Final = (
+    "WITH s(symbol) AS (VALUES {}) "
+    "SELECT r.symbol, r.start_day, r.end_day, r.state, r.records, r.first, r.last, r.queue_id, "
+    "r.step FROM s JOIN coverage_runs r ON r.type = ?1 AND r.symbol = s.symbol "
+    "AND r.start_day BETWEEN COALESCE((SELECT MAX(p.start_day) FROM coverage_runs p "
+    "WHERE p.type = ?1 AND p.symbol = s.symbol AND p.start_day <= ?2), ?2) AND ?3 "
+    "WHERE r.end_day >= ?2 ORDER BY r.symbol, r.start_day"
+)
+#: per run crossing the read's range (w: its key, symbol, the days to add up slo..shi, its first
+#: day inside the range lo, and lo..lhi, where to look for the last instant): the records of
+#: slo..shi, the first instant of lo, the last instant of lo..lhi (the latest day that has one):
+#: domain.coverage.tally in SQL, over only the runs that need it
+TALLIES: Final = (
+    "WITH w(k, symbol, slo, shi, lo, lhi) AS (VALUES {}) "
+    "SELECT w.k, "
+    "(SELECT COALESCE(SUM(c.records), 0) FROM coverage_cells c WHERE c.type = ?1 "
+    "AND c.symbol = w.symbol AND c.day BETWEEN w.slo AND w.shi), "
+    "(SELECT c.first FROM coverage_cells c WHERE c.type = ?1 AND c.symbol = w.symbol "
+    "AND c.day = w.lo), "
+    "(SELECT c.last FROM coverage_cells c WHERE c.type = ?1 AND c.symbol = w.symbol "
+    "AND c.day BETWEEN w.lo AND w.lhi AND c.last IS NOT NULL AND c.last != '' "
+    "ORDER BY c.day DESC LIMIT 1) "
+    "FROM w"
 )
 _CELLS: Final = (
     "SELECT symbol, type, day, state, records, first, last, queue_id, step, created "
@@ -140,6 +169,11 @@ async def write_ledger(writer: aiosqlite.Connection, queues: Sequence[QueueState
     await writer.executemany(_DROP_OWN, drops)
     await writer.executemany(_UPSERT, cells)
     await writer.executemany(_PUT_SOURCE, sources)
+    # the runs of the days written, in the same transaction as the cells
+    touched: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for type_, symbol, first, last, _ in drops:
+        touched.setdefault((type_, symbol), []).append((first, last))
+    await rebuild(writer, touched)
 
 
 class Coverage:
@@ -151,17 +185,70 @@ class Coverage:
     ) -> list[Cell]:
         found: list[Cell] = []
         low, high = first.toordinal(), last.toordinal()
-        states, to_day = _STATES, date.fromordinal
         for type_ in types:
             for start in range(0, len(symbols), CHUNK):
                 some = list(symbols[start : start + CHUNK])
                 sql = _CELLS.format(marks(len(some)))
                 rows = await self._db.read(sql, (type_, *some, low, high))
-                found += [
-                    Cell(s, t, to_day(d), states[st], n, a, b, q, i, c)
-                    for s, t, d, st, n, a, b, q, i, c in rows
-                ]
+                found += cells_of(rows)
         return found
+
+    async def coverage_runs(
+        self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
+    ) -> list[CellRun]:
+        found: list[CellRun] = []
+        low, high = first.toordinal(), last.toordinal()
+        states, to_day = _STATES, date.fromordinal
+        symbols = list(dict.fromkeys(symbols))  # one row of `s` each: a symbol's runs once
+        for type_ in types:
+            runs: list[CellRun] = []
+            for start in range(0, len(symbols), CHUNK):
+                some = list(symbols[start : start + CHUNK])
+                values = ", ".join(f"(?{i})" for i in range(4, 4 + len(some)))
+                rows = await self._db.read(RUNS.format(values), (type_, low, high, *some))
+                runs += [
+                    CellRun(s, type_, to_day(a), to_day(b), states[st], n, f, t, q, i)
+                    for s, a, b, st, n, f, t, q, i in rows
+                ]
+            crossing = [at for at, run in enumerate(runs) if run.start < first or run.end > last]
+            tallies = await self._tallies(type_, [runs[at] for at in crossing], low, high)
+            for at, tally in zip(crossing, tallies, strict=True):
+                runs[at] = coverage.clip(runs[at], first, last, tally)
+            found += runs
+        return found
+
+    async def _tallies(
+        self, type_: str, runs: Sequence[CellRun], low: int, high: int
+    ) -> list[Tally]:
+        """The tally of each run's days inside low..high, from its cells: the records added up
+        over the fewer days, inside or (taken from the run's) outside; the last instant looked
+        for only in a run that has one."""
+        out: list[Tally] = []
+        for start in range(0, len(runs), CHUNK):
+            some = runs[start : start + CHUNK]
+            args: list[Any] = [type_]
+            subtract: list[int | None] = []
+            for k, run in enumerate(some):
+                a, b = run.start.toordinal(), run.end.toordinal()
+                lo, hi = max(a, low), min(b, high)
+                slo, shi, minus = lo, hi, None
+                if a < low and b <= high and low - a < hi - lo + 1:
+                    slo, shi, minus = a, low - 1, run.records
+                elif b > high and a >= low and b - high < hi - lo + 1:
+                    slo, shi, minus = high + 1, b, run.records
+                args += [k, run.symbol, slo, shi, lo, hi if run.last is not None else lo - 1]
+                subtract.append(minus)
+            values = ", ".join(
+                "(" + ", ".join(f"?{2 + 6 * k + j}" for j in range(6)) + ")"
+                for k in range(len(some))
+            )
+            rows = await self._db.read(TALLIES.format(values), tuple(args))
+            by_key = {int(k): (int(n), f, t) for k, n, f, t in rows}
+            for k in range(len(some)):
+                n, head, tail = by_key[k]
+                minus = subtract[k]
+                out.append((minus - n if minus is not None else n, head, tail))
+        return out
 
     async def coverage_settled(
         self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
