@@ -46,6 +46,16 @@ EXPECTED = {
     ("DELETE", "/schedules/{name}"): OPERATOR,
     ("GET", "/schedules/{name}/runs"): VIEWER,
     ("GET", "/rate-limits"): VIEWER,
+    ("POST", "/queues/plan"): VIEWER,
+    ("GET", "/collections"): VIEWER,
+    ("GET", "/collections/{name}"): VIEWER,
+    ("GET", "/coverage"): VIEWER,
+    ("GET", "/coverage/summary"): VIEWER,
+    ("POST", "/coverage/fill"): OPERATOR,
+    ("GET", "/coverage/expected-gaps"): VIEWER,
+    ("PUT", "/coverage/expected-gaps/{name}"): OPERATOR,
+    ("DELETE", "/coverage/expected-gaps/{name}"): OPERATOR,
+    ("GET", "/stats/overview"): VIEWER,
     ("GET", "/auth/me"): VIEWER,
     ("GET", "/auth/tokens"): ADMIN,
     ("POST", "/auth/tokens"): ADMIN,
@@ -68,6 +78,15 @@ EXPECTED = {
 RUNNING_QUEUE_CONFLICTS = {
     ("POST", "/queues/{queue_id}/retry"),
     ("POST", "/queues/{queue_id}/resubmit"),
+}
+#: no such collection in this world: past the guard, a 404 (the guard answers first)
+NOT_FOUND_PAST_GUARD = {("GET", "/collections/{name}")}
+#: a read of the ledger: its symbols, type and days
+COVERAGE_QUERY = {
+    "symbol": "BTCUSDT",
+    "type": "api_candles_5m",
+    "from": "2024-01-01",
+    "to": "2024-01-31",
 }
 #: trades a credential for a cookie, so its code follows the credential: tests/auth/test_sessions.py
 LOGIN = ("POST", "/auth/login")
@@ -215,6 +234,28 @@ def _call(world: World, route: tuple[str, str], caller: str) -> int:
         kw["json"] = {"catchup": "none"}
     elif "{name}" in path and path.startswith("/schedules"):
         path = path.replace("{name}", "matrix")
+    elif route == ("POST", "/queues/plan"):
+        kw["json"] = {"symbol": "ETHUSDT", "type": "api", "time_range": "2024-01-01:2024-01-01"}
+    elif route == ("GET", "/collections/{name}"):
+        path = "/collections/btc_candles_5m_2024_06"
+    elif route in (("GET", "/coverage"), ("GET", "/coverage/summary")):
+        kw["params"] = COVERAGE_QUERY
+    elif route == ("POST", "/coverage/fill"):
+        kw["json"] = {
+            "symbols": ["BTCUSDT"],
+            "types": ["api_candles_5m"],
+            "time_range": "2024-01-01:2024-01-31",
+            "dry_run": True,
+        }
+    elif route == ("PUT", "/coverage/expected-gaps/{name}"):
+        path = f"/coverage/expected-gaps/made-{n}"
+        kw["json"] = {"symbol": "BTCUSDT", "from": "2024-01-02", "to": "2024-01-02"}
+    elif route == ("DELETE", "/coverage/expected-gaps/{name}"):
+        name = f"throwaway-{n}"
+        body = {"symbol": "BTCUSDT", "from": "2024-01-03", "to": "2024-01-03"}
+        made = world.service.put(f"/coverage/expected-gaps/{name}", json=body)
+        assert made.status_code == 201, made.text
+        path = f"/coverage/expected-gaps/{name}"
     answer = httpx.request(method, url + path, headers=world.headers(caller), timeout=10, **kw)
     return answer.status_code
 
@@ -251,8 +292,10 @@ def _expected(route: tuple[str, str], caller: str) -> set[int]:
         return {4403 if ws else 403}
     if route in RUNNING_QUEUE_CONFLICTS:
         return {409}  # past the guard: the queue is running, so it cannot be run again yet
-    if route == ("POST", "/schedules"):
+    if route in (("POST", "/schedules"), ("PUT", "/coverage/expected-gaps/{name}")):
         return {201}
+    if route in NOT_FOUND_PAST_GUARD:
+        return {404}
     return {200}
 
 

@@ -202,6 +202,9 @@ class Service:
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.delete(self.url + path, timeout=10, **self._auth(kw))
 
+    def put(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.put(self.url + path, timeout=10, **self._auth(kw))
+
     def patch(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.patch(self.url + path, timeout=10, **self._auth(kw))
 
