@@ -208,7 +208,9 @@ def _fail_and_stop(server: KubeAPIServer, namespace: str, service: Service) -> N
     wait_for(lambda: set(names) & set(jobs(server, namespace)) == {names[0]}, 20)
 
     # Stop deletes every Job of the queue after the grace period; every step ends stopped.
-    stopping = service.start_queue({**body, "symbol": "ETHUSDT"})
+    # the same pipeline for ETHUSDT: the graph-builder reads the eth_ collections it makes
+    eth = json.loads(HISTORICAL.read_text().replace('"btc_', '"eth_'))
+    stopping = service.start_queue({**eth, "symbol": "ETHUSDT"})
     names = [s["job_name"] for s in service.queue(stopping)["steps"]]
     wait_for(lambda: set(names[:4]) <= set(jobs(server, namespace)), 20)
     assert service.post(f"/queues/stop?queue_id={stopping}").status_code == 200
