@@ -105,6 +105,10 @@ def render_rows(cfg: Config, browser: Any, count: int, db: Path, small: Path) ->
     base: list[float] = []
     rows_then: list[int] = []
     with big_svc, small_svc:
+        # The seed is written as a release without the coverage ledger would: the service
+        # derives it in the background at start-up, once. Measured after that, as a store
+        # lives from then on (the derivation's own time is P12's figure).
+        wait_until(lambda: _derived(db) and _derived(small), 3600, what="the ledger derived")
         first_render(browser, big_svc.url, token)  # warm-up: the service's first page read
         first_render(browser, small_svc.url, token)
         for i in range(LOADS):
@@ -121,6 +125,18 @@ def render_rows(cfg: Config, browser: Any, count: int, db: Path, small: Path) ->
             f"{', '.join(f'{x:.0f}' for x in base)} ms); rows in the DOM at that moment: "
             f"{', '.join(map(str, rows_then))}; Chromium {browser.version}."),
     ]
+
+
+def _derived(db: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as conn:
+            return bool(
+                conn.execute("SELECT 1 FROM coverage_meta WHERE key = 'derived'").fetchall()
+            )
+    except sqlite3.OperationalError:  # the table is made as the service opens the file
+        return False
 
 
 def longtask_rows(cfg: Config, browser: Any) -> list[Row]:
