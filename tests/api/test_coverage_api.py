@@ -11,6 +11,7 @@ import pytest
 
 from queue_manager.domain.models import QueueStatus, StepStatus
 from tests.store.test_coverage_contract import TYPE, _end, _queue
+from tests.support.coverage_oracle import encode_cells
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
 
@@ -308,5 +309,5 @@ async def test_rows_from_the_stored_runs_are_what_the_cells_give(
             )
             assert answer.status_code == 200, answer.text
             cells = await store.coverage_cells(["BTCUSDT"], [type_], first, last)
-            today = coverage.encode("BTCUSDT", {c.day: c for c in cells}, first, last, calendar)
+            today = encode_cells("BTCUSDT", {c.day: c for c in cells}, first, last, calendar)
             assert answer.json()["data"]["rows"][0]["runs"] == [r.as_dict() for r in today]

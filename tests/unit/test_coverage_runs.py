@@ -16,6 +16,7 @@ from queue_manager.domain.coverage import (
     ExpectedCalendar,
     ExpectedGap,
 )
+from tests.support.coverage_oracle import encode_cells
 
 BASE = date(2024, 1, 1)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -120,7 +121,7 @@ def test_the_read_from_runs_is_the_read_from_cells() -> None:
         last = first + timedelta(days=rng.randrange(0, days + 5))
         stored = coverage.cell_runs(cells)
         in_range = {cell.day: cell for cell in cells if first <= cell.day <= last}
-        expected = coverage.encode(symbol, in_range, first, last, gaps)
+        expected = encode_cells(symbol, in_range, first, last, gaps)
         got = _read(symbol, cells, stored, first, last, gaps)
         assert [r.as_dict() for r in got] == [r.as_dict() for r in expected], (first, last)
         clipped_at["first"] += any(r.start < first <= r.end for r in stored)

@@ -355,81 +355,10 @@ def cell_state(cell: Cell | None, day: date, gaps: ExpectedCalendar, symbol: str
     return state
 
 
-def encode(
-    symbol: str,
-    cells: dict[date, Cell],
-    first: date,
-    last: date,
-    gaps: ExpectedCalendar,
-) -> list[Run]:
-    """The days first..last of one (symbol, type) as runs (missing days included).
-
-    Walks the cells, not the days: a year of 100 symbols is read per request, and the days
-    between two cells are one stretch of `missing` unless the calendar has gaps there."""
-    runs: list[Run] = []
-    gapped = gaps.any_for(symbol)
-
-    def add(day: date, end: date, state: CellState, cell: Cell | None) -> None:
-        queue_id = cell.queue_id if cell is not None else None
-        step = cell.step if cell is not None else None
-        current = runs[-1] if runs else None
-        if (
-            current is not None
-            and current.state is state
-            and current.queue_id == queue_id
-            and current.step == step
-            and current.end + DAY == day
-        ):
-            current.end = end
-        else:
-            current = Run(day, end, state, queue_id=queue_id, step=step)
-            runs.append(current)
-            if cell is not None:
-                current.first = cell.first
-        if cell is not None:
-            current.records += cell.records
-            current.last = cell.last or current.last
-
-    def absent(day: date, end: date) -> None:
-        if not gapped:
-            add(day, end, CellState.MISSING, None)
-            return
-        for each in _days(day, end):
-            add(each, each, cell_state(None, each, gaps, symbol), None)
-
-    expected = first
-    for day in sorted(cells):
-        if day < first or day > last:
-            continue
-        if day > expected:
-            absent(expected, day - DAY)
-        cell = cells[day]
-        state = cell.state
-        if gapped and state in FILLABLE:
-            state = cell_state(cell, day, gaps, symbol)
-        current = runs[-1] if runs else None
-        if (  # the common case, inline: the day extends the run before it
-            current is not None
-            and day == expected
-            and current.state is state
-            and current.queue_id == cell.queue_id
-            and current.step == cell.step
-        ):
-            current.end = day
-            current.records += cell.records
-            current.last = cell.last or current.last
-        else:
-            add(day, day, state, cell if state is not CellState.EXPECTED_GAP else None)
-        expected = day + DAY
-    if expected <= last:
-        absent(expected, last)
-    return runs
-
-
 # -- the ledger's runs ----------------------------------------------------------------------------
 #
 # A store keeps the ledger's runs beside its cells: consecutive days of one (symbol, type) with
-# the same state, queue and step (the merge rule of `encode`, without missing days or expected
+# the same state, queue and step (without missing days or expected
 # gaps, which a read adds). A read of a year of 100 symbols then fetches a few thousand runs
 # instead of 36,600 cells.
 
@@ -437,7 +366,7 @@ def encode(
 class CellRun(NamedTuple):
     """Consecutive stored cells of one (symbol, type) with the same state, queue and step: their
     records added up, the first instant of the first day, the last instant of the latest day
-    that has one (as `encode` folds them)."""
+    that has one (as a run folds them)."""
 
     symbol: str
     type: str
@@ -451,7 +380,7 @@ class CellRun(NamedTuple):
     step: int
 
 
-#: what the days of a run inside a range hold: (records, first, last), folded as `encode` does
+#: what the days of a run inside a range hold: (records, first, last), folded as a run does
 Tally = tuple[int, str | None, str | None]
 
 
@@ -531,7 +460,7 @@ def encode_runs(
     gaps: ExpectedCalendar,
     cells: Mapping[date, Cell] | None = None,
 ) -> list[Run]:
-    """What `encode` answers for the cells the runs were made of: the days first..last of one
+    """What the cells the runs were made of answer, run-length encoded: the days first..last of one
     (symbol, type) as runs, missing days included, from its stored runs clipped to first..last
     (sorted by start). `cells` holds the days of the runs `needs_cells` names."""
     out: list[Run] = []
