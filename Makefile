@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # where `make run` serves: `make run PORT=8080 HOST=0.0.0.0`, or HOST/PORT in the environment
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# test processes side by side (pytest-xdist, whole files each): most tests wait on real Kafka,
+# kube-apiserver, Chromium and worker processes, so two keep two CPUs busy; 1 runs them in one
+TEST_WORKERS ?= 2
 
 .PHONY: install run test test-unit lint clean
 
@@ -20,8 +23,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/queue-manager serve --host '$(HOST)' --port '$(PORT)'
 
-test: $(STAMP) ui-deps
-	$(PY) -m pytest -q -rs -p no:cacheprovider --durations=15
+# The Kafka jars and the kube binaries first, with their progress shown (a cold kube build is
+# ~10 minutes); each test process then starts its own broker and API server from them.
+test: $(STAMP) ui-deps kafka-deps kube-bins
+	$(PY) -m pytest -q -rs -p no:cacheprovider --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

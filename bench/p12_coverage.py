@@ -5,9 +5,9 @@ ledger's runs left them; the store's next open builds the runs (timed on its own
 real app in-process (create_app, httpx ASGI transport): `GET /coverage` for 100 symbols x one
 type x 366 days, p50 of 20 calls; fill planning (`POST /coverage/fill` dry run) over the whole
 ledger. Each beside the same question as raw SQL on the same file (python's sqlite3: the store's
-runs query and its clip of the runs crossing the range's ends; the settled runs as the store
-finds them), without building the answer. Also the upgrade derivation: queues written as the
-previous release did, derived by the store part, queues per second.
+runs query and its clip of the runs crossing the range's ends; its settled-runs query), without
+building the answer. Also the upgrade derivation: queues written as the previous release did,
+derived by the store part, queues per second.
 """
 
 from __future__ import annotations
@@ -104,34 +104,19 @@ def raw_read(path, symbols: list[str], type_: str, first: int, last: int) -> flo
 
 
 def raw_plan(path, symbols: list[str]) -> float:
-    """The store's settled-runs queries (adapters/sqlite_store/coverage.py) as raw SQL: each
-    symbol's cell count, the unsettled cells off the (type, state) index, and the days of a
-    symbol that has some missing."""
+    """The store's settled-runs query (adapters/sqlite_store/coverage.py SETTLED) as raw SQL:
+    per type and batch of symbols, the complete and running runs with days in the range."""
+    from queue_manager.adapters.sqlite_store.coverage import SETTLED
+    from queue_manager.adapters.sqlite_store.queries import CHUNK
+
     low, high = FIRST.toordinal(), FIRST.toordinal() + DAYS - 1
     with sqlite3.connect(path) as conn:
         began = time.perf_counter()
         for type_ in TYPES:
-            for start in range(0, len(symbols), 500):
-                some = symbols[start : start + 500]
-                marks = ",".join("?" * len(some))
-                present = conn.execute(
-                    f"SELECT symbol, COUNT(*) FROM coverage_cells WHERE type = ? "
-                    f"AND symbol IN ({marks}) AND day BETWEEN ? AND ? GROUP BY symbol",
-                    (type_, *some, low, high),
-                ).fetchall()
-                conn.execute(
-                    "SELECT symbol, day FROM coverage_cells WHERE type = ? AND state IN "
-                    f"('partial', 'failed', 'missing', 'expected_gap') AND symbol IN ({marks}) "
-                    "AND day BETWEEN ? AND ?",
-                    (type_, *some, low, high),
-                ).fetchall()
-                for symbol, count in present:
-                    if count < high - low + 1:
-                        conn.execute(
-                            "SELECT day FROM coverage_cells WHERE type = ? AND symbol = ? "
-                            "AND day BETWEEN ? AND ?",
-                            (type_, symbol, low, high),
-                        ).fetchall()
+            for start in range(0, len(symbols), CHUNK):
+                some = symbols[start : start + CHUNK]
+                values = ", ".join(f"(?{i})" for i in range(4, 4 + len(some)))
+                conn.execute(SETTLED.format(values), (type_, low, high, *some)).fetchall()
         return time.perf_counter() - began
 
 

@@ -63,6 +63,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=$kube_version"
 done
 
+# Test processes run side by side (pytest-xdist) and each asks for the binaries: one builds,
+# the others wait for it and find them cached.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock 9
+
 build "$here/etcd" . "$etcd_bin" ""
 build "$here" k8s.io/kubernetes/cmd/kube-apiserver "$apiserver_bin" "$kube_ldflags"
 

@@ -28,6 +28,19 @@ async def test_each_connector_group_is_positioned_before_any_loader_launches(
     assert all(calls.index(p) < first_loader for p in positions)
 
 
+async def test_both_connectors_groups_are_positioned_before_either_connector_joins(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    # A queue's connectors share one consumer group, which takes no offsets while a member is
+    # in it: had the first connector started before the second's offsets were set, the start
+    # would wait for it to end.
+    await services.start(historical)
+    calls = services.launcher.calls
+    first_launch = next(i for i, call in enumerate(calls) if call[0] == "launch")
+    assert [c[0] for c in calls[:first_launch]] == ["position", "position"]
+    assert [c for c in calls[first_launch:] if c[0] == "position"] == []
+
+
 async def test_a_retry_of_loader_and_connector_starts_the_group_at_the_topics_end(
     services: Services, historical: dict[str, Any]
 ) -> None:
@@ -50,7 +63,7 @@ async def test_a_connector_relaunched_alone_keeps_its_groups_offsets(
     queue = await services.start(historical)
     stored = await services.get(queue.id)
     services.launcher.calls.clear()
-    await services.engine.launch(stored, 2)
+    await services.engine.launch(stored, [2])
     assert services.launcher.calls[0] == (
         "position",
         stored.steps[2].kafka_topic,

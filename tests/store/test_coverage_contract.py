@@ -193,11 +193,14 @@ async def test_settled_runs_and_counts(backend: Backend) -> None:
     done = _queue(date(2024, 1, 1), date(2024, 1, 10))
     failed = _queue(date(2024, 1, 11), date(2024, 1, 12))
     running = _queue(date(2024, 1, 13), date(2024, 1, 14))
+    # complete from another queue, right after the running days and past the range's end
+    later = _queue(date(2024, 1, 15), date(2024, 2, 3))
     other = _queue(date(2024, 1, 5), date(2024, 1, 6), symbol="ETHUSDT")
-    for queue in (done, failed, running, other):
+    for queue in (done, failed, running, later, other):
         await store.insert(queue, None)
-    _end(done, 0, StepStatus.FINISHED)
-    await _write(store, done)
+    for finished in (done, later):
+        _end(finished, 0, StepStatus.FINISHED)
+        await _write(store, finished)
     _end(failed, 0, StepStatus.ERROR)
     await _write(store, failed)
     _end(other, 0, StepStatus.FINISHED)
@@ -207,11 +210,12 @@ async def test_settled_runs_and_counts(backend: Backend) -> None:
     )
     assert sorted(settled) == [
         ("BTCUSDT", TYPE, date(2024, 1, 3), date(2024, 1, 10)),
-        ("BTCUSDT", TYPE, date(2024, 1, 13), date(2024, 1, 14)),
+        # running, then complete by another queue: one settled run, cut at the range's end
+        ("BTCUSDT", TYPE, date(2024, 1, 13), date(2024, 1, 31)),
         ("ETHUSDT", TYPE, date(2024, 1, 5), date(2024, 1, 6)),
     ]
     counts = await store.coverage_counts()
-    assert counts == {(TYPE, "complete"): 12, (TYPE, "failed"): 2, (TYPE, "running"): 2}
+    assert counts == {(TYPE, "complete"): 32, (TYPE, "failed"): 2, (TYPE, "running"): 2}
     assert await store.coverage_symbols(TYPE, 10) == ["BTCUSDT", "ETHUSDT"]
     assert await store.coverage_symbols(TYPE, 1) == ["BTCUSDT"]
     assert await store.coverage_symbols("api_trades", 10) == []

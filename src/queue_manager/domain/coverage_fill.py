@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 
 from queue_manager.domain import planner
@@ -27,6 +26,7 @@ from queue_manager.domain.requests import (
     QueueCreate,
     StartRequest,
     Symbols,
+    TimeRange,
     field_errors,
     no_repeats,
 )
@@ -99,7 +99,7 @@ class FillRequest(BaseModel):
     types: DataTypes = Field(
         description=f"1 to {MAX_TYPES} data types, none repeated.", examples=[["api_candles_5m"]]
     )
-    time_range: str = Field(
+    time_range: TimeRange = Field(
         description=f"{TIME_RANGE_FORMAT}: the days to fill, at most {MAX_DAYS}, none after "
         "today (UTC).",
         examples=["2024-01-01:2024-06-30"],
@@ -118,12 +118,6 @@ class FillRequest(BaseModel):
         examples=[{"type": "api_candles_5m"}],
     )
     dry_run: bool = Field(default=False, description="Only answer the plan; start nothing.")
-
-    @field_validator("time_range")
-    @classmethod
-    def _time_range(cls, value: str) -> str:
-        parse_time_range(value)
-        return value
 
     @property
     def dates(self) -> tuple[date, date]:

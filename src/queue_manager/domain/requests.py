@@ -30,6 +30,15 @@ from queue_manager.job_contract import TIME_RANGE_FORMAT, parse_time_range
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$"
+
+
+def _time_range(value: str) -> str:
+    parse_time_range(value)
+    return value
+
+
+#: YYYY-MM-DD:YYYY-MM-DD, start <= end (job_contract.parse_time_range says what is wrong)
+TimeRange = Annotated[str, AfterValidator(_time_range)]
 INTERVAL_PATTERN = r"^[1-9][0-9]{0,3}(s|m|h|d|w|M)$"
 SINGLE_TYPE_PREFIXES = ("api_", "ws_", "rest_")
 
@@ -102,7 +111,7 @@ class StartFields(BaseModel):
     symbol: Symbol = Field(
         description="Trading pair, e.g. BTCUSDT (upper-cased).", examples=["BTCUSDT"]
     )
-    time_range: str = Field(
+    time_range: TimeRange = Field(
         description=f"{TIME_RANGE_FORMAT}, start <= end.", examples=["2024-01-01:2024-01-03"]
     )
     priority: int = Field(
@@ -112,12 +121,6 @@ class StartFields(BaseModel):
         description="Admission order when MAX_RUNNING_QUEUES is reached: higher first, then "
         "first come, first served.",
     )
-
-    @field_validator("time_range")
-    @classmethod
-    def _time_range(cls, value: str) -> str:
-        parse_time_range(value)
-        return value
 
     @property
     def dates(self) -> tuple[date, date]:
@@ -144,14 +147,7 @@ class SimulateOnly(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: Symbol | None = None
-    time_range: str | None = Field(default=None, description=f"{TIME_RANGE_FORMAT}")
-
-    @field_validator("time_range")
-    @classmethod
-    def _time_range(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_time_range(value)
-        return value
+    time_range: TimeRange | None = Field(default=None, description=f"{TIME_RANGE_FORMAT}")
 
 
 class Simulate(BaseModel):

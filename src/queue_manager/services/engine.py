@@ -14,7 +14,7 @@ services/job_events.py; enforcing stop deadlines is services/stop_deadlines.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -233,15 +233,12 @@ class Engine:
             queue, _ = await self.apply(queue_id, claim_unlimited, actor=LAUNCHER)
         if queue is None:
             return
-        # Connectors first: their consumer groups get their offsets before the loaders write.
         relaunched_loaders = {
             queue.steps[i].type
             for i in claimed
             if queue.steps[i].target is Target.LOADER and queue.steps[i].run > 0
         }
-        for index in sorted(claimed, key=lambda i: queue.steps[i].target is not Target.CONNECTOR):
-            step = queue.steps[index]
-            await self.launch(queue, index, topic_from_end=step.type in relaunched_loaders)
+        await self.launch(queue, claimed, from_end=relaunched_loaders)
 
     async def _advance_waiting(self) -> None:
         """A job of a limited target ended: the steps waiting for its slot may go now."""
@@ -280,19 +277,48 @@ class Engine:
         for queue in admitted:
             await self.advance(queue.id)
 
-    async def launch(self, queue: QueueState, index: int, *, topic_from_end: bool = False) -> None:
-        """Launch a step's job. A connector's consumer group is given its offsets first
-        (docs/pipelines.md): the platform's connector starts at `latest`, so without them it
-        would miss what its loader wrote before it joined. `topic_from_end`: its loader runs
-        again too (a retry), so what the topic already holds is an earlier run's."""
+    async def launch(
+        self, queue: QueueState, indexes: Iterable[int], *, from_end: Collection[str] = ()
+    ) -> None:
+        """Launch the steps' jobs. Every connector's consumer group is given its offsets before
+        any job starts (docs/pipelines.md): the platform's connector starts at `latest`, so
+        without them it would miss what its loader wrote before it joined; and a queue's
+        connectors share one group, which takes no offsets while a member is in it, so the
+        second connector's would wait for the first to end. `from_end`: the types whose loader
+        runs again too (a retry), so what their topic already holds is an earlier run's."""
+        indexes = sorted(indexes, key=lambda i: queue.steps[i].target is not Target.CONNECTOR)
+        positioned = []
+        for index in indexes:
+            step = queue.steps[index]
+            if self.topics is not None and step.target is Target.CONNECTOR and step.kafka_topic:
+                group = naming.connector_group(queue.id)
+                at_end = step.type in from_end
+                if not await self._guarded(
+                    queue, index, self.topics.position_group(step.kafka_topic, group, at_end=at_end)
+                ):
+                    continue
+            positioned.append(index)
+        for index in positioned:
+            step = queue.steps[index]
+            if await self._guarded(
+                queue, index, self.launcher.launch(job_spec(queue, step, self.jobs))
+            ):
+                self.metrics.job_launched(step.target.value, "ok")
+                log.info(
+                    "job launched",
+                    queue_id=queue.id,
+                    step=index,
+                    target=step.target.value,
+                    job=step.job_name,
+                )
+
+    async def _guarded(self, queue: QueueState, index: int, call: Awaitable[None]) -> bool:
+        """Run one step's launch call; False when it failed (a refusal fails the step; an
+        unavailable dependency leaves it `launching`, for the reconciler to launch again)."""
         step = queue.steps[index]
         bound = log.bind(queue_id=queue.id, step=index, target=step.target.value)
         try:
-            if self.topics is not None and step.target is Target.CONNECTOR and step.kafka_topic:
-                await self.topics.position_group(
-                    step.kafka_topic, naming.connector_group(queue.id), at_end=topic_from_end
-                )
-            await self.launcher.launch(job_spec(queue, step, self.jobs))
+            await call
         except LaunchFailed as exc:
             reason = f"launch refused: {exc.message}"
             self.metrics.job_launched(step.target.value, "refused")
@@ -302,14 +328,12 @@ class Engine:
                 lambda q: state.fail_step(q, index, reason, self.clock.now()),
                 actor=LAUNCHER,
             )
-            return
+            return False
         except DependencyUnavailable as exc:
-            # Left `launching`: the reconciler launches it again once the launcher is back.
             self.metrics.job_launched(step.target.value, "error")
             bound.warning("launch failed, will retry", reason=exc.detail)
-            return
-        self.metrics.job_launched(step.target.value, "ok")
-        bound.info("job launched", job=step.job_name)
+            return False
+        return True
 
     async def kill(self, queue: QueueState, indexes: set[int]) -> None:
         """Tell the steps' workers to stop, then delete their jobs at once (fail-fast)."""

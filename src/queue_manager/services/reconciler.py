@@ -110,7 +110,7 @@ class Reconciler:
                             queue_id=queue.id,
                             step=step.index,
                         )
-                        await self.engine.launch(queue, step.index)
+                        await self.engine.launch(queue, [step.index])
                     continue
                 if step.launched_at is not None and step.launched_at >= snapshot_at:
                     continue  # launched after the job list was taken

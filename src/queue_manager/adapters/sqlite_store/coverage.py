@@ -52,13 +52,22 @@ _UPSERT: Final = (
 )
 #: per symbol (?4...: the values of `s`), its runs with days in ?2..?3: those starting there, and
 #: the one holding ?2 (the latest starting at or before it, one seek per symbol)
-RUNS: Final = (
-    "WITH s(symbol) AS (VALUES {}) "
-    "SELECT r.symbol, r.start_day, r.end_day, r.state, r.records, r.first, r.last, r.queue_id, "
-    "r.step FROM s JOIN coverage_runs r ON r.type = ?1 AND r.symbol = s.symbol "
+_RUNS_IN: Final = (
+    "WITH s(symbol) AS (VALUES {{}}) "
+    "SELECT {columns} FROM s JOIN coverage_runs r ON r.type = ?1 AND r.symbol = s.symbol "
     "AND r.start_day BETWEEN COALESCE((SELECT MAX(p.start_day) FROM coverage_runs p "
     "WHERE p.type = ?1 AND p.symbol = s.symbol AND p.start_day <= ?2), ?2) AND ?3 "
-    "WHERE r.end_day >= ?2 ORDER BY r.symbol, r.start_day"
+    "WHERE r.end_day >= ?2{where} ORDER BY r.symbol, r.start_day"
+)
+RUNS: Final = _RUNS_IN.format(
+    columns="r.symbol, r.start_day, r.end_day, r.state, r.records, r.first, r.last, r.queue_id, "
+    "r.step",
+    where="",
+)
+#: the complete and running runs only: the days a fill leaves alone
+SETTLED: Final = _RUNS_IN.format(
+    columns="r.symbol, r.start_day, r.end_day",
+    where=" AND r.state IN ('complete', 'running')",
 )
 #: per run crossing the read's range (w: its key, symbol, the days to add up slo..shi, its first
 #: day inside the range lo, and lo..lhi, where to look for the last instant): the records of
@@ -80,24 +89,6 @@ _CELLS: Final = (
     "SELECT symbol, type, day, state, records, first, last, queue_id, step, created "
     "FROM coverage_cells WHERE type = ? AND symbol IN ({}) AND day BETWEEN ? AND ? "
     "ORDER BY symbol, day"
-)
-# Settled runs are found from what is *not* settled, which is rare: a window over every settled
-# cell (gaps and islands) costs a pass of SQL per cell, 8x slower over a year-long ledger than
-# counting each symbol's cells (keys only), reading the unsettled ones off the (type, state)
-# index, and listing days only for a symbol that has some missing.
-_PRESENT: Final = (
-    "SELECT symbol, COUNT(*) FROM coverage_cells WHERE type = ? AND symbol IN ({}) "
-    "AND day BETWEEN ? AND ? GROUP BY symbol"
-)
-_UNSETTLED: Final = (
-    "SELECT symbol, day FROM coverage_cells WHERE type = ? AND state IN ({}) "
-    "AND symbol IN ({}) AND day BETWEEN ? AND ?"
-)
-_DAYS_OF: Final = (
-    "SELECT day FROM coverage_cells WHERE type = ? AND symbol = ? AND day BETWEEN ? AND ?"
-)
-_UNSETTLED_STATES: Final = tuple(
-    state.value for state in CellState if state not in (CellState.COMPLETE, CellState.RUNNING)
 )
 #: distinct symbols of a type from the primary key, one seek each (a loose index scan)
 _SYMBOLS: Final = (
@@ -253,36 +244,28 @@ class Coverage:
     async def coverage_settled(
         self, symbols: Sequence[str], types: Sequence[str], first: date, last: date
     ) -> list[tuple[str, str, date, date]]:
+        # The complete and running runs, clipped to the range and joined where they touch (a
+        # run ends where its producer changes; a fill cares only that the day is settled).
         found: list[tuple[str, str, date, date]] = []
         low, high = first.toordinal(), last.toordinal()
-        span = high - low + 1
-        unsettled_sql = _UNSETTLED.format(marks(len(_UNSETTLED_STATES)), "{}")
+        to_day = date.fromordinal
+        symbols = list(dict.fromkeys(symbols))
         for type_ in types:
             for start in range(0, len(symbols), CHUNK):
-                some = list(symbols[start : start + CHUNK])
-                present = dict(
-                    await self._db.read(
-                        _PRESENT.format(marks(len(some))), (type_, *some, low, high)
-                    )
-                )
-                holes: dict[str, set[int]] = {}
-                for symbol, day in await self._db.read(
-                    unsettled_sql.format(marks(len(some))),
-                    (type_, *_UNSETTLED_STATES, *some, low, high),
-                ):
-                    holes.setdefault(symbol, set()).add(day)
-                for symbol in some:
-                    count = present.get(symbol, 0)
-                    if count == 0:
+                some = symbols[start : start + CHUNK]
+                values = ", ".join(f"(?{i})" for i in range(4, 4 + len(some)))
+                rows = await self._db.read(SETTLED.format(values), (type_, low, high, *some))
+                held: tuple[str, int, int] | None = None
+                for symbol, a, b in rows:
+                    a, b = max(a, low), min(b, high)
+                    if held is not None and held[0] == symbol and held[2] + 1 == a:
+                        held = (symbol, held[1], b)
                         continue
-                    unsettled = holes.get(symbol, set())
-                    if count < span:  # some days have no cell at all
-                        days = await self._db.read(_DAYS_OF, (type_, symbol, low, high))
-                        unsettled |= set(range(low, high + 1)) - {day for (day,) in days}
-                    found += [
-                        (symbol, type_, date.fromordinal(a), date.fromordinal(b))
-                        for a, b in _runs_between(low, high, unsettled)
-                    ]
+                    if held is not None:
+                        found.append((held[0], type_, to_day(held[1]), to_day(held[2])))
+                    held = (symbol, a, b)
+                if held is not None:
+                    found.append((held[0], type_, to_day(held[1]), to_day(held[2])))
         return found
 
     async def coverage_symbols(self, type_: str, limit: int) -> list[str]:
@@ -319,16 +302,3 @@ class Coverage:
 
     async def delete_expected_gap(self, name: str) -> bool:
         return await self._db.write(_DROP_GAP, (name,)) > 0
-
-
-def _runs_between(low: int, high: int, holes: set[int]) -> list[tuple[int, int]]:
-    """The runs of days from `low` to `high` (ordinals) that are not in `holes`."""
-    runs: list[tuple[int, int]] = []
-    begin = low
-    for hole in sorted(holes):
-        if hole > begin:
-            runs.append((begin, hole - 1))
-        begin = max(begin, hole + 1)
-    if begin <= high:
-        runs.append((begin, high))
-    return runs
