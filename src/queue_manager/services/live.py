@@ -21,7 +21,7 @@ updates; a plain array of updates (without the keys) is read too, decoded.
 from __future__ import annotations
 
 import asyncio
-import codecs
+import re
 from typing import Any, Protocol
 
 import orjson
@@ -41,25 +41,16 @@ UpdateKey = tuple[Any, Any, Any]
 _LINE = b",\n"
 _ARROW = "→".encode()
 _ARROW_ESCAPED = b"\\u2192"
-_ESCAPE = "queue_manager.json_ascii"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def _json_escape(exc: UnicodeError) -> tuple[str, int]:
-    """Non-ASCII characters as JSON escapes (`\\u00e9`; outside the BMP a surrogate pair)."""
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    out = []
-    for char in exc.object[exc.start : exc.end]:
-        code = ord(char)
-        if code > 0xFFFF:
-            code -= 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return "".join(out), exc.end
-
-
-codecs.register_error(_ESCAPE, _json_escape)
+def _json_escape(match: re.Match[str]) -> str:
+    """A non-ASCII character as a JSON escape (`\\u00e9`; outside the BMP a surrogate pair)."""
+    code = ord(match.group())
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def encode_update(update: dict[str, Any]) -> bytes:
@@ -67,7 +58,7 @@ def encode_update(update: dict[str, Any]) -> bytes:
     escaped (`→` as `\\u2192`), the same JSON value. ASCII text is copied, not transcoded, into
     each client's frame. orjson writes non-ASCII as UTF-8, and only inside strings, where a
     `\\uXXXX` escape is the same character: the arrow of the update's `text` is replaced as
-    bytes, any other character (an error message's, say) through a codec error handler."""
+    bytes, any other character (an error message's, say) one by one."""
     data = orjson.dumps(update)
     if data.isascii():
         return data
@@ -77,7 +68,7 @@ def encode_update(update: dict[str, Any]) -> bytes:
         data = head + _ARROW_ESCAPED + tail
         if data.isascii():
             return data
-    return data.decode().encode("ascii", _ESCAPE)
+    return _NON_ASCII.sub(_json_escape, data.decode()).encode("ascii")
 
 
 def update_key(update: dict[str, Any]) -> UpdateKey:

@@ -51,10 +51,12 @@ _UPSERT: Final = (
     "> (coverage_cells.state = 'complete', coverage_cells.created, coverage_cells.queue_id)"
 )
 #: per symbol (?4...: the values of `s`), its runs with days in ?2..?3: those starting there, and
-#: the one holding ?2 (the latest starting at or before it, one seek per symbol)
+#: the one holding ?2 (the latest starting at or before it, one seek per symbol). CROSS JOIN
+#: keeps `s` outside: from some hundreds of symbols on, SQLite's planner would otherwise scan
+#: every run of the type once per symbol (0.5 s rather than 15 ms for 500 symbols over 3 years)
 _RUNS_IN: Final = (
     "WITH s(symbol) AS (VALUES {{}}) "
-    "SELECT {columns} FROM s JOIN coverage_runs r ON r.type = ?1 AND r.symbol = s.symbol "
+    "SELECT {columns} FROM s CROSS JOIN coverage_runs r ON r.type = ?1 AND r.symbol = s.symbol "
     "AND r.start_day BETWEEN COALESCE((SELECT MAX(p.start_day) FROM coverage_runs p "
     "WHERE p.type = ?1 AND p.symbol = s.symbol AND p.start_day <= ?2), ?2) AND ?3 "
     "WHERE r.end_day >= ?2{where} ORDER BY r.symbol, r.start_day"
@@ -98,7 +100,10 @@ _SYMBOLS: Final = (
     " AND symbol > s.symbol), n + 1 FROM s WHERE s.symbol IS NOT NULL AND n < ?2"
     ") SELECT symbol FROM s WHERE symbol IS NOT NULL"
 )
-_COUNTS: Final = "SELECT type, state, COUNT(*) FROM coverage_cells GROUP BY type, state"
+#: from the runs, which hold every cell once: a few thousand rows rather than millions of cells
+_COUNTS: Final = (
+    "SELECT type, state, SUM(end_day - start_day + 1) FROM coverage_runs GROUP BY type, state"
+)
 _QUEUES_AFTER: Final = "SELECT id, doc FROM queue_state WHERE id > ? ORDER BY id LIMIT ?"
 _META: Final = "SELECT value FROM coverage_meta WHERE key = ?"
 _PUT_META: Final = (

@@ -44,11 +44,12 @@ _REACH: Final = (
 _DROP_RUNS: Final = (
     "DELETE FROM coverage_runs WHERE type = ? AND symbol = ? AND start_day BETWEEN ? AND ?"
 )
-#: the cells of each reach (w: type, symbol, lo..hi), by type, symbol, day
+#: the cells of each reach (w: type, symbol, lo..hi), by type, symbol, day; CROSS JOIN keeps
+#: `w` outside, each window one range of the primary key (as coverage.RUNS)
 _CELLS_IN: Final = (
     "WITH w(type, symbol, lo, hi) AS (VALUES {}) "
     "SELECT c.symbol, c.type, c.day, c.state, c.records, c.first, c.last, c.queue_id, c.step, "
-    "c.created FROM w JOIN coverage_cells c ON c.type = w.type AND c.symbol = w.symbol "
+    "c.created FROM w CROSS JOIN coverage_cells c ON c.type = w.type AND c.symbol = w.symbol "
     "AND c.day BETWEEN w.lo AND w.hi ORDER BY c.type, c.symbol, c.day"
 )
 #: windows per statement (4 values each)
