@@ -231,6 +231,25 @@ async def test_bad_fills_are_422_naming_the_field(
     assert field in [e["field"] for e in answer.json()["data"]["errors"]], answer.text
 
 
+async def test_the_largest_fill_by_day_is_refused_before_it_is_planned(
+    client: httpx.AsyncClient,
+) -> None:
+    # 1,000 symbols x 10 types x 3,660 days, none loaded: 36.6 million days, which a plan made
+    # day by day (or chunk by chunk) would hold in memory before finding it too large
+    today = datetime.now(UTC).date()
+    body = {
+        "symbols": [f"S{i:04d}USDT" for i in range(1000)],
+        "types": [f"api_type_{i}" for i in range(10)],
+        "time_range": f"{today - timedelta(days=3659)}:{today}",
+        "chunk": "day",
+        "dry_run": True,
+    }
+    answer = await client.post("/coverage/fill", json=body)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["data"]["errors"]
+    assert error["field"] == "chunk" and "more than 100000 chunks" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("name", "body", "field"),
     [

@@ -4,7 +4,8 @@ days and expected gaps."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import orjson
 
@@ -89,14 +90,51 @@ def test_fill_planning_skips_settled_days_and_expected_gaps_and_cuts_at_chunks()
         ]
     )
     settled = [(date(2024, 1, 5), date(2024, 1, 20))]
-    days = coverage.fillable_days("BTCUSDT", settled, date(2024, 1, 1), date(2024, 2, 10), gaps)
-    assert days[0] == date(2024, 1, 1) and date(2024, 1, 5) not in days
-    assert date(2024, 1, 31) not in days and date(2024, 2, 3) in days
-    planned = coverage.plan_fill("BTCUSDT", "t", days, Chunk.MONTH)
+    runs = coverage.fill_runs("BTCUSDT", settled, date(2024, 1, 1), date(2024, 2, 10), gaps)
+    assert runs == [
+        (date(2024, 1, 1), date(2024, 1, 4)),
+        (date(2024, 1, 21), date(2024, 1, 29)),
+        (date(2024, 2, 3), date(2024, 2, 10)),
+    ]
+    planned = coverage.plan_fill("BTCUSDT", "t", runs, Chunk.MONTH)
     assert [p.time_range for p in planned] == [
         "2024-01-01:2024-01-04",
         "2024-01-21:2024-01-29",
         "2024-02-03:2024-02-10",
     ]
-    weekly = coverage.plan_fill("BTCUSDT", "t", days, Chunk.WEEK)
+    weekly = coverage.plan_fill("BTCUSDT", "t", runs, Chunk.WEEK)
     assert [p.time_range for p in weekly][:2] == ["2024-01-01:2024-01-04", "2024-01-21:2024-01-21"]
+
+
+def test_fill_runs_match_the_days_a_day_by_day_walk_finds() -> None:
+    # settled runs and gaps overlapping each other and both ends of the range
+    gaps = ExpectedCalendar(
+        [
+            ExpectedGap.model_validate(g)
+            for g in (
+                {"name": "a", "symbol": "*", "from": "2023-12-20", "to": "2024-01-02"},
+                {"name": "b", "symbol": "BTCUSDT", "from": "2024-01-10", "to": "2024-01-12"},
+                {"name": "c", "symbol": "ETHUSDT", "from": "2024-01-15", "to": "2024-01-15"},
+                {"name": "d", "symbol": "*", "from": "2024-02-08", "to": "2024-03-01"},
+            )
+        ]
+    )
+    settled = [
+        (date(2024, 1, 11), date(2024, 1, 13)),
+        (date(2024, 1, 14), date(2024, 1, 14)),
+        (date(2024, 1, 20), date(2024, 1, 25)),
+        (date(2024, 1, 22), date(2024, 1, 23)),
+    ]
+    first, last = date(2024, 1, 1), date(2024, 2, 10)
+    runs = coverage.fill_runs("BTCUSDT", settled, first, last, gaps)
+    walked = [
+        first + timedelta(days=n)
+        for n in range((last - first).days + 1)
+        if not gaps.covers("BTCUSDT", first + timedelta(days=n))
+        and not any(a <= first + timedelta(days=n) <= b for a, b in settled)
+    ]
+    from_runs = [a + timedelta(days=n) for a, b in runs for n in range((b - a).days + 1)]
+    assert from_runs == walked
+    # no two runs touch: each is as long as it can be
+    assert all(b + timedelta(days=1) < c for (_, b), (c, _) in pairwise(runs))
+    assert coverage.fill_runs("BTCUSDT", [(first, last)], first, last, gaps) == []

@@ -23,6 +23,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from queue_manager.domain import coverage, coverage_fill
+from queue_manager.domain.backfill import count_chunks
 from queue_manager.domain.coverage import (
     CellState,
     ExpectedCalendar,
@@ -229,24 +230,31 @@ class CoverageService:
             request.symbols, request.types, first, last
         ):
             settled.setdefault((symbol, type_), []).append((start, end))
-        planned: list[FillChunk] = []
+        plan: list[tuple[str, str, list[tuple[date, date]]]] = []
+        size = 0
         for symbol in request.symbols:
             for type_ in request.types:
-                days = coverage.fillable_days(
+                runs = coverage.fill_runs(
                     symbol, settled.get((symbol, type_), ()), first, last, calendar
                 )
-                planned += coverage.plan_fill(symbol, type_, days, request.chunk)
-        if len(planned) > coverage_fill.MAX_PLAN:
-            raise InvalidRequest(
-                [
-                    {
-                        "field": "chunk",
-                        "message": f"the plan has {len(planned)} chunks, more than "
-                        f"{coverage_fill.MAX_PLAN}; use a larger chunk, fewer symbols or a "
-                        "shorter time_range",
-                    }
-                ]
-            )
+                # counted before any is cut: a decade of 1,000 empty symbols by day is refused
+                # at once, not after millions of chunks were made
+                size += sum(count_chunks(a, b, request.chunk) for a, b in runs)
+                if size > coverage_fill.MAX_PLAN:
+                    raise InvalidRequest(
+                        [
+                            {
+                                "field": "chunk",
+                                "message": f"the plan has more than {coverage_fill.MAX_PLAN} "
+                                "chunks; use a larger chunk, fewer symbols or a shorter "
+                                "time_range",
+                            }
+                        ]
+                    )
+                plan.append((symbol, type_, runs))
+        planned: list[FillChunk] = []
+        for symbol, type_, runs in plan:
+            planned += coverage.plan_fill(symbol, type_, runs, request.chunk)
         return planned
 
     async def fill(self, request: FillRequest, actor: str | None) -> FillResult:
