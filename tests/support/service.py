@@ -251,17 +251,20 @@ def kill_workers_under(root: Path) -> None:
     for record in root.glob("**/jobs/*.json"):
         with contextlib.suppress(OSError, ValueError):
             pid = orjson.loads(record.read_bytes()).get("pid")
-            # the pid of a worker that ended long ago may be another process's now
-            if isinstance(pid, int) and pid > 1 and b"queue_manager" in _cmdline(pid):
+            # the pid of a worker that ended long ago may be another process's now: only the
+            # process started for this job has its name in its environment (our SDK's workers
+            # and the platform-like fleet workers alike)
+            if isinstance(pid, int) and pid > 1 and _runs_job(pid, record.stem):
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _cmdline(pid: int) -> bytes:
+def _runs_job(pid: int, job_name: str) -> bool:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            environ = fh.read().split(b"\0")
     except OSError:
-        return b""
+        return False
+    return f"QM_JOB_NAME={job_name}".encode() in environ
 
 
 def pid_alive(pid: int) -> bool:
