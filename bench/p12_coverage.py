@@ -6,7 +6,8 @@ real app in-process (create_app, httpx ASGI transport): `GET /coverage` for 100 
 type x 366 days, p50 of 20 calls; fill planning (`POST /coverage/fill` dry run) over the whole
 ledger. Each beside the same question as raw SQL on the same file (python's sqlite3: the store's
 runs query and its clip of the runs crossing the range's ends; its settled-runs query), without
-building the answer. Also the upgrade derivation: queues written as the previous release did,
+building the answer. The coverage view's first render in Chromium on that ledger
+(bench/coverage_view.py). Also the upgrade derivation: queues written as the previous release did,
 derived by the store part, queues per second.
 """
 
@@ -21,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
+from bench import coverage_view
 from bench.config import Config
 from bench.report import Row
 
@@ -221,6 +223,9 @@ def run(cfg: Config) -> list[Row]:
     raw = raw_plan(db, symbols)
     p50, raw_p50 = statistics.median(reads) * 1e3, statistics.median(raw_reads) * 1e3
     rate = derivation(cfg.workdir / "p12-derive.db", cfg.size(20_000, 5_000))
+    view, view_one, view_note = coverage_view.first_render(
+        cfg, db, symbols[:100], TYPES[0], "2023-01-01", "2024-01-01"
+    )
     return [
         Row(
             f"P12 GET /coverage p50, 100 symbols x 1 type x 366 days, ledger of {cells:,} cells",
@@ -247,6 +252,16 @@ def run(cfg: Config) -> list[Row]:
             "raw SQL: the settled-runs queries",
             "<= 2 s",
             planned <= 2,
+        ),
+        Row(
+            "P12 coverage view first render in Chromium, 100 symbols x 1 type x 366 days",
+            view,
+            "ms",
+            view_one,
+            "the same view, one symbol",
+            "<= 1 s",
+            view is not None and view <= 1000,
+            note=view_note,
         ),
         Row(
             "P12 upgrade derivation, queues/s (one-day finished queues)",
