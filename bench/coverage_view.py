@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
-from bench.p11_dashboard import CHROMIUM, tokens_file
+from bench.p11_dashboard import CHROMIUM, signed_in_page, tokens_file
 from bench.services import service
 from bench.stats import median
 
@@ -29,13 +29,7 @@ def _route(symbols: list[str], type_: str, first: str, last: str) -> str:
 
 def _load(browser: Any, url: str, token: str, route: str, shot: Path | None) -> tuple[float, float]:
     """(ms from navigation to the grid drawn, ms from the view's mount to it)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        answer = context.request.post(f"{url}/auth/login", data={"token": token})
-        assert answer.ok, f"login refused: {answer.status} {answer.text()}"
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with signed_in_page(browser, url, token) as (page, errors):
         page.goto(f"{url}/ui/{route}", wait_until="commit")
         handle = page.wait_for_function(DRAWN, timeout=60_000)
         navigation, mount = handle.json_value()
@@ -43,8 +37,6 @@ def _load(browser: Any, url: str, token: str, route: str, shot: Path | None) -> 
         if shot is not None:
             page.screenshot(path=str(shot))
         return float(navigation), float(mount)
-    finally:
-        context.close()
 
 
 def first_render(

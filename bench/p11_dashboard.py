@@ -19,9 +19,10 @@ baseline. A screenshot of the 1,000,000-queue list is saved as <run>/p11-list.pn
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,8 +64,10 @@ def tokens_file(folder: Path) -> tuple[Path, str]:
     return path, token
 
 
-def first_render(browser: Any, url: str, token: str, shot: Path | None = None) -> tuple[float, int]:
-    """ms from navigation start to the first row in the DOM, and the rows there by then."""
+@contextlib.contextmanager
+def signed_in_page(browser: Any, url: str, token: str) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh page of a context logged in with `token`, and the page's uncaught errors so
+    far; the context is closed after."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         answer = context.request.post(f"{url}/auth/login", data={"token": token})
@@ -72,6 +75,14 @@ def first_render(browser: Any, url: str, token: str, shot: Path | None = None) -
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page, errors
+    finally:
+        context.close()
+
+
+def first_render(browser: Any, url: str, token: str, shot: Path | None = None) -> tuple[float, int]:
+    """ms from navigation start to the first row in the DOM, and the rows there by then."""
+    with signed_in_page(browser, url, token) as (page, errors):
         page.add_init_script(FIRST_ROW)
         page.goto(f"{url}/ui/#/queues", wait_until="commit")
         page.wait_for_function("() => window.__firstRow !== null", timeout=60_000)
@@ -82,8 +93,6 @@ def first_render(browser: Any, url: str, token: str, shot: Path | None = None) -
             page.locator(f'.queues[data-count="100"] {ROW}').first.wait_for()
             page.screenshot(path=str(shot))
         return ms, rows
-    finally:
-        context.close()
 
 
 def prepare(cfg: Config) -> tuple[int, Path, Path]:
