@@ -49,6 +49,10 @@ def wait_for(
     return wait_until(check, timeout, every=every, what=what, ignore=NOT_YET)
 
 
+#: a guard against a hung service, not a measure: a start waits on the broker for its
+#: connectors' offsets (a few round trips over SASL_SSL, slow on a loaded machine)
+HTTP_TIMEOUT = 60
+
 class _Exited(Exception):
     """The service process ended while it was awaited."""
 
@@ -132,7 +136,7 @@ class Service:
         if not wait_ready:
             return self
         try:
-            with httpx.Client(timeout=10, headers=self._auth({})["headers"]) as client:
+            with httpx.Client(timeout=HTTP_TIMEOUT, headers=self._auth({})["headers"]) as client:
                 wait_for(
                     lambda: self._ready(client),
                     self.ready_timeout,
@@ -194,19 +198,19 @@ class Service:
         return {**kw, "headers": headers}
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **self._auth(kw))
+        return httpx.get(self.url + path, timeout=HTTP_TIMEOUT, **self._auth(kw))
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=10, **self._auth(kw))
+        return httpx.post(self.url + path, timeout=HTTP_TIMEOUT, **self._auth(kw))
 
     def delete(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.delete(self.url + path, timeout=10, **self._auth(kw))
+        return httpx.delete(self.url + path, timeout=HTTP_TIMEOUT, **self._auth(kw))
 
     def put(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.put(self.url + path, timeout=10, **self._auth(kw))
+        return httpx.put(self.url + path, timeout=HTTP_TIMEOUT, **self._auth(kw))
 
     def patch(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.patch(self.url + path, timeout=10, **self._auth(kw))
+        return httpx.patch(self.url + path, timeout=HTTP_TIMEOUT, **self._auth(kw))
 
     def start_queue(self, body: dict[str, Any]) -> str:
         answer = self.post("/queues/start", json=body)

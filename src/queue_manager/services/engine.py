@@ -13,6 +13,7 @@ services/job_events.py; enforcing stop deadlines is services/stop_deadlines.py.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -287,17 +288,18 @@ class Engine:
         second connector's would wait for the first to end. `from_end`: the types whose loader
         runs again too (a retry), so what their topic already holds is an earlier run's."""
         indexes = sorted(indexes, key=lambda i: queue.steps[i].target is not Target.CONNECTOR)
-        positioned = []
-        for index in indexes:
-            step = queue.steps[index]
-            if self.topics is not None and step.target is Target.CONNECTOR and step.kafka_topic:
-                group = naming.connector_group(queue.id)
-                at_end = step.type in from_end
-                if not await self._guarded(
-                    queue, index, self.topics.position_group(step.kafka_topic, group, at_end=at_end)
-                ):
-                    continue
-            positioned.append(index)
+        connectors = [
+            i
+            for i in indexes
+            if self.topics is not None
+            and queue.steps[i].target is Target.CONNECTOR
+            and queue.steps[i].kafka_topic
+        ]
+        # At once: each positioning is a few round trips to the broker (more over SASL_SSL),
+        # and the client's start request waits for them.
+        ok = await asyncio.gather(*(self._position(queue, i, from_end) for i in connectors))
+        failed = {i for i, done in zip(connectors, ok, strict=True) if not done}
+        positioned = [i for i in indexes if i not in failed]
         for index in positioned:
             step = queue.steps[index]
             if await self._guarded(
@@ -311,6 +313,15 @@ class Engine:
                     target=step.target.value,
                     job=step.job_name,
                 )
+
+    async def _position(self, queue: QueueState, index: int, from_end: Collection[str]) -> bool:
+        assert self.topics is not None
+        step = queue.steps[index]
+        assert step.kafka_topic is not None
+        position = self.topics.position_group(
+            step.kafka_topic, naming.connector_group(queue.id), at_end=step.type in from_end
+        )
+        return await self._guarded(queue, index, position)
 
     async def _guarded(self, queue: QueueState, index: int, call: Awaitable[None]) -> bool:
         """Run one step's launch call; False when it failed (a refusal fails the step; an
