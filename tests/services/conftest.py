@@ -80,8 +80,20 @@ class RecordingTopics:
     def __init__(self, calls: list[tuple[str, ...]]) -> None:
         self.calls = calls
         self.lag: dict[str, int] = {}
+        #: set by a test (`hold`): the next positionings wait for it, as on a broker that
+        #: answers slowly, and say so in `held`; later ones go through
+        self.gate = asyncio.Event()
+        self.held = asyncio.Event()
+        self._holding = 0
+
+    def hold(self, calls: int) -> None:
+        self._holding = calls
 
     async def position_group(self, topic: str, group: str, *, at_end: bool) -> None:
+        if self._holding > 0:
+            self._holding -= 1
+            self.held.set()
+            await self.gate.wait()
         self.calls.append(("position", topic, group, "end" if at_end else "start"))
 
     async def group_lag(self, topic: str, group: str) -> int | None:

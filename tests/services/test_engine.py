@@ -152,6 +152,31 @@ async def test_reconcile_relaunches_a_step_whose_job_never_appeared(
     assert (await services.get(queue.id)).steps[0].status is StepStatus.LAUNCHING
 
 
+async def test_a_launch_waiting_on_the_broker_is_neither_doubled_nor_stale(
+    services: Services, historical: dict[str, Any]
+) -> None:
+    # The connectors' offsets take longer than LAUNCH_GRACE_SECONDS (a loaded broker). The
+    # reconciler must not take the claimed steps for lost jobs and launch them beside the
+    # start; and what ended meanwhile (a worker's report: another replica launched it) is not
+    # launched when the broker answers.
+    services.topics.hold(2)  # the start's two connectors
+    start = asyncio.create_task(services.start(historical))
+    await services.topics.held.wait()
+    (queue,) = await services.store.list_active()
+    services.clock.advance(timedelta(minutes=5))  # long past LAUNCH_GRACE_SECONDS
+    await services.reconciler.reconcile()
+    assert services.launcher.launched == []
+    await services.report(queue, 0, "started")
+    await services.report(queue, 0, "finished", records_written=10)
+
+    services.topics.gate.set()
+    await start
+
+    assert sorted(spec.step_index for spec in services.launcher.launched) == [1, 2, 3]
+    await services.reconciler.reconcile()
+    assert sorted(spec.step_index for spec in services.launcher.launched) == [1, 2, 3]
+
+
 async def test_reconcile_does_not_relaunch_a_step_of_a_queue_its_job_pass_just_failed(
     services: Services, historical: dict[str, Any]
 ) -> None:

@@ -497,8 +497,16 @@ def _server_properties(
     return "".join(f"{key}={_escape_property(value)}\n" for key, value in props.items())
 
 
+def _cluster_id() -> str:
+    """A random cluster id, never starting with '-': the storage tool's argument parser would
+    take it for an option (one start in 64 failed). Kafka's own Uuid.randomUuid redraws too."""
+    while (found := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))[0] == "-":
+        pass
+    return found
+
+
 def _format_storage(broker: KafkaBroker) -> None:
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = _cluster_id()
     scram = f"{SCRAM_MECHANISM}=[name={broker.username},password={broker.password}]"
     # Only the broker's own exit should write a class-data archive, not this short-lived tool.
     java = [opt for opt in broker.java if not opt.startswith("-XX:ArchiveClassesAtExit=")]

@@ -90,26 +90,10 @@ class KafkaDataTopics:
 
     async def position_group(self, topic: str, group: str, *, at_end: bool) -> None:
         try:
-            async with asyncio.timeout(self._call_timeout), self._admin() as admin:
-                await self._create(admin, topic)
-                partitions = await _partitions(admin, topic, missing_ok=False)
-            assert partitions is not None
-            tps = [TopicPartition(topic, p) for p in partitions]
-            async with self._consumer(group) as consumer:
-                consumer.assign(tps)  # commit() takes only assigned partitions
-                consumer.pause(*tps)  # and nothing is to be fetched
-                retrying = AsyncRetrying(
-                    stop=stop_after_delay(self._members_wait),
-                    wait=wait_exponential(multiplier=0.2, min=0.2, max=2.0),
-                    retry=retry_if_exception_type(CommitFailedError),
-                    before_sleep=_members_left(topic, group),
-                    reraise=True,
-                )
-                async for attempt in retrying:
-                    with attempt:
-                        async with asyncio.timeout(self._call_timeout):
-                            # Read again each time: a member may have committed meanwhile.
-                            offsets = await _commit_start(consumer, tps, at_end=at_end)
+            # One deadline for the whole call, the consumer's closing included (it waits for
+            # its coordination task): the step stays claimed while this runs.
+            async with asyncio.timeout(2 * self._call_timeout + self._members_wait):
+                offsets = await self._position(topic, group, at_end=at_end)
         except CommitFailedError as exc:
             raise DependencyUnavailable(
                 "bus",
@@ -128,6 +112,29 @@ class KafkaDataTopics:
             at_end=at_end,
             committed={tp.partition: offset for tp, offset in offsets.items()},
         )
+
+    async def _position(self, topic: str, group: str, *, at_end: bool) -> dict[TopicPartition, int]:
+        async with asyncio.timeout(self._call_timeout), self._admin() as admin:
+            await self._create(admin, topic)
+            partitions = await _partitions(admin, topic, missing_ok=False)
+        assert partitions is not None
+        tps = [TopicPartition(topic, p) for p in partitions]
+        async with self._consumer(group) as consumer:
+            consumer.assign(tps)  # commit() takes only assigned partitions
+            consumer.pause(*tps)  # and nothing is to be fetched
+            retrying = AsyncRetrying(
+                stop=stop_after_delay(self._members_wait),
+                wait=wait_exponential(multiplier=0.2, min=0.2, max=2.0),
+                retry=retry_if_exception_type(CommitFailedError),
+                before_sleep=_members_left(topic, group),
+                reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    async with asyncio.timeout(self._call_timeout):
+                        # Read again each time: a member may have committed meanwhile.
+                        offsets = await _commit_start(consumer, tps, at_end=at_end)
+        return offsets
 
     async def group_lag(self, topic: str, group: str) -> int | None:
         try:

@@ -85,6 +85,10 @@ class Engine:
         self.limits = limits or Limits()
         self.topics = topics
         self.rate_limits = rate_limits
+        #: (queue id, step) whose launch this process is making: a launch waits on the broker
+        #: for its connectors' offsets, longer than LAUNCH_GRACE_SECONDS at worst, and the
+        #: reconciler must not take such a step for one whose job never appeared
+        self._launching: set[tuple[str, int]] = set()
 
     async def apply(
         self, queue_id: str, change: Callable[[QueueState], Outcome], *, actor: str
@@ -287,7 +291,20 @@ class Engine:
         connectors share one group, which takes no offsets while a member is in it, so the
         second connector's would wait for the first to end. `from_end`: the types whose loader
         runs again too (a retry), so what their topic already holds is an earlier run's."""
-        indexes = sorted(indexes, key=lambda i: queue.steps[i].target is not Target.CONNECTOR)
+        mine = [i for i in dict.fromkeys(indexes) if (queue.id, i) not in self._launching]
+        self._launching.update((queue.id, i) for i in mine)
+        try:
+            await self._launch(queue, mine, from_end)
+        finally:
+            self._launching.difference_update((queue.id, i) for i in mine)
+
+    def launching(self, queue_id: str, index: int) -> bool:
+        """Whether this process is launching the step's job now."""
+        return (queue_id, index) in self._launching
+
+    async def _launch(
+        self, queue: QueueState, indexes: list[int], from_end: Collection[str]
+    ) -> None:
         connectors = [
             i
             for i in indexes
@@ -299,7 +316,15 @@ class Engine:
         # and the client's start request waits for them.
         ok = await asyncio.gather(*(self._position(queue, i, from_end) for i in connectors))
         failed = {i for i, done in zip(connectors, ok, strict=True) if not done}
-        positioned = [i for i in indexes if i not in failed]
+        if connectors:
+            # The positioning took round trips: a step another replica launched meanwhile, or
+            # that a stop ended, is not launched again.
+            queue = await self.store.get(queue.id) or queue
+        positioned = [
+            i
+            for i in sorted(indexes, key=lambda i: queue.steps[i].target is not Target.CONNECTOR)
+            if i not in failed and queue.steps[i].status is StepStatus.LAUNCHING
+        ]
         for index in positioned:
             step = queue.steps[index]
             if await self._guarded(

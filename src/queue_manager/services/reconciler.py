@@ -102,6 +102,8 @@ class Reconciler:
             for step in queue.steps:
                 if not step.status.running or step.job_name in jobs:
                     continue
+                if self.engine.launching(queue.id, step.index):
+                    continue  # its launch is still waiting on the broker, not lost
                 if step.status is StepStatus.LAUNCHING:
                     launched = step.launched_at or queue.updated_at
                     if at - launched > self.launch_grace:
