@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import structlog
@@ -56,6 +56,8 @@ CALL_TIMEOUT = 15.0
 #: how long a commit is retried while the group has active members
 MEMBERS_WAIT = 30.0
 METADATA_BACKOFF = 0.1
+#: how long closing a client may take (`_closed`)
+CLOSE_WAIT = 2.0
 
 
 class KafkaDataTopics:
@@ -90,8 +92,8 @@ class KafkaDataTopics:
 
     async def position_group(self, topic: str, group: str, *, at_end: bool) -> None:
         try:
-            # One deadline for the whole call, the consumer's closing included (it waits for
-            # its coordination task): the step stays claimed while this runs.
+            # One deadline for the whole call: its step stays claimed, and a client's start
+            # request may wait, while it runs.
             async with asyncio.timeout(2 * self._call_timeout + self._members_wait):
                 offsets = await self._position(topic, group, at_end=at_end)
         except CommitFailedError as exc:
@@ -166,8 +168,7 @@ class KafkaDataTopics:
             await admin.start()
             yield admin
         finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await admin.close()
+            await _closed(admin.close())
 
     @contextlib.asynccontextmanager
     async def _consumer(self, group: str) -> AsyncIterator[Any]:
@@ -186,8 +187,7 @@ class KafkaDataTopics:
                 await consumer.start()
             yield consumer
         finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
+            await _closed(consumer.stop())
 
     async def _create(self, admin: Any, topic: str) -> None:
         # Replication factor -1: the broker's default.replication.factor, as for a topic it
@@ -205,6 +205,16 @@ class KafkaDataTopics:
                     raise error(f"not allowed to create topic {name}")
             elif error is not TopicAlreadyExistsError:
                 raise error(f"creating topic {name}: {message[0] if message else ''}")
+
+
+async def _closed(close: Awaitable[None]) -> None:
+    """Close a client, waiting at most CLOSE_WAIT. aiokafka's close waits for each connection
+    to be gone, and over TLS that is asyncio's SSL shutdown: when the broker leaves the
+    close_notify unanswered, 30 s (ssl_shutdown_timeout) on which a client's start request or
+    a drain check would wait. The connections are closing by then; the rest is theirs."""
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        async with asyncio.timeout(CLOSE_WAIT):
+            await close
 
 
 async def _partitions(admin: Any, topic: str, *, missing_ok: bool) -> list[int] | None:
