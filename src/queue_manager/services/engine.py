@@ -319,7 +319,12 @@ class Engine:
         if connectors:
             # The positioning took round trips: a step another replica launched meanwhile, or
             # that a stop ended, is not launched again.
-            queue = await self.store.get(queue.id) or queue
+            try:
+                queue = await self.store.get(queue.id) or queue
+            except DependencyUnavailable as exc:
+                # left `launching`, for the reconciler to launch again, as a failed launch
+                log.warning("launch postponed", queue_id=queue.id, reason=exc.detail)
+                return
         positioned = [
             i
             for i in sorted(indexes, key=lambda i: queue.steps[i].target is not Target.CONNECTOR)
