@@ -139,6 +139,37 @@ async def test_reconcile_fails_a_step_whose_job_vanished_and_deletes_unknown_job
     assert step.job_name not in services.launcher.deleted
 
 
+async def test_a_restart_that_lost_many_workers_fails_their_steps_in_one_write(
+    services: Services, single: dict[str, Any], historical: dict[str, Any]
+) -> None:
+    # P8's case: the workers died with the machine. One transaction per queue cost seconds per
+    # thousand queues (each also writes its coverage ledger); one batch writes them all. A
+    # pipeline with two vanished steps ends once, failed by the first.
+    queues = [await services.start(single) for _ in range(5)] + [await services.start(historical)]
+    for queue in queues:
+        for index in (0, 1) if len(queue.steps) > 1 else (0,):
+            await services.report(queue, index, "loading", records_written=1)
+    services.launcher.jobs.clear()
+    services.clock.advance(timedelta(seconds=1))
+    writes: list[int] = []
+    update_many = services.store.update_many
+
+    async def counted(changes: Any) -> Any:
+        writes.append(len(changes))
+        return await update_many(changes)
+
+    services.store.update_many = counted  # type: ignore[method-assign]
+
+    await services.reconciler.reconcile()
+
+    assert 6 in writes  # the six queues in one write
+    stored = [await services.get(queue.id) for queue in queues]
+    assert all(queue.status is QueueStatus.ERROR for queue in stored)
+    pipeline = stored[-1]
+    assert [s.status for s in pipeline.steps[:2]] == [StepStatus.ERROR, StepStatus.STOPPED]
+    assert pipeline.steps[0].error_message == "job vanished without reporting an end"
+
+
 async def test_reconcile_relaunches_a_step_whose_job_never_appeared(
     services: Services, single: dict[str, Any]
 ) -> None:

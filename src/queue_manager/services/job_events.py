@@ -4,7 +4,7 @@ deleted, a retried one counts its attempt. Every change goes through the engine'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -18,6 +18,10 @@ from queue_manager.ports import Clock, JobPhase, JobStatus, ServiceMetrics, Stat
 from queue_manager.services.engine import LAUNCHER, Engine
 
 log = structlog.get_logger(__name__)
+
+#: queues per write when many jobs vanished at once (`JobEvents.on_gone`): one transaction
+#: holds the store's write lock, so telemetry waits for at most one batch
+GONE_BATCH = 500
 
 
 class JobEvents:
@@ -115,6 +119,35 @@ class JobEvents:
             await self.engine.advance(queue.id)
         return outcome.changed
 
+    async def on_gone(self, gone: Sequence[tuple[QueueState, int]], actor: str) -> list[str]:
+        """Steps whose jobs vanished without a word of their end (the reconciler's finding),
+        each ended as `on_job` ends it, in one write per GONE_BATCH queues: a restart that lost
+        thousands of workers ends them in a few transactions, not one each. The ids of the
+        queues that changed."""
+        endings: dict[str, list[Callable[[QueueState], Outcome]]] = {}
+        for queue, index in gone:
+            job = JobStatus(
+                name=queue.steps[index].job_name,
+                queue_id=queue.id,
+                step_index=index,
+                phase=JobPhase.GONE,
+                message="job vanished without reporting an end",
+            )
+            stopping = queue.stop_requested_at is not None
+            endings.setdefault(queue.id, []).append(_ending(job, index, stopping, self.clock.now))
+        ids = list(endings)
+        changed: list[str] = []
+        for start in range(0, len(ids), GONE_BATCH):
+            some = {
+                queue_id: _together(endings[queue_id])
+                for queue_id in ids[start : start + GONE_BATCH]
+            }
+            stored = await self.engine.apply_many(some, actor=actor)
+            changed += [q for q, (queue, outcome) in stored.items() if queue and outcome.changed]
+        for queue_id in changed:
+            await self.engine.advance(queue_id)
+        return changed
+
     def _never_started(self, step: Step, job: JobStatus) -> str | None:
         """Why a step launched and never started is failed now: launched longer than its
         `pending_timeout` ago and no report from its worker (docs/operations.md "Timeouts").
@@ -155,6 +188,18 @@ class JobEvents:
             and step.finished_at is not None
             and self.clock.now() - step.finished_at >= self.finished_job_grace
         )
+
+
+def _together(
+    changes: Sequence[Callable[[QueueState], Outcome]],
+) -> Callable[[QueueState], Outcome]:
+    def change(queue: QueueState) -> Outcome:
+        outcome = Outcome()
+        for one in changes:
+            outcome.merge(one(queue))
+        return outcome
+
+    return change
 
 
 def _ending(

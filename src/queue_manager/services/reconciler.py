@@ -16,7 +16,7 @@ import structlog
 from queue_manager.domain.errors import DependencyUnavailable
 from queue_manager.domain.models import StepStatus
 from queue_manager.domain.planner import ready_steps
-from queue_manager.ports import Clock, JobPhase, JobStatus, Launcher, StateStore
+from queue_manager.ports import Clock, Launcher, StateStore
 from queue_manager.services.engine import RECONCILER, Engine
 from queue_manager.services.job_events import JobEvents
 from queue_manager.services.stop_deadlines import StopDeadlines
@@ -91,41 +91,42 @@ class Reconciler:
             for job in jobs.values()
             if await self.job_events.on_job(job, RECONCILER, active.get(job.queue_id))
         ]
+        at = self.clock.now()
+        gone = [
+            (queue, step.index)
+            for queue in active.values()
+            for step in queue.steps
+            if step.status.running
+            and step.status is not StepStatus.LAUNCHING
+            and step.job_name not in jobs
+            and not self.engine.launching(queue.id, step.index)
+            # launched after the job list was taken
+            and not (step.launched_at is not None and step.launched_at >= snapshot_at)
+        ]
+        changed += await self.job_events.on_gone(gone, RECONCILER)
+        # What the two passes changed is read again: no launch of a step of a queue they ended.
         for queue_id in dict.fromkeys(changed):
             fresh = await self.store.get(queue_id)
             if fresh is None or fresh.status.terminal:
                 active.pop(queue_id, None)
             else:
                 active[queue_id] = fresh
-        at = self.clock.now()
         for queue in active.values():
             for step in queue.steps:
-                if not step.status.running or step.job_name in jobs:
+                if (
+                    step.status is not StepStatus.LAUNCHING
+                    or step.job_name in jobs
+                    or self.engine.launching(queue.id, step.index)
+                ):
                     continue
-                if self.engine.launching(queue.id, step.index):
-                    continue  # its launch is still waiting on the broker, not lost
-                if step.status is StepStatus.LAUNCHING:
-                    launched = step.launched_at or queue.updated_at
-                    if at - launched > self.launch_grace:
-                        log.info(
-                            "relaunching a step whose job never appeared",
-                            queue_id=queue.id,
-                            step=step.index,
-                        )
-                        await self.engine.launch(queue, [step.index])
-                    continue
-                if step.launched_at is not None and step.launched_at >= snapshot_at:
-                    continue  # launched after the job list was taken
-                await self.job_events.on_job(
-                    JobStatus(
-                        name=step.job_name,
+                launched = step.launched_at or queue.updated_at
+                if at - launched > self.launch_grace:
+                    log.info(
+                        "relaunching a step whose job never appeared",
                         queue_id=queue.id,
-                        step_index=step.index,
-                        phase=JobPhase.GONE,
-                        message="job vanished without reporting an end",
-                    ),
-                    RECONCILER,
-                )
+                        step=step.index,
+                    )
+                    await self.engine.launch(queue, [step.index])
             if queue.stop_deadline is not None and queue.stop_deadline <= at:
                 await self.deadlines.reap(queue.id)
             elif ready_steps(queue):
