@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import structlog
+
 from queue_manager.domain.models import QueueStatus, StepStatus
+from queue_manager.ports import JobPhase, JobStatus
 from queue_manager.services.step_watch import StepWatch
 from tests.services.conftest import Services
 
@@ -90,6 +93,37 @@ async def test_a_rate_limited_step_is_relaunched_at_its_retry_at_not_before_and_
     moves = [(e.from_, e.to) for e in events if e.kind.value == "step.status"]
     assert moves.count(("loading", "retrying")) == 1
     assert moves.count(("retrying", "pending")) == 1
+
+
+async def test_a_failed_attempts_job_still_going_is_deleted_without_a_warning(
+    services: Services,
+) -> None:
+    # Kubernetes deletes a Job in the background: its watch may report the failed attempt's
+    # Job as active after the step moved on. Deleted again, and logged as what it is, not as a
+    # Job no queue knows (P13 logged a thousand such warnings after one rate limit).
+    queue = await services.start(BODY)
+    first = queue.steps[0].job_name
+    await services.report(queue, 0, "loading", records_written=10)
+    await services.report(
+        queue, 0, "error", finished=True, error_message="HTTP 429", http_status=429, retry_after=7
+    )
+    services.clock.advance(timedelta(seconds=8))
+    await services.step_watch.tick()
+    assert [spec.name for spec in services.launcher.launched] == [first, first + "-r1"]
+
+    with structlog.testing.capture_logs() as logs:
+        changed = await services.job_events.on_job(JobStatus(first, queue.id, 0, JobPhase.ACTIVE))
+        stranger = await services.job_events.on_job(
+            JobStatus("qm-gone-0-loader-producer", "no-such-queue", 0, JobPhase.ACTIVE)
+        )
+
+    assert not changed and not stranger
+    assert services.launcher.deleted == [first, first, "qm-gone-0-loader-producer"]
+    said = [(e["log_level"], e["event"]) for e in logs]
+    assert ("info", "deleting the job of an earlier attempt") in said
+    assert ("warning", "deleting a job no queue knows") in said
+    assert len([e for e in said if e[0] == "warning"]) == 1
+    assert (await services.get(queue.id)).steps[0].status is StepStatus.LAUNCHING
 
 
 async def test_a_late_report_of_the_failed_attempt_changes_nothing(services: Services) -> None:

@@ -60,7 +60,19 @@ class JobEvents:
             or (queue.steps[job.step_index].job_name != job.name)
         ):
             if job.phase is JobPhase.ACTIVE:
-                log.warning("deleting a job no queue knows", job=job.name, queue_id=job.queue_id)
+                if queue is None or job.step_index >= len(queue.steps):
+                    log.warning(
+                        "deleting a job no queue knows", job=job.name, queue_id=job.queue_id
+                    )
+                else:
+                    # A retried step's failed attempt, still going away (Kubernetes deletes in
+                    # the background): expected, a thousand at once after a rate limit.
+                    log.info(
+                        "deleting the job of an earlier attempt",
+                        job=job.name,
+                        queue_id=job.queue_id,
+                        step=job.step_index,
+                    )
                 await self.engine.delete_job(job.name, job.queue_id, job.step_index)
             return False
         index = job.step_index
