@@ -135,7 +135,8 @@ class JobEvents:
         """Steps whose jobs vanished without a word of their end (the reconciler's finding),
         each ended as `on_job` ends it, in one write per GONE_BATCH queues: a restart that lost
         thousands of workers ends them in a few transactions, not one each. The ids of the
-        queues that changed."""
+        queues that changed; what they may launch next is the caller's (the reconciler advances
+        every active queue with ready steps right after, from a fresh read)."""
         endings: dict[str, list[Callable[[QueueState], Outcome]]] = {}
         for queue, index in gone:
             job = JobStatus(
@@ -156,8 +157,6 @@ class JobEvents:
             }
             stored = await self.engine.apply_many(some, actor=actor)
             changed += [q for q, (queue, outcome) in stored.items() if queue and outcome.changed]
-        for queue_id in changed:
-            await self.engine.advance(queue_id)
         return changed
 
     def _never_started(self, step: Step, job: JobStatus) -> str | None:
